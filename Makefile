@@ -1,0 +1,35 @@
+# Every target creates or reuses the project's own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PROTOS := $(wildcard proto/pruning_spec/v1/*.proto)
+
+.PHONY: test demo lint proto docs bench-smoke clean
+
+$(STAMP): pyproject.toml setup.py $(PROTOS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,tensorflow]'
+	touch $@
+
+## test: lint, then the whole suite (creates the environment on first use)
+test: $(STAMP) lint
+	$(PY) -m pytest -q
+
+## demo: load, validate and print every example spec
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+## lint: ruff (lint and format) and mypy --strict on the package
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+## proto: regenerate pruning_spec/v1/*_pb2.py(i) in place after editing a .proto
+proto: $(STAMP)
+	$(PY) -c "import runpy, pathlib; runpy.run_path('setup.py', run_name='proto')['compile_protos'](pathlib.Path('.'))"
+
+clean:
+	rm -rf $(VENV) build *.egg-info pruning_spec/v1/*_pb2.py pruning_spec/v1/*_pb2.pyi

@@ -1,0 +1,531 @@
+"""The hparam language: `tf.contrib.training.HParams.parse` syntax, typed by the schema.
+
+    name=cifar10,target_sparsity=0.9,weight_sparsity_map=[conv1:0.8,"a,b:c":0.5]
+
+A strict superset of r1.15's grammar for the pruning hparams: the same clause
+syntax, list splitting and type coercions, plus quoted strings (single or
+double, backslash escapes) wherever a string or a map pattern goes. Map entries
+split on the last colon outside quotes. Names, types, list-ness and the entry
+syntax of each map come from the descriptors of `pruning.proto`.
+
+Every problem is reported with its character offset; after a malformed clause
+parsing resumes at the next clause so one run reports them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+from google.protobuf.message import Message
+
+from pruning_spec import _schema
+from pruning_spec._diagnostics import Diagnostic, Span
+from pruning_spec._schema import Kind
+from pruning_spec._textproto import ParsedSource
+from pruning_spec.v1 import pruning_pb2
+
+SOURCE = "<hparams>"
+
+_NAME = re.compile(r"[A-Za-z][\w.]*")
+_INDEX = re.compile(r"\[\s*\d+\s*\]")
+_SPACE = re.compile(r"\s*")
+_SCALAR = re.compile(r"[^,\[]*")
+# One list element: quoted and bare pieces glued together, up to a space, ',' or ']'.
+_ELEMENT = re.compile(r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,\]"'])+""", re.DOTALL)
+_SEPARATORS = re.compile(r"[\s,]*")
+_NEXT_CLAUSE = re.compile(r",\s*[A-Za-z][\w.]*\s*(?:\[\s*\d+\s*\])?\s*=")
+_QUOTED_PIECE = re.compile(r""""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^"']+)""", re.DOTALL)
+_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "r": "\r"}
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_BOOLS = {"true": True, "True": True, "false": False, "False": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Text:
+    """A piece of the input: its decoded value and where it was."""
+
+    value: str
+    offset: int
+    length: int
+    quoted: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Clause:
+    name: _Text
+    value: _Text | list[_Text]
+    value_span: _Text
+
+
+class _MalformedError(Exception):
+    def __init__(self, code: str, message: str, offset: int, length: int = 1, hint: str = ""):
+        super().__init__(message)
+        self.diagnostic = (code, message, offset, length, hint)
+
+
+def parse_hparams_source(text: str, source: str = SOURCE) -> ParsedSource:
+    """Parses an hparam string into the fields it assigns, collecting every diagnostic.
+
+    The result's message holds only the assigned fields; `assigned_lists` names
+    the list fields assigned (possibly to an empty list).
+    """
+    return _HParamParser(text, source).parse()
+
+
+class _HParamParser:
+    def __init__(self, text: str, source: str) -> None:
+        self._text = text
+        self._source = source
+        self._result = ParsedSource(pruning_pb2.PruningSpec())
+        self._assigned: dict[str, int] = {}
+
+    def parse(self) -> ParsedSource:
+        for clause in self._parse_clauses():
+            self._apply(clause)
+        return self._result
+
+    # Locations and diagnostics: every report goes through here.
+
+    def _span(self, offset: int, length: int = 1) -> Span:
+        return Span(self._source, offset=offset, length=max(1, length), text=self._text)
+
+    def _report(
+        self, code: str, message: str, offset: int, length: int = 1, path: str = "", hint: str = ""
+    ) -> None:
+        span = self._span(offset, length)
+        self._result.diagnostics.append(Diagnostic(code, message, path, span=span, hint=hint))
+        if path:
+            self._result.failed_paths.add(path)
+
+    # Grammar.
+
+    def _parse_clauses(self) -> list[_Clause]:
+        clauses: list[_Clause] = []
+        text = self._text
+        position = _SPACE.match(text).end()  # type: ignore[union-attr]
+        while position < len(text):
+            try:
+                clause, position = self._parse_clause(position)
+                clauses.append(clause)
+            except _MalformedError as malformed:
+                code, message, offset, length, hint = malformed.diagnostic
+                self._report(code, message, offset, length, hint=hint)
+                resume = _NEXT_CLAUSE.search(text, offset)
+                if resume is None:
+                    break
+                position = _SPACE.match(text, resume.start() + 1).end()  # type: ignore[union-attr]
+        return clauses
+
+    def _parse_clause(self, start: int) -> tuple[_Clause, int]:
+        text = self._text
+        name_match = _NAME.match(text, start)
+        if name_match is None:
+            raise _MalformedError(
+                "malformed",
+                "expected a hyperparameter name",
+                start,
+                hint="clauses look like name=value, separated by commas",
+            )
+        name = _Text(name_match.group(), start, name_match.end() - start)
+        position = name_match.end()
+        index = _INDEX.match(text, position)
+        if index is not None:
+            raise _MalformedError(
+                "index-assignment",
+                f"index assignment to '{name.value}' is not supported",
+                position,
+                index.end() - position,
+                hint="assign the whole list: name=[a,b]",
+            )
+        position = _SPACE.match(text, position).end()  # type: ignore[union-attr]
+        if not text.startswith("=", position):
+            raise _MalformedError("malformed", f"expected '=' after '{name.value}'", position)
+        position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
+        value: _Text | list[_Text]
+        if text.startswith("[", position):
+            value, end = self._parse_list(position)
+        else:
+            value, end = self._parse_scalar(position)
+        value_span = _Text("", position, end - position)
+        return _Clause(name, value, value_span), self._parse_terminator(end)
+
+    def _parse_scalar(self, start: int) -> tuple[_Text, int]:
+        text = self._text
+        if text.startswith(('"', "'"), start):
+            quoted = self._parse_quoted(start)
+            end = _SPACE.match(text, start + quoted.length).end()  # type: ignore[union-attr]
+            return quoted, end
+        end = _SCALAR.match(text, start).end()  # type: ignore[union-attr]
+        if text.startswith("[", end):
+            raise _MalformedError(
+                "malformed", "'[' inside a value", end, hint='quote the value: name="..."'
+            )
+        return _Text(text[start:end], start, end - start), end
+
+    def _parse_quoted(self, start: int) -> _Text:
+        text = self._text
+        quote = text[start]
+        position = start + 1
+        while True:
+            position = _next_of(text, quote + "\\", position)
+            if position >= len(text):
+                raise _MalformedError(
+                    "unterminated-quote",
+                    f"unterminated string: missing closing {quote}",
+                    start,
+                    len(text) - start,
+                )
+            if text[position] == "\\":
+                position += 2
+                continue
+            return _Text(_unescape(text[start + 1 : position]), start, position + 1 - start, True)
+
+    def _parse_list(self, start: int) -> tuple[list[_Text], int]:
+        text = self._text
+        items: list[_Text] = []
+        position = start + 1
+        while True:
+            position = _SEPARATORS.match(text, position).end()  # type: ignore[union-attr]
+            if position >= len(text):
+                raise _MalformedError(
+                    "malformed", "unterminated list: missing ']'", start, len(text) - start
+                )
+            if text[position] == "]":
+                return items, position + 1
+            element = _ELEMENT.match(text, position)
+            if element is None:  # an opening quote without its closing quote
+                self._parse_quoted(position)
+                raise AssertionError("unreachable: _parse_quoted raises")  # pragma: no cover
+            items.append(_Text(element.group(), position, element.end() - position))
+            position = element.end()
+
+    def _parse_terminator(self, position: int) -> int:
+        text = self._text
+        if position >= len(text):
+            return position
+        if text[position] != ",":
+            raise _MalformedError(
+                "malformed",
+                f"unexpected {text[position]!r} after the value",
+                position,
+                hint="separate clauses with ',' and quote values containing ',' or '['",
+            )
+        position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
+        if text.startswith(",", position):
+            raise _MalformedError("malformed", "empty clause", position)
+        return position
+
+    # Typing and assignment.
+
+    def _apply(self, clause: _Clause) -> None:
+        name = clause.name
+        field = _schema.SPEC.fields_by_name.get(name.value)
+        if field is None:
+            self._report(
+                "unknown-name",
+                f"unknown hyperparameter '{name.value}'",
+                name.offset,
+                name.length,
+                hint=_schema.did_you_mean(name.value, _schema.SPEC.fields_by_name),
+            )
+            return
+        if name.value in self._assigned:
+            self._report(
+                "duplicate-assignment",
+                "is assigned more than once",
+                name.offset,
+                name.length,
+                name.value,
+                hint=f"first assigned at offset {self._assigned[name.value]}",
+            )
+            return
+        self._assigned[name.value] = name.offset
+        message = self._result.message
+        if isinstance(clause.value, list):
+            self._apply_list(message, field, clause.value, clause.value_span)
+        elif field.is_repeated:
+            self._report(
+                "expected-list",
+                "is a list: put its value in brackets",
+                clause.value_span.offset,
+                clause.value_span.length,
+                field.name,
+                hint=f"{field.name}=[{clause.value.value}]",
+            )
+        else:
+            self._result.positions[field.name] = self._span(
+                clause.value.offset, clause.value.length
+            )
+            value = self._convert(field, clause.value, field.name)
+            if value is not None:
+                setattr(message, field.name, value)
+
+    def _apply_list(
+        self, message: Message, field: _schema.Field, items: list[_Text], span: _Text
+    ) -> None:
+        if not field.is_repeated:
+            self._report(
+                "unexpected-list",
+                "takes a single value, not a list",
+                span.offset,
+                span.length,
+                field.name,
+            )
+            return
+        self._result.assigned_lists.add(field.name)
+        self._result.positions[field.name] = self._span(span.offset, span.length)
+        container = getattr(message, field.name)
+        for item in items:
+            if _schema.is_rule_list(field):
+                self._apply_rule(field, container, item)
+            else:
+                text = _Text(_decode_pieces(item.value), item.offset, item.length)
+                if text.value or item.quoted:
+                    path = f"{field.name}[{len(container)}]"
+                    value = self._convert(field, text, path)
+                    if value is not None:
+                        container.append(value)
+
+    def _apply_rule(self, field: _schema.Field, container: list[Message], item: _Text) -> None:
+        colon = _last_unquoted_colon(item.value)
+        if colon < 0:
+            if _decode_pieces(item.value) == "":
+                return  # r1.15: empty entries ('' in ['']) are dropped
+            self._report(
+                "bad-map-entry",
+                f"map entry {item.value!r} has no ':'",
+                item.offset,
+                item.length,
+                field.name,
+                hint=f"write pattern:{self._entry_shape(field)}",
+            )
+            return
+        path = f"{field.name}[{len(container)}]"
+        rule = container.add()  # type: ignore[attr-defined]
+        positions = self._result.positions
+        positions[path] = self._span(item.offset, item.length)
+        key = _schema.key_field(rule.DESCRIPTOR)
+        positions[f"{path}.{key.name}"] = self._span(item.offset, colon)
+        setattr(rule, key.name, _decode_pieces(item.value[:colon]))
+        self._apply_rule_values(field, rule, item, colon, path)
+
+    def _apply_rule_values(
+        self, field: _schema.Field, rule: Message, item: _Text, colon: int, path: str
+    ) -> None:
+        raw = item.value[colon + 1 :]
+        offset = item.offset + colon + 1
+        value_fields = _schema.value_fields(rule.DESCRIPTOR)
+        separator = _schema.value_separator(field)
+        parts = raw.split(separator) if separator else [raw]
+        if len(parts) != len(value_fields):
+            self._report(
+                "bad-map-entry",
+                f"expected {self._entry_shape(field)} after ':', got {raw!r}",
+                offset,
+                len(raw),
+                path,
+                hint=f"write pattern:{self._entry_shape(field)}",
+            )
+            return
+        for value_field, part in zip(value_fields, parts, strict=True):
+            value_path = f"{path}.{value_field.name}"
+            self._result.positions[value_path] = self._span(offset, len(part))
+            value = self._convert(value_field, _Text(part, offset, len(part)), value_path)
+            if value is not None:
+                setattr(rule, value_field.name, value)
+            offset += len(part) + len(separator)
+
+    @staticmethod
+    def _entry_shape(field: _schema.Field) -> str:
+        separator = _schema.value_separator(field)
+        names = [f.name for f in _schema.value_fields(field.message_type)]
+        if separator and len(names) == 2 and names[0].endswith("height"):
+            return f"H{separator}W"
+        return separator.join(n.upper() for n in names)
+
+    def _convert(self, field: _schema.Field, text: _Text, path: str) -> object:
+        try:
+            return convert_scalar(field, text.value, quoted=text.quoted)
+        except _ConversionError as error:
+            self._report(error.code, str(error), text.offset, text.length, path, error.hint)
+            return None
+
+
+class _ConversionError(ValueError):
+    def __init__(self, code: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.hint = hint
+
+
+def convert_scalar(field: _schema.Field, raw: str, *, quoted: bool = False) -> object:
+    """Types one hparam value the way r1.15's `HParams.parse` did.
+
+    Raises `_ConversionError` (a `ValueError`) saying what was expected.
+    """
+    kind = _schema.kind_of(field)
+    if kind is Kind.STRING:
+        return raw
+    if quoted:
+        raise _ConversionError("invalid-value", f"expects {_KIND_WORDS[kind]}, got a quoted string")
+    if kind is Kind.INT:
+        return _to_int(raw)
+    if kind is Kind.FLOAT:
+        return _to_float(raw)
+    if kind is Kind.BOOL:
+        return _to_bool(raw)
+    return _to_enum(field, raw)
+
+
+_KIND_WORDS = {
+    Kind.INT: "an integer",
+    Kind.FLOAT: "a number",
+    Kind.BOOL: "a boolean (true, false, True, False, 0 or 1)",
+    Kind.ENUM: "one of the listed values",
+    Kind.STRING: "a string",
+    Kind.MESSAGE: "a message",
+}
+
+
+def _to_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _ConversionError(
+            "invalid-value",
+            f"expects an integer, got {raw!r}",
+            hint="integers take no decimal point or exponent",
+        ) from None
+    if not _schema.INT64_MIN <= value <= _schema.INT64_MAX:
+        raise _ConversionError("int-out-of-range", f"{value} does not fit in a 64-bit integer")
+    return value
+
+
+def _to_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _ConversionError("invalid-value", f"expects a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise _ConversionError("not-finite", f"must be a finite number, got {raw.strip()!r}")
+    return value
+
+
+def _to_bool(raw: str) -> bool:
+    stripped = raw.strip()
+    if stripped in _BOOLS:
+        return _BOOLS[stripped]
+    try:
+        return bool(int(stripped))
+    except ValueError:
+        raise _ConversionError(
+            "invalid-value", f"expects {_KIND_WORDS[Kind.BOOL]}, got {raw!r}"
+        ) from None
+
+
+def _to_enum(field: _schema.Field, raw: str) -> int:
+    spellings = _schema.hparam_values(field.enum_type)
+    value = raw.strip()
+    if value in spellings:
+        return spellings[value]
+    raise _ConversionError(
+        "invalid-enum",
+        f"{raw!r} is not a valid value",
+        hint=_schema.did_you_mean(value, spellings) or "expected one of " + ", ".join(spellings),
+    )
+
+
+def _next_of(text: str, chars: str, start: int) -> int:
+    """The index of the first of `chars` at or after `start` (len(text) if none)."""
+    found = [i for i in (text.find(c, start) for c in chars) if i >= 0]
+    return min(found, default=len(text))
+
+
+def _unescape(body: str) -> str:
+    return _UNESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), body)
+
+
+def _decode_pieces(raw: str) -> str:
+    """Joins the quoted (unescaped) and bare pieces of a list element."""
+    if "'" not in raw and '"' not in raw:
+        return raw
+    out = []
+    for match in _QUOTED_PIECE.finditer(raw):
+        double, single, bare = match.groups()
+        if bare is not None:
+            out.append(bare)
+        else:
+            out.append(_unescape(double if double is not None else single))
+    return "".join(out)
+
+
+def _last_unquoted_colon(raw: str) -> int:
+    if "'" not in raw and '"' not in raw:
+        return raw.rfind(":")
+    colon = -1
+    for match in _QUOTED_PIECE.finditer(raw):
+        if match.group(3) is not None and ":" in match.group(3):
+            colon = match.start(3) + match.group(3).rfind(":")
+    return colon
+
+
+# Rendering.
+
+_BARE_SCALAR = re.compile(r"[^\s,\[\"'][^,\[\x00-\x1f]*")
+_BARE_ELEMENT = re.compile(r"[^\s,\]\"'\x00-\x1f]+")
+
+
+def quote(text: str) -> str:
+    """A double-quoted string that `_parse_quoted` reads back as `text`."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = escaped.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def format_value(field: _schema.Field, value: object) -> str:
+    kind = _schema.kind_of(field)
+    if kind is Kind.BOOL:
+        return "true" if value else "false"
+    if kind is Kind.FLOAT:
+        return repr(float(value))  # type: ignore[arg-type]
+    if kind is Kind.ENUM:
+        return _schema.enum_spelling(field, value)  # type: ignore[arg-type]
+    if kind is Kind.STRING:
+        text = str(value)
+        bare = _BARE_SCALAR.fullmatch(text) and not text[-1].isspace()
+        return text if bare else quote(text)
+    return str(value)
+
+
+def _format_rule(field: _schema.Field, rule: Message) -> str:
+    key = getattr(rule, _schema.key_field(rule.DESCRIPTOR).name)
+    # Bare keys may hold colons (the entry splits on the last one) but not quotes.
+    key_text = key if _BARE_ELEMENT.fullmatch(key) else quote(key)
+    values = [format_value(f, getattr(rule, f.name)) for f in _schema.value_fields(rule.DESCRIPTOR)]
+    return f"{key_text}:{_schema.value_separator(field).join(values)}"
+
+
+def render_hparams(spec: pruning_pb2.PruningSpec, *, include_defaults: bool = True) -> str:
+    """The canonical hparam string of a spec, in schema order.
+
+    With `include_defaults=False` only the fields that differ from their
+    default are written; either form parses back to the same spec.
+    """
+    clauses = []
+    for field in spec.DESCRIPTOR.fields:
+        value = getattr(spec, field.name)
+        if field.is_repeated:
+            if not value and not include_defaults:
+                continue
+            if _schema.is_rule_list(field):
+                body = ",".join(_format_rule(field, rule) for rule in value)
+            else:
+                body = ",".join(format_value(field, item) for item in value)
+            clauses.append(f"{field.name}=[{body}]")
+            continue
+        if not include_defaults and value == field.default_value:
+            continue
+        clauses.append(f"{field.name}={format_value(field, value)}")
+    return ",".join(clauses)

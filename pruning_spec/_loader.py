@@ -1,0 +1,347 @@
+"""From sources to a `NormalizedSpec`: read, parse, merge overrides, validate.
+
+    file (textproto / JSON / binary) ─┐
+                                      ├─> merge ─> validate ─> NormalizedSpec
+    hparam string (a flag) ───────────┘
+
+Every step collects diagnostics; one `SpecError` carries all of them, each
+located in the source it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import unknown_fields
+from google.protobuf.message import DecodeError, Message
+
+from pruning_spec import _hparams, _schema
+from pruning_spec._diagnostics import Diagnostic, Span, SpecError, sort_key
+from pruning_spec._schema import Kind
+from pruning_spec._spec import NormalizedSpec
+from pruning_spec._textproto import ParsedSource, parse_textproto
+from pruning_spec._validate import Validator
+from pruning_spec.v1 import pruning_pb2
+
+TEXT_SUFFIXES = (".txtpb", ".textproto", ".pbtxt", ".textpb")
+JSON_SUFFIXES = (".json",)
+BINARY_SUFFIXES = (".pb", ".binpb")
+SUFFIXES = TEXT_SUFFIXES + JSON_SUFFIXES + BINARY_SUFFIXES
+PathLike = str | os.PathLike[str]
+
+
+def load_spec(
+    path: PathLike, overrides: str | None = None, *, external_sparsity: bool = False
+) -> NormalizedSpec:
+    """Loads a spec file, applies an hparam override string, validates and normalizes.
+
+    The format follows the suffix: .txtpb/.textproto/.pbtxt (text format),
+    .json (r1.15's `to_json()` form) or .pb/.binpb (binary). Raises `SpecError`
+    with every problem of the file and of the overrides.
+    """
+    return build_spec(read_source(path), overrides, external_sparsity=external_sparsity)
+
+
+def parse_spec_text(
+    text: str,
+    source: str = "<string>",
+    *,
+    overrides: str | None = None,
+    external_sparsity: bool = False,
+) -> NormalizedSpec:
+    """Parses a spec in text format (see `load_spec`)."""
+    parsed = parse_textproto(text, source)
+    return build_spec(parsed, overrides, external_sparsity=external_sparsity)
+
+
+def parse_hparams(
+    hparams: str,
+    base: NormalizedSpec | pruning_pb2.PruningSpec | None = None,
+    *,
+    external_sparsity: bool = False,
+) -> NormalizedSpec:
+    """Applies an hparam string (r1.15 `HParams.parse` syntax) to `base` (default: the defaults)."""
+    if isinstance(base, NormalizedSpec):
+        base = base.proto
+    parsed = ParsedSource(base if base is not None else pruning_pb2.PruningSpec())
+    return build_spec(parsed, hparams, external_sparsity=external_sparsity)
+
+
+def build_spec(
+    parsed: ParsedSource, overrides: str | None = None, *, external_sparsity: bool = False
+) -> NormalizedSpec:
+    diagnostics = check_source(parsed, overrides, external_sparsity=external_sparsity)
+    if any(d.is_error for d in diagnostics):
+        raise SpecError(diagnostics)
+    merged = parsed if not overrides else merge(parsed, _hparams.parse_hparams_source(overrides))
+    return NormalizedSpec._from_validated(merged.message, diagnostics)
+
+
+def check_source(
+    parsed: ParsedSource, overrides: str | None = None, *, external_sparsity: bool = False
+) -> list[Diagnostic]:
+    """Every diagnostic of a parsed source with overrides applied, sorted by location."""
+    if overrides:
+        parsed = merge(parsed, _hparams.parse_hparams_source(overrides))
+    found = list(parsed.diagnostics)
+    found += Validator(external_sparsity=external_sparsity).collect(
+        parsed.message, locate=parsed.locate, skip_paths=parsed.failed_paths
+    )
+    return sorted(found, key=sort_key)
+
+
+def merge(base: ParsedSource, override: ParsedSource) -> ParsedSource:
+    """`override` on top of `base`: scalars it sets replace, lists it assigns replace wholesale."""
+    spec = pruning_pb2.PruningSpec()
+    spec.CopyFrom(base.message)
+    message: Message = spec
+    overriding: Message = override.message
+    replaced = set(override.assigned_lists)
+    for field in message.DESCRIPTOR.fields:
+        if field.is_repeated and field.name in replaced:
+            message.ClearField(field.name)
+            getattr(message, field.name).extend(getattr(overriding, field.name))
+        elif not field.is_repeated and overriding.HasField(field.name):
+            setattr(message, field.name, getattr(overriding, field.name))
+            replaced.add(field.name)
+
+    def kept(path: str) -> bool:
+        return _top_field(path) not in replaced
+
+    return ParsedSource(
+        spec,
+        {**{p: s for p, s in base.positions.items() if kept(p)}, **override.positions},
+        base.diagnostics + override.diagnostics,
+        {p for p in base.failed_paths if kept(p)} | override.failed_paths,
+        base.assigned_lists | override.assigned_lists,
+    )
+
+
+def _top_field(path: str) -> str:
+    return path.split(".", 1)[0].split("[", 1)[0]
+
+
+# Reading files.
+
+
+def read_source(path: PathLike) -> ParsedSource:
+    """Reads and parses one spec file; problems become diagnostics, never exceptions."""
+    name = os.fspath(path)
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUFFIXES:
+        return _failed(
+            name,
+            "unknown-format",
+            f"unknown spec file suffix {suffix or '(none)'!r}",
+            "use one of " + ", ".join(SUFFIXES),
+        )
+    try:
+        data = Path(name).read_bytes()
+    except IsADirectoryError:
+        return _failed(name, "io-error", "is a directory, not a spec file")
+    except OSError as error:
+        return _failed(name, "io-error", f"cannot read the file: {error.strerror or error}")
+    if suffix in BINARY_SUFFIXES:
+        return parse_binary(data, name)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        return _failed(
+            name,
+            "invalid-utf8",
+            f"byte 0x{data[error.start]:02x} is not valid UTF-8",
+            "spec files are UTF-8 text",
+            Span(name, line, column),
+        )
+    if suffix in JSON_SUFFIXES:
+        return parse_json(text, name)
+    return parse_textproto(text, name)
+
+
+def _failed(
+    source: str, code: str, message: str, hint: str = "", span: Span | None = None
+) -> ParsedSource:
+    diagnostic = Diagnostic(code, message, span=span or Span(source), hint=hint)
+    return ParsedSource(pruning_pb2.PruningSpec(), diagnostics=[diagnostic])
+
+
+def parse_binary(data: bytes, source: str = "<binary>") -> ParsedSource:
+    message = pruning_pb2.PruningSpec()
+    try:
+        message.ParseFromString(data)
+    except DecodeError as error:
+        return _failed(source, "decode-error", f"not a binary PruningSpec: {error}")
+    parsed = ParsedSource(message)
+    _report_unknown_binary_fields(message, "", parsed, source)
+    return parsed
+
+
+def _report_unknown_binary_fields(
+    message: Message, prefix: str, parsed: ParsedSource, source: str
+) -> None:
+    unknown_set = unknown_fields.UnknownFieldSet(message)
+    for unknown in (unknown_set[i] for i in range(len(unknown_set))):
+        parsed.diagnostics.append(
+            Diagnostic(
+                "unknown-field",
+                f"{prefix or 'PruningSpec'} has no field number {unknown.field_number}",
+                span=Span(source),
+                hint="was the file written with a newer schema?",
+            )
+        )
+    for field in message.DESCRIPTOR.fields:
+        if _schema.is_rule_list(field):
+            for index, rule in enumerate(getattr(message, field.name)):
+                _report_unknown_binary_fields(rule, f"{field.name}[{index}]", parsed, source)
+
+
+# JSON: the r1.15 `to_json()` form (rules as "pattern:value" strings) or rule objects.
+
+
+def parse_json(text: str, source: str = "<json>") -> ParsedSource:
+    try:
+        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except json.JSONDecodeError as error:
+        return _failed(source, "syntax", error.msg, span=Span(source, error.lineno, error.colno))
+    except _DuplicateKeyError as error:
+        return _failed(source, "duplicate-field", f"key {error.key!r} appears more than once")
+    if not isinstance(document, dict):
+        return _failed(source, "syntax", "expected a JSON object of hyperparameters")
+    return _JsonReader(text, source).read(document)
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+@dataclasses.dataclass
+class _JsonReader:
+    text: str
+    source: str
+
+    def __post_init__(self) -> None:
+        self.parsed = ParsedSource(pruning_pb2.PruningSpec())
+
+    def read(self, document: dict[str, Any]) -> ParsedSource:
+        fields = _schema.SPEC.fields_by_name
+        for key, value in document.items():
+            span = self._key_span(key)
+            field = fields.get(key)
+            if field is None:
+                self._report(
+                    "unknown-field",
+                    f"PruningSpec has no field named {key!r}",
+                    span,
+                    hint=_schema.did_you_mean(key, fields),
+                )
+                continue
+            self.parsed.positions[key] = span
+            if field.is_repeated:
+                self._read_list(field, value, span)
+            else:
+                self._set(self.parsed.message, field, value, key, span)
+        return self.parsed
+
+    def _key_span(self, key: str) -> Span:
+        offset = self.text.find(json.dumps(key))
+        if offset < 0:
+            return Span(self.source)
+        line = self.text.count("\n", 0, offset) + 1
+        column = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
+        return Span(self.source, line, column, length=len(key) + 2)
+
+    def _report(self, code: str, message: str, span: Span, path: str = "", hint: str = "") -> None:
+        self.parsed.diagnostics.append(Diagnostic(code, message, path, span=span, hint=hint))
+        if path:
+            self.parsed.failed_paths.add(path)
+
+    def _read_list(self, field: Any, value: Any, span: Span) -> None:
+        if not isinstance(value, list):
+            self._report("expected-list", "must be a JSON list", span, field.name)
+            return
+        self.parsed.assigned_lists.add(field.name)
+        container = getattr(self.parsed.message, field.name)
+        for item in value:
+            path = f"{field.name}[{len(container)}]"
+            if isinstance(item, str):
+                if item:  # r1.15: [""] is the empty map
+                    self._read_entry(field, container, item, path, span)
+            elif isinstance(item, dict):
+                rule = container.add()
+                for key, rule_value in item.items():
+                    rule_field = rule.DESCRIPTOR.fields_by_name.get(key)
+                    if rule_field is None:
+                        self._report(
+                            "unknown-field",
+                            f"{field.name} rules have no field {key!r}",
+                            span,
+                            path,
+                            _schema.did_you_mean(key, rule.DESCRIPTOR.fields_by_name),
+                        )
+                    else:
+                        self._set(rule, rule_field, rule_value, f"{path}.{key}", span)
+            else:
+                self._report(
+                    "invalid-value", f"entries must be strings or objects, got {item!r}", span, path
+                )
+
+    def _read_entry(self, field: Any, container: Any, entry: str, path: str, span: Span) -> None:
+        pattern, colon, raw = entry.rpartition(":")
+        separator = _schema.value_separator(field)
+        parts = raw.split(separator) if separator else [raw]
+        value_fields = _schema.value_fields(field.message_type)
+        if not colon or len(parts) != len(value_fields):
+            self._report("bad-map-entry", f"entry {entry!r} is not pattern:value", span, path)
+            return
+        rule = container.add()
+        setattr(rule, _schema.key_field(field.message_type).name, pattern)
+        for value_field, part in zip(value_fields, parts, strict=True):
+            try:
+                setattr(rule, value_field.name, _hparams.convert_scalar(value_field, part))
+            except ValueError as error:
+                self._report("invalid-value", str(error), span, f"{path}.{value_field.name}")
+
+    def _set(self, message: Message, field: Any, value: Any, path: str, span: Span) -> None:
+        converted = self._convert(field, value)
+        if converted is None:
+            expected = _schema.kind_of(field).value
+            self._report(
+                "invalid-value", f"expects {expected}, got {json.dumps(value)}", span, path
+            )
+            return
+        setattr(message, field.name, converted)
+
+    @staticmethod
+    def _convert(field: Any, value: Any) -> object:
+        kind = _schema.kind_of(field)
+        if kind is Kind.BOOL:
+            return value if isinstance(value, bool) else None
+        if isinstance(value, bool):
+            return None
+        if kind is Kind.INT:
+            ok = isinstance(value, int) and _schema.INT64_MIN <= value <= _schema.INT64_MAX
+            return value if ok else None
+        if kind is Kind.FLOAT:
+            return float(value) if isinstance(value, int | float) else None
+        if kind is Kind.STRING:
+            return value if isinstance(value, str) else None
+        if kind is Kind.ENUM and isinstance(value, str):
+            return _schema.hparam_values(field.enum_type).get(value)
+        return None

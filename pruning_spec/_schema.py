@@ -1,0 +1,152 @@
+"""Read-only access to what `pruning.proto` declares about each field.
+
+Everything the parsers, the validator, the printers and the docs need to know
+about a field (its kind, default, bounds, help, deprecation, hparam spelling)
+comes from the descriptors and the custom options declared in `options.proto`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import functools
+from collections.abc import Iterable
+from typing import Any, TypeAlias
+
+from google.protobuf.descriptor import FieldDescriptor
+
+from pruning_spec.v1 import options_pb2, pruning_pb2
+
+# types-protobuf types every descriptor as a union of the pure-Python and the upb
+# class, which share no base class; helpers here accept either.
+Field: TypeAlias = Any
+MessageType: TypeAlias = Any
+EnumType: TypeAlias = Any
+EnumValue: TypeAlias = Any
+
+SPEC: MessageType = pruning_pb2.PruningSpec.DESCRIPTOR
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+class Kind(enum.Enum):
+    """What a field holds, as the hparam language and the printers see it."""
+
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STRING = "string"
+    ENUM = "enum"
+    MESSAGE = "message"
+
+
+_KIND_BY_TYPE = {
+    FieldDescriptor.TYPE_INT64: Kind.INT,
+    FieldDescriptor.TYPE_INT32: Kind.INT,
+    FieldDescriptor.TYPE_SINT64: Kind.INT,
+    FieldDescriptor.TYPE_SINT32: Kind.INT,
+    FieldDescriptor.TYPE_DOUBLE: Kind.FLOAT,
+    FieldDescriptor.TYPE_FLOAT: Kind.FLOAT,
+    FieldDescriptor.TYPE_BOOL: Kind.BOOL,
+    FieldDescriptor.TYPE_STRING: Kind.STRING,
+    FieldDescriptor.TYPE_ENUM: Kind.ENUM,
+    FieldDescriptor.TYPE_MESSAGE: Kind.MESSAGE,
+}
+
+
+def kind_of(field: Field) -> Kind:
+    try:
+        return _KIND_BY_TYPE[field.type]
+    except KeyError:  # pragma: no cover - guarded by test_schema
+        raise TypeError(f"pruning.proto field {field.full_name} has an unsupported type") from None
+
+
+@functools.cache
+def rules_of(field: Field) -> options_pb2.FieldRules:
+    """The `(pruning_spec.v1.field)` option of a field (empty when absent)."""
+    rules: options_pb2.FieldRules = field.GetOptions().Extensions[options_pb2.field]
+    return rules
+
+
+def help_of(field: Field) -> str:
+    return rules_of(field).help
+
+
+def is_deprecated(field: Field) -> bool:
+    return bool(field.GetOptions().deprecated)
+
+
+def is_rule_list(field: Field) -> bool:
+    """A repeated rule message written `pattern:value` in the hparam language."""
+    return field.is_repeated and kind_of(field) is Kind.MESSAGE
+
+
+def key_field(rule: MessageType) -> Field:
+    """The pattern field of a rule message (its first field)."""
+    return rule.fields[0]
+
+
+def value_fields(rule: MessageType) -> list[Field]:
+    """The value fields of a rule message, in order (all but the pattern)."""
+    return list(rule.fields[1:])
+
+
+def value_separator(field: Field) -> str:
+    return rules_of(field).hparam_value_separator
+
+
+def hparam_name(value: EnumValue) -> str:
+    """How an enum value is spelled in the hparam language and in `to_json()`."""
+    rules: options_pb2.ValueRules = value.GetOptions().Extensions[options_pb2.value]
+    return rules.hparam_name
+
+
+def hparam_values(enum_type: EnumType) -> dict[str, int]:
+    """The hparam spellings of an enum, mapped to their numbers (only spelled values)."""
+    return {hparam_name(v): v.number for v in enum_type.values if hparam_name(v)}
+
+
+def enum_spelling(field: Field, number: int) -> str:
+    value = field.enum_type.values_by_number.get(number)
+    if value is None:
+        return str(number)
+    return hparam_name(value) or value.name
+
+
+def describe_bounds(field: Field) -> str:
+    """The accepted range in words, e.g. `in [0, 1)` or `>= 1 or -1`."""
+    rules = rules_of(field)
+    low = _bound(rules, "gte", "[") or _bound(rules, "gt", "(")
+    high = _bound(rules, "lte", "]") or _bound(rules, "lt", ")")
+    if low and high:
+        text = f"in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    elif low:
+        text = f"{'>=' if low[0] == '[' else '>'} {low[1]}"
+    elif high:
+        text = f"{'<=' if high[0] == ']' else '<'} {high[1]}"
+    else:
+        return ""
+    if rules.also_allowed:
+        text += " or " + " or ".join(str(v) for v in rules.also_allowed)
+    return text
+
+
+def _bound(rules: options_pb2.FieldRules, name: str, bracket: str) -> tuple[str, str] | None:
+    if not rules.HasField(name):  # type: ignore[arg-type]
+        return None
+    value: float = getattr(rules, name)
+    return (bracket, format_number(value))
+
+
+def format_number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A hint naming the closest candidate, or an empty string."""
+    pool = list(candidates)
+    lowered = {c.lower(): c for c in pool}
+    if name.lower() in lowered:
+        return f"did you mean '{lowered[name.lower()]}'?"
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else ""

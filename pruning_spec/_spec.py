@@ -1,0 +1,236 @@
+"""`NormalizedSpec`: an immutable, validated, fully-populated pruning spec.
+
+Every field holds its effective value (defaults filled in), so what a backend
+reads is exactly what the printers write. Field attributes come from the
+schema: `spec.target_sparsity`, `spec.weight_sparsity_map`, ...
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from pruning_spec import _hparams, _printers, _schedule, _schema
+from pruning_spec._diagnostics import Diagnostic, SpecError
+from pruning_spec._schema import Kind
+from pruning_spec._validate import Validator
+from pruning_spec.v1 import pruning_pb2
+
+_LOG = logging.getLogger("pruning_spec")
+_M = TypeVar("_M", bound=Message)
+
+
+def fill_defaults(spec: pruning_pb2.PruningSpec) -> pruning_pb2.PruningSpec:
+    """A copy of `spec` with every singular field explicitly set to its effective value."""
+    full = pruning_pb2.PruningSpec()
+    full.CopyFrom(spec)
+    generic: Message = full  # HasField by a name read from the descriptor
+    for field in full.DESCRIPTOR.fields:
+        if not field.is_repeated and not generic.HasField(field.name):
+            setattr(full, field.name, field.default_value)
+    return full
+
+
+class NormalizedSpec:
+    """A validated pruning spec with every field at its effective value.
+
+    Construct it from a `PruningSpec` message (it is validated here and
+    `SpecError` lists every problem), or get one from `load_spec`,
+    `parse_spec_text` or `parse_hparams`. Instances are immutable and hashable;
+    two specs are equal when their canonical forms are.
+    """
+
+    __slots__ = ("__weakref__", "_canonical", "_proto", "warnings")
+
+    def __init__(
+        self, spec: pruning_pb2.PruningSpec | None = None, *, external_sparsity: bool = False
+    ) -> None:
+        message = spec if spec is not None else pruning_pb2.PruningSpec()
+        found = Validator(external_sparsity=external_sparsity).collect(message)
+        if any(d.is_error for d in found):
+            raise SpecError(found)
+        self._init(message, found)
+
+    @classmethod
+    def _from_validated(
+        cls, spec: pruning_pb2.PruningSpec, warnings: Sequence[Diagnostic]
+    ) -> NormalizedSpec:
+        self = cls.__new__(cls)
+        self._init(spec, warnings)
+        return self
+
+    def _init(self, spec: pruning_pb2.PruningSpec, warnings: Sequence[Diagnostic]) -> None:
+        self._proto = fill_defaults(spec)
+        self._canonical = self._proto.SerializeToString(deterministic=True)
+        self.warnings: tuple[Diagnostic, ...] = tuple(warnings)
+        for warning in self.warnings:
+            _LOG.warning("%s", warning.format(caret=False))
+
+    # Field access, driven by the schema.
+
+    def __getattr__(self, name: str) -> Any:
+        field = _schema.SPEC.fields_by_name.get(name)
+        if field is None:
+            hint = _schema.did_you_mean(name, _schema.SPEC.fields_by_name)
+            raise AttributeError(
+                f"pruning spec has no field {name!r}" + (f"; {hint}" if hint else "")
+            )
+        value = getattr(self._proto, name)
+        if field.is_repeated:
+            return (
+                tuple(_copy(item) for item in value)
+                if _schema.is_rule_list(field)
+                else tuple(value)
+            )
+        if _schema.kind_of(field) is Kind.ENUM:
+            return _schema.enum_spelling(field, value)
+        return value
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(_schema.SPEC.fields_by_name))
+
+    @property
+    def proto(self) -> pruning_pb2.PruningSpec:
+        """A copy of the fully-populated `PruningSpec` message."""
+        return _copy(self._proto)
+
+    # Identity.
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NormalizedSpec):
+            return NotImplemented
+        return self._canonical == other._canonical
+
+    def __hash__(self) -> int:
+        return hash(self._canonical)
+
+    def __repr__(self) -> str:
+        return f"NormalizedSpec({self.to_hparams(include_defaults=False)!r})"
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical binary form: stable across processes and versions."""
+        return hashlib.sha256(self._canonical).hexdigest()
+
+    def to_binary(self) -> bytes:
+        return self._canonical
+
+    # Printers.
+
+    def to_hparams(self, *, include_defaults: bool = True) -> str:
+        """The canonical hparam string (what `print_hparams` renders); parses back to `self`."""
+        return _hparams.render_hparams(self._proto, include_defaults=include_defaults)
+
+    def to_textproto(self) -> str:
+        return _printers.render_textproto(self._proto)
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """r1.15's `HParams.to_json()`: contrib's key order and value types."""
+        return _printers.render_json(self._proto, indent=indent)
+
+    def values(self) -> dict[str, Any]:
+        """r1.15's `HParams.values()`."""
+        return _printers.hparam_values(self._proto)
+
+    # What backends need.
+
+    def rule_for(self, weight_name: str) -> pruning_pb2.WeightSparsityRule | None:
+        """The `weight_sparsity_map` rule matching `weight_name` (`re.search`), if any."""
+        return self._match("weight_sparsity_map", weight_name)  # type: ignore[return-value]
+
+    def block_rule_for(self, weight_name: str) -> pruning_pb2.BlockDimsRule | None:
+        """The `block_dims_map` rule matching `weight_name` (`re.search`), if any."""
+        return self._match("block_dims_map", weight_name)  # type: ignore[return-value]
+
+    def target_sparsity_for(self, weight_name: str | None = None) -> float:
+        rule = self.rule_for(weight_name) if weight_name is not None else None
+        return rule.sparsity if rule is not None else self._proto.target_sparsity
+
+    def sparsity_at(self, step: int, weight_name: str | None = None) -> float:
+        """The scheduled sparsity at `step` (float32, as r1.15) for a weight or globally.
+
+        A weight with a `weight_sparsity_map` rule follows the same polynomial
+        with the rule's sparsity as its target.
+        """
+        spec = self._proto
+        return _schedule.polynomial_sparsity(
+            step,
+            begin_step=spec.sparsity_function_begin_step,
+            end_step=spec.sparsity_function_end_step,
+            initial_sparsity=spec.initial_sparsity,
+            target_sparsity=self.target_sparsity_for(weight_name),
+            exponent=spec.sparsity_function_exponent,
+        )
+
+    def mask_update_due(self, step: int, last_update_step: int = 0) -> bool:
+        """Whether r1.15's conditional mask update runs at `step`."""
+        spec = self._proto
+        return _schedule.mask_update_due(
+            step,
+            last_update_step=last_update_step,
+            begin_step=spec.begin_pruning_step,
+            end_step=spec.end_pruning_step,
+            frequency=spec.pruning_frequency,
+        )
+
+    def block_dims_for(self, weight_name: str, shape: Sequence[int]) -> tuple[int, int]:
+        """The block shape used for a weight, with -1 resolved against its own shape.
+
+        Only weights that are rank 2 after removing size-1 dimensions are
+        block-pruned; any other weight gets (1, 1), element-wise.
+        """
+        squeezed = [int(d) for d in shape if int(d) != 1]
+        if len(squeezed) != 2:
+            return (1, 1)
+        rule = self.block_rule_for(weight_name)
+        dims = (
+            (rule.block_height, rule.block_width)
+            if rule is not None
+            else (self._proto.block_height, self._proto.block_width)
+        )
+        height, width = (
+            extent if dim == -1 else dim for dim, extent in zip(dims, squeezed, strict=True)
+        )
+        return (int(height), int(width))
+
+    def _match(self, map_name: str, weight_name: str) -> Message | None:
+        matches = [
+            (index, rule)
+            for index, (regex, rule) in enumerate(_compiled_rules(self, map_name))
+            if regex.search(weight_name)
+        ]
+        if len(matches) > 1:
+            (first, rule_a), (second, rule_b) = matches[:2]
+            raise SpecError(
+                [
+                    Diagnostic(
+                        "ambiguous-rule",
+                        f"weight {weight_name!r} matches both {map_name}[{first}] "
+                        f"({rule_a.pattern!r}) and {map_name}[{second}] ({rule_b.pattern!r})",  # type: ignore[attr-defined]
+                        map_name,
+                        hint="make the patterns disjoint",
+                    )
+                ]
+            )
+        return _copy(matches[0][1]) if matches else None
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_rules(
+    spec: NormalizedSpec, map_name: str
+) -> tuple[tuple[re.Pattern[str], Message], ...]:
+    rules = getattr(spec._proto, map_name)
+    key = _schema.key_field(_schema.SPEC.fields_by_name[map_name].message_type).name
+    return tuple((re.compile(getattr(rule, key)), rule) for rule in rules)
+
+
+def _copy(message: _M) -> _M:
+    duplicate = type(message)()
+    duplicate.CopyFrom(message)
+    return duplicate

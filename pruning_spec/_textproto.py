@@ -1,0 +1,288 @@
+"""Strict text-format parsing that keeps going after a mistake.
+
+protobuf's own parser stops at the first error and keeps no positions, so this
+walks the text with its public `Tokenizer`: every field's `line:col` is
+recorded under its field path (`weight_sparsity_map[2].sparsity`), unknown
+names get a did-you-mean, and one bad field does not hide the next one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from google.protobuf import text_format
+from google.protobuf.message import Message
+
+from pruning_spec import _schema
+from pruning_spec._diagnostics import Diagnostic, Span
+from pruning_spec._schema import Kind
+from pruning_spec.v1 import pruning_pb2
+
+_CLOSING = {"{": "}", "<": ">", "[": "]"}
+# protobuf prefixes some messages with the whole offending line in quotes.
+_QUOTED_LINE = re.compile(r"^'.*?': ")
+
+
+class _FieldError(Exception):
+    """A syntax error inside the value of the field at `path`."""
+
+    def __init__(self, error: text_format.ParseError, path: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.path = path
+
+
+@dataclasses.dataclass
+class ParsedSource:
+    """A message as parsed from one source, with where each field came from."""
+
+    message: pruning_pb2.PruningSpec
+    positions: dict[str, Span] = dataclasses.field(default_factory=dict)
+    diagnostics: list[Diagnostic] = dataclasses.field(default_factory=list)
+    failed_paths: set[str] = dataclasses.field(default_factory=set)
+    # List fields the source assigns, even to an empty list (overrides replace them).
+    assigned_lists: set[str] = dataclasses.field(default_factory=set)
+
+    def locate(self, path: str) -> Span | None:
+        return self.positions.get(path)
+
+
+def parse_textproto(text: str, source: str = "<string>") -> ParsedSource:
+    """Parses a `PruningSpec` in text format, collecting every diagnostic."""
+    return _TextParser(text, source).parse()
+
+
+class _TextParser:
+    def __init__(self, text: str, source: str) -> None:
+        self._tokenizer = text_format.Tokenizer(text.splitlines())
+        self._source = source
+        self._result = ParsedSource(pruning_pb2.PruningSpec())
+
+    def parse(self) -> ParsedSource:
+        self._parse_fields(self._result.message, "", closing=None)
+        return self._result
+
+    # Positions and diagnostics.
+
+    def _here(self, length: int = 1) -> Span:
+        # The tokenizer's only public view of its position (the stub mistypes the argument).
+        position = self._tokenizer.ParseError("")  # type: ignore[arg-type]
+        return Span(self._source, position.GetLine(), position.GetColumn(), length=length)
+
+    def _report(self, code: str, message: str, span: Span, path: str = "", hint: str = "") -> None:
+        self._result.diagnostics.append(Diagnostic(code, message, path, span=span, hint=hint))
+
+    def _report_syntax(self, error: text_format.ParseError, path: str) -> None:
+        span = Span(self._source, error.GetLine(), error.GetColumn())
+        message = _QUOTED_LINE.sub("", str(error).split(" : ", 1)[-1])
+        self._report("syntax", message, span, path)
+        if path:
+            self._result.failed_paths.add(path)
+
+    # Grammar.
+
+    def _parse_fields(self, message: Message, prefix: str, closing: str | None) -> None:
+        seen: dict[str, Span] = {}
+        while True:
+            if self._tokenizer.AtEnd():
+                if closing is not None:
+                    self._report(
+                        "syntax",
+                        f"expected '{closing}' before the end of the file",
+                        self._here(),
+                        prefix.rstrip("."),
+                    )
+                return
+            if closing is not None and self._tokenizer.TryConsume(closing):
+                return
+            try:
+                self._parse_field(message, prefix, seen)
+            except _FieldError as failure:
+                self._report_syntax(failure.error, failure.path)
+                self._recover(closing)
+            except text_format.ParseError as error:
+                self._report_syntax(error, "")
+                self._recover(closing)
+
+    def _parse_field(self, message: Message, prefix: str, seen: dict[str, Span]) -> None:
+        span = self._here()
+        if self._tokenizer.TryConsume("["):
+            self._report(
+                "unknown-field", "extensions and Any fields are not part of a pruning spec", span
+            )
+            self._skip_until("]")
+            self._skip_value()
+            return
+        name = self._tokenizer.ConsumeIdentifier()
+        span = dataclasses.replace(span, length=len(name))
+        field = message.DESCRIPTOR.fields_by_name.get(name)
+        if field is None:
+            self._report_unknown_field(message, name, prefix, span)
+            self._skip_value()
+            return
+        path = prefix + name
+        try:
+            self._parse_field_value(message, field, path, span, seen)
+        except text_format.ParseError as error:
+            raise _FieldError(error, path) from None
+        if not self._tokenizer.TryConsume(","):
+            self._tokenizer.TryConsume(";")
+
+    def _parse_field_value(
+        self, message: Message, field: _schema.Field, path: str, span: Span, seen: dict[str, Span]
+    ) -> None:
+        name = field.name
+        if not field.is_repeated and name in seen:
+            first = seen[name]
+            self._report(
+                "duplicate-field",
+                "is set more than once",
+                span,
+                path,
+                hint=f"first set at line {first.line}",
+            )
+            self._skip_value()
+        elif _schema.kind_of(field) is Kind.MESSAGE:
+            self._tokenizer.TryConsume(":")
+            self._parse_message_values(message, field, path, span)
+        else:
+            self._result.positions.setdefault(path, span)
+            seen[name] = span
+            self._tokenizer.Consume(":")
+            self._parse_scalar_values(message, field, path)
+
+    def _report_unknown_field(self, message: Message, name: str, prefix: str, span: Span) -> None:
+        candidates = message.DESCRIPTOR.fields_by_name.keys()
+        where = prefix.rstrip(".") or message.DESCRIPTOR.name
+        self._report(
+            "unknown-field",
+            f"{where} has no field named '{name}'",
+            span,
+            hint=_schema.did_you_mean(name, candidates),
+        )
+
+    def _parse_message_values(
+        self, message: Message, field: _schema.Field, path: str, span: Span
+    ) -> None:
+        container = getattr(message, field.name)
+        if field.is_repeated and self._tokenizer.TryConsume("["):
+            if self._tokenizer.TryConsume("]"):
+                return
+            while True:
+                self._parse_one_message(container, path, self._here())
+                if self._tokenizer.TryConsume("]"):
+                    return
+                self._tokenizer.Consume(",")
+        self._parse_one_message(container, path, span)
+
+    def _parse_one_message(self, container: list[Message], path: str, span: Span) -> None:
+        opening = self._tokenizer.token
+        if opening not in ("{", "<"):
+            here = self._here()
+            message = f"expected '{{' to start {path}, got '{opening}'"
+            raise text_format.ParseError(message, here.line, here.column)
+        self._tokenizer.NextToken()
+        element = container.add()  # type: ignore[attr-defined]
+        element_path = f"{path}[{len(container) - 1}]"
+        self._result.positions[element_path] = span
+        self._parse_fields(element, element_path + ".", _CLOSING[opening])
+
+    def _parse_scalar_values(self, message: Message, field: _schema.Field, path: str) -> None:
+        if field.is_repeated:
+            container = getattr(message, field.name)
+            if self._tokenizer.TryConsume("["):
+                while not self._tokenizer.TryConsume("]"):
+                    container.append(self._consume_scalar(field, path))
+                    self._tokenizer.TryConsume(",")
+            else:
+                container.append(self._consume_scalar(field, path))
+            return
+        value = self._consume_scalar(field, path)
+        if value is not None:
+            setattr(message, field.name, value)
+
+    def _consume_scalar(self, field: _schema.Field, path: str) -> object:
+        kind = _schema.kind_of(field)
+        tokenizer = self._tokenizer
+        if kind is Kind.INT:
+            span = self._here(len(tokenizer.token))
+            value = tokenizer.ConsumeInteger()
+            if not _schema.INT64_MIN <= value <= _schema.INT64_MAX:
+                self._report(
+                    "int-out-of-range", f"{value} does not fit in a 64-bit integer", span, path
+                )
+                self._result.failed_paths.add(path)
+                return None
+            return value
+        if kind is Kind.FLOAT:
+            return tokenizer.ConsumeFloat()
+        if kind is Kind.BOOL:
+            return tokenizer.ConsumeBool()
+        if kind is Kind.STRING:
+            return tokenizer.ConsumeString()
+        return self._consume_enum(field, path)
+
+    def _consume_enum(self, field: _schema.Field, path: str) -> int | None:
+        span = self._here(len(self._tokenizer.token))
+        if not self._tokenizer.LookingAt("-") and not self._tokenizer.token[:1].isdigit():
+            name = self._tokenizer.ConsumeIdentifier()
+            value = field.enum_type.values_by_name.get(name)
+            if value is not None:
+                return int(value.number)
+            spellings = _schema.hparam_values(field.enum_type)
+            self._report(
+                "invalid-enum",
+                f"{name} is not a valid value",
+                span,
+                path,
+                hint=_schema.did_you_mean(name, spellings)
+                or "expected one of " + ", ".join(spellings),
+            )
+            self._result.failed_paths.add(path)
+            return None
+        return int(self._tokenizer.ConsumeInteger())
+
+    # Skipping and recovery.
+
+    def _skip_value(self) -> None:
+        tokenizer = self._tokenizer
+        tokenizer.TryConsume(":")
+        if tokenizer.token in _CLOSING:
+            opening = tokenizer.token
+            tokenizer.NextToken()
+            self._skip_until(_CLOSING[opening])
+        elif not tokenizer.AtEnd():
+            tokenizer.NextToken()
+        if not tokenizer.TryConsume(","):
+            tokenizer.TryConsume(";")
+
+    def _skip_until(self, closing: str) -> None:
+        """Skips a balanced group whose opening token was just consumed."""
+        depth = 1
+        while not self._tokenizer.AtEnd():
+            token = self._tokenizer.token
+            self._tokenizer.NextToken()
+            if token in _CLOSING:
+                depth += 1
+            elif token in _CLOSING.values():
+                depth -= 1
+                if depth == 0 and token == closing:
+                    return
+
+    def _recover(self, closing: str | None) -> None:
+        """After an error, skips to the next line's field (or the enclosing close)."""
+        line = self._here().line
+        depth = 0
+        tokenizer = self._tokenizer
+        while not tokenizer.AtEnd():
+            token = tokenizer.token
+            if depth == 0 and token == closing:
+                return
+            if depth == 0 and self._here().line != line and token[:1].isalpha():
+                return
+            if token in _CLOSING:
+                depth += 1
+            elif token in _CLOSING.values():
+                depth = max(0, depth - 1)
+            tokenizer.NextToken()

@@ -1,0 +1,242 @@
+"""Semantic validation: every problem of a spec, each with its field path.
+
+Field constraints come from the `(pruning_spec.v1.field)` options and
+cross-field constraints from the `(pruning_spec.v1.message)` options of
+`pruning.proto`; only rules about runtime semantics live here in code.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection, Iterator
+
+from google.protobuf.message import Message
+
+from pruning_spec import _schema
+from pruning_spec._diagnostics import Diagnostic, Severity, Span, SpecError
+from pruning_spec._schema import Kind
+from pruning_spec.v1 import options_pb2, pruning_pb2
+
+Locator = Callable[[str], "Span | None"]
+
+
+def _no_location(_: str) -> Span | None:
+    return None
+
+
+def effective_value(message: Message, field: _schema.Field) -> object:
+    """The value a field has once defaults are applied."""
+    if field.is_repeated or message.HasField(field.name):
+        return getattr(message, field.name)
+    return field.default_value
+
+
+class Validator:
+    """Checks specs against the schema's rules; reusable across many specs.
+
+    Args:
+      external_sparsity: the backend is given its sparsity from outside the
+        schedule, so `weight_sparsity_map` values are scaled by
+        `m / target_sparsity` as in r1.15 and a zero target is an error.
+    """
+
+    def __init__(self, *, external_sparsity: bool = False) -> None:
+        self.external_sparsity = external_sparsity
+
+    def collect(
+        self,
+        spec: pruning_pb2.PruningSpec,
+        *,
+        locate: Locator = _no_location,
+        skip_paths: Collection[str] = (),
+    ) -> list[Diagnostic]:
+        """Every diagnostic of `spec`; fields in `skip_paths` failed to parse and are not judged."""
+        found = list(_check_message(spec, "", skip_paths))
+        found += _check_orderings(spec, skip_paths)
+        found += self._check_semantics(spec)
+        return [d.with_span(_locate(locate, d.field_path)) for d in found]
+
+    def validate(self, spec: pruning_pb2.PruningSpec, *, locate: Locator = _no_location) -> None:
+        """Raises `SpecError` carrying every diagnostic when any of them is an error."""
+        found = self.collect(spec, locate=locate)
+        if any(d.is_error for d in found):
+            raise SpecError(found)
+
+    def _check_semantics(self, spec: pruning_pb2.PruningSpec) -> Iterator[Diagnostic]:
+        if self.external_sparsity and spec.weight_sparsity_map and spec.target_sparsity == 0:
+            yield Diagnostic(
+                "zero-target-with-map",
+                "is 0, but weight_sparsity_map scales an external sparsity by m / target_sparsity",
+                "target_sparsity",
+                hint="set target_sparsity > 0 or remove weight_sparsity_map",
+            )
+
+
+_DEFAULT_VALIDATOR = Validator()
+
+
+def collect_diagnostics(
+    spec: pruning_pb2.PruningSpec, *, external_sparsity: bool = False
+) -> list[Diagnostic]:
+    """Every diagnostic (errors and warnings) of a `PruningSpec` message."""
+    validator = Validator(external_sparsity=True) if external_sparsity else _DEFAULT_VALIDATOR
+    return validator.collect(spec)
+
+
+def validate(spec: pruning_pb2.PruningSpec, *, external_sparsity: bool = False) -> None:
+    """Raises `SpecError` when a `PruningSpec` message has any error."""
+    validator = Validator(external_sparsity=True) if external_sparsity else _DEFAULT_VALIDATOR
+    validator.validate(spec)
+
+
+def _locate(locate: Locator, path: str) -> Span | None:
+    while path:
+        span = locate(path)
+        if span is not None:
+            return span
+        path = _parent_path(path)
+    return None
+
+
+def _parent_path(path: str) -> str:
+    if path.endswith("]"):
+        return path[: path.rindex("[")]
+    return path.rpartition(".")[0]
+
+
+def _check_message(message: Message, prefix: str, skip: Collection[str]) -> Iterator[Diagnostic]:
+    descriptor: _schema.MessageType = message.DESCRIPTOR
+    for field in descriptor.fields:
+        path = prefix + field.name
+        if path in skip:
+            continue
+        if _schema.is_rule_list(field):
+            yield from _check_rules(getattr(message, field.name), path, skip)
+        elif field.is_repeated:
+            for index, item in enumerate(getattr(message, field.name)):
+                yield from _check_scalar(field, item, f"{path}[{index}]", explicit=True)
+        else:
+            explicit = message.HasField(field.name)
+            if _schema.rules_of(field).required and not explicit:
+                yield Diagnostic("missing-field", "is required", path)
+                continue
+            yield from _check_scalar(field, effective_value(message, field), path, explicit)
+
+
+def _check_rules(rules: list[Message], path: str, skip: Collection[str]) -> Iterator[Diagnostic]:
+    first_index: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        rule_path = f"{path}[{index}]"
+        if rule_path in skip:
+            continue
+        yield from _check_message(rule, rule_path + ".", skip)
+        pattern = getattr(rule, _schema.key_field(rule.DESCRIPTOR).name)
+        if pattern in first_index:
+            yield Diagnostic(
+                "duplicate-pattern",
+                f"pattern {pattern!r} is already used by {path}[{first_index[pattern]}]",
+                rule_path,
+                hint="r1.15 silently kept only the last one; merge the two rules",
+            )
+        else:
+            first_index[pattern] = index
+
+
+def _check_scalar(
+    field: _schema.Field, value: object, path: str, explicit: bool
+) -> Iterator[Diagnostic]:
+    rules = _schema.rules_of(field)
+    kind = _schema.kind_of(field)
+    if kind in (Kind.INT, Kind.FLOAT):
+        assert isinstance(value, int | float)
+        yield from _check_number(field, rules, value, path)
+    elif kind is Kind.STRING:
+        assert isinstance(value, str)
+        yield from _check_string(rules, value, path)
+    elif kind is Kind.ENUM:
+        assert isinstance(value, int)
+        spellings = _schema.hparam_values(field.enum_type)
+        if value not in spellings.values():
+            yield Diagnostic(
+                "invalid-enum",
+                f"{_schema.enum_spelling(field, value)} is not a valid value",
+                path,
+                hint="expected one of " + ", ".join(spellings),
+            )
+    if explicit and _schema.is_deprecated(field) and value != field.default_value:
+        yield Diagnostic(
+            "deprecated-field",
+            f"is deprecated: {rules.deprecation_note}",
+            path,
+            Severity.WARNING,
+            hint="remove it",
+        )
+
+
+def _check_number(
+    field: _schema.Field, rules: options_pb2.FieldRules, value: float, path: str
+) -> Iterator[Diagnostic]:
+    if isinstance(value, float) and not math.isfinite(value):
+        yield Diagnostic("not-finite", f"must be a finite number, got {value}", path)
+        return
+    if value in rules.also_allowed:
+        return
+    broken = (
+        (rules.HasField("gte") and value < rules.gte)
+        or (rules.HasField("gt") and value <= rules.gt)
+        or (rules.HasField("lte") and value > rules.lte)
+        or (rules.HasField("lt") and value >= rules.lt)
+    )
+    if broken:
+        yield Diagnostic(
+            "out-of-range",
+            f"must be {_schema.describe_bounds(field)}, got {_schema.format_number(float(value))}",
+            path,
+        )
+
+
+def _check_string(rules: options_pb2.FieldRules, value: str, path: str) -> Iterator[Diagnostic]:
+    if rules.pattern and re.fullmatch(rules.pattern, value) is None:
+        yield Diagnostic(
+            "invalid-string",
+            f"{value!r} is not {rules.pattern_description or 'accepted'}",
+            path,
+        )
+    if not rules.regex:
+        return
+    if not value:
+        yield Diagnostic(
+            "empty-pattern",
+            "is empty, so it would match every weight",
+            path,
+            hint="use '.*' if every weight is meant",
+        )
+        return
+    try:
+        re.compile(value)
+    except re.error as error:
+        yield Diagnostic(
+            "invalid-regex", f"{value!r} is not a valid regular expression: {error}", path
+        )
+
+
+def _check_orderings(spec: Message, skip: Collection[str]) -> Iterator[Diagnostic]:
+    options = spec.DESCRIPTOR.GetOptions().Extensions[options_pb2.message]
+    fields = spec.DESCRIPTOR.fields_by_name
+    for rule in options.ordering:
+        if rule.lower in skip or rule.upper in skip:
+            continue
+        lower = effective_value(spec, fields[rule.lower])
+        upper = effective_value(spec, fields[rule.upper])
+        assert isinstance(lower, int) and isinstance(upper, int)
+        if upper in rule.upper_sentinels or upper > lower:
+            continue
+        if rule.upper_sentinels and upper < 0:
+            continue  # a negative non-sentinel is already out of range
+        yield Diagnostic(
+            rule.code,
+            f"must be greater than {rule.lower} ({lower}), got {upper}",
+            rule.upper,
+            hint=rule.explanation,
+        )
