@@ -93,6 +93,7 @@ class _TextParser:
                         self._here(),
                         prefix.rstrip("."),
                     )
+                    self._result.failed_paths.add(prefix.rstrip("."))
                 return
             if closing is not None and self._tokenizer.TryConsume(closing):
                 return

@@ -1,0 +1,152 @@
+"""Loading spec files in every format, and every way a file can be bad."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pruning_spec import NormalizedSpec, PruningSpec, SpecError, load_spec, parse_hparams
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _codes(path: Path) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    return [d.code for d in caught.value.diagnostics]
+
+
+@pytest.mark.parametrize(
+    "example", sorted((ROOT / "examples").glob("*.txtpb")), ids=lambda p: p.name
+)
+def test_examples_load(example: Path) -> None:
+    spec = load_spec(example)
+    assert spec.warnings == ()
+
+
+@pytest.mark.parametrize("suffix", [".txtpb", ".textproto", ".pbtxt", ".textpb"])
+def test_text_suffixes(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"spec{suffix}"
+    path.write_text("target_sparsity: 0.75\n")
+    assert load_spec(path).target_sparsity == 0.75
+
+
+def test_binary_round_trip(tmp_path: Path) -> None:
+    spec = parse_hparams("target_sparsity=0.8,weight_sparsity_map=[conv:0.6]")
+    path = tmp_path / "spec.pb"
+    path.write_bytes(spec.to_binary())
+    assert load_spec(path) == spec
+
+
+def test_binary_with_unknown_field_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "spec.pb"
+    path.write_bytes(
+        PruningSpec(target_sparsity=0.8).SerializeToString() + b"\xf8\x06\x01"
+    )  # field 111
+    assert _codes(path) == ["unknown-field"]
+
+
+def test_binary_garbage_is_a_decode_error(tmp_path: Path) -> None:
+    path = tmp_path / "spec.pb"
+    path.write_bytes(b"\xff\xff\xff\xff")
+    assert _codes(path) == ["decode-error"]
+
+
+def test_contrib_to_json_loads(tmp_path: Path) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text(
+        '{"name": "cifar10", "weight_sparsity_map": ["conv1:0.8", "a:b:0.5"], '
+        '"block_dims_map": [""], "target_sparsity": 0.9, "threshold_decay": 0, '
+        '"block_pooling_function": "MAX"}'
+    )
+    spec = load_spec(path)
+    assert [(r.pattern, r.sparsity) for r in spec.weight_sparsity_map] == [
+        ("conv1", 0.8),
+        ("a:b", 0.5),
+    ]
+    assert spec.block_dims_map == ()
+    assert spec.threshold_decay == 0.0
+    assert spec.block_pooling_function == "MAX"
+
+
+def test_json_rule_objects_load(tmp_path: Path) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text(
+        json.dumps({"block_dims_map": [{"pattern": "d", "block_height": 2, "block_width": -1}]})
+    )
+    assert load_spec(path).block_dims_for("d", (4, 6)) == (2, 6)
+
+
+def test_json_problems_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text(
+        '{\n  "target_sparsty": 0.9,\n  "begin_pruning_step": 1.5,\n  "use_tpu": 1\n}\n'
+    )
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert [(d.code, d.span.line) for d in caught.value.diagnostics] == [  # type: ignore[union-attr]
+        ("unknown-field", 2),
+        ("invalid-value", 3),
+        ("invalid-value", 4),
+    ]
+
+
+def test_json_syntax_error_has_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text('{"target_sparsity": 0.9,,}')
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [diagnostic] = caught.value.diagnostics
+    assert (diagnostic.code, diagnostic.span.line, diagnostic.span.column) == ("syntax", 1, 25)  # type: ignore[union-attr]
+
+
+def test_empty_file_is_the_default_spec(tmp_path: Path) -> None:
+    path = tmp_path / "empty.txtpb"
+    path.write_text("")
+    assert load_spec(path) == NormalizedSpec()
+
+
+def test_binary_garbage_as_text_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.txtpb"
+    path.write_bytes(bytes(range(1, 128)) * 3)
+    assert _codes(path)[0] == "syntax"
+
+
+def test_invalid_utf8_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.txtpb"
+    path.write_bytes('name: "ok"\nname: "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.code == "invalid-utf8"
+    assert (diagnostic.span.line, diagnostic.span.column) == (2, 11)  # type: ignore[union-attr]
+
+
+def test_directory_and_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "dir.txtpb").mkdir()
+    assert _codes(tmp_path / "dir.txtpb") == ["io-error"]
+    assert _codes(tmp_path / "missing.txtpb") == ["io-error"]
+
+
+def test_unknown_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text("target_sparsity: 0.5\n")
+    with pytest.raises(SpecError, match=r"\.txtpb"):
+        load_spec(path)
+
+
+def test_override_replaces_lists_wholesale(tmp_path: Path) -> None:
+    path = tmp_path / "base.txtpb"
+    path.write_text('weight_sparsity_map { pattern: "a" sparsity: 0.5 }\ntarget_sparsity: 0.9\n')
+    spec = load_spec(path, overrides="weight_sparsity_map=[b:0.25]")
+    assert [r.pattern for r in spec.weight_sparsity_map] == ["b"]
+    assert spec.target_sparsity == 0.9
+    assert load_spec(path, overrides="weight_sparsity_map=[]").weight_sparsity_map == ()
+
+
+def test_override_fixes_an_error_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "base.txtpb"
+    path.write_text("target_sparsity: 1.5\n")
+    assert load_spec(path, overrides="target_sparsity=0.5").target_sparsity == 0.5

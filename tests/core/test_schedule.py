@@ -1,0 +1,85 @@
+"""The schedule and update predicate reproduce r1.15's [run] values exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from pruning_spec import parse_hparams
+from pruning_spec._schedule import float32, mask_update_due, polynomial_sparsity
+
+# CONTRIB_R115.md §b: the default schedule, as r1.15 evaluated it in graph mode.
+DEFAULT_SCHEDULE = [
+    (0, 0.0),
+    (1, 0.014850467),
+    (10, 0.135500044),
+    (25, 0.2890625),
+    (50, 0.4375),
+    (75, 0.4921875),
+    (99, 0.499999493),
+    (100, 0.5),
+    (10_000, 0.5),
+]
+
+
+@pytest.mark.parametrize(("step", "expected"), DEFAULT_SCHEDULE)
+def test_default_schedule_matches_r115_to_the_float32_bit(step: int, expected: float) -> None:
+    assert parse_hparams("").sparsity_at(step) == float32(expected)
+
+
+def test_float32_artefacts_of_a_decreasing_exponent_two_schedule() -> None:
+    spec = parse_hparams(
+        "initial_sparsity=0.1,target_sparsity=0.9,sparsity_function_end_step=4,"
+        "sparsity_function_exponent=2"
+    )
+    assert spec.sparsity_at(0) == float32(0.099999964)
+    assert spec.sparsity_at(4) == float32(0.899999976)
+
+
+def test_cifar10_readme_schedule() -> None:
+    spec = parse_hparams(
+        "name=cifar10_pruning,begin_pruning_step=10000,end_pruning_step=100000,"
+        "target_sparsity=0.9,sparsity_function_begin_step=10000,sparsity_function_end_step=100000"
+    )
+    values = [spec.sparsity_at(t) for t in (10_000, 32_500, 55_000, 77_500, 100_000)]
+    # The reference prints these to 7 significant digits.
+    assert values == pytest.approx([0.0, 0.5203125, 0.7875, 0.8859375, 0.9], abs=1e-7)
+    assert values[2] == float32(0.78749996)  # -0.9f * 0.125 + 0.9f, rounded to float32
+
+
+def test_schedule_is_clamped_before_and_after_its_window() -> None:
+    kwargs = dict(
+        begin_step=10, end_step=20, initial_sparsity=0.2, target_sparsity=0.8, exponent=3.0
+    )
+    before = polynomial_sparsity(0, **kwargs)  # type: ignore[arg-type]
+    assert before == polynomial_sparsity(10, **kwargs)  # type: ignore[arg-type]
+    assert before == float32(float32(0.2 - 0.8) + float32(0.8))  # s_i up to float32 rounding
+    assert polynomial_sparsity(1_000_000, **kwargs) == float32(0.8)  # type: ignore[arg-type]
+
+
+UPDATES = [
+    ("defaults", "", 40, [10, 20, 30, 40]),
+    ("begin 25 end 60", "begin_pruning_step=25,end_pruning_step=60", 80, [25, 35, 45, 55]),
+    ("r1.15 test", "begin_pruning_step=1,end_pruning_step=6,pruning_frequency=2", 10, [2, 4, 6]),
+]
+
+
+@pytest.mark.parametrize(
+    ("hparams", "last_step", "expected"), [u[1:] for u in UPDATES], ids=[u[0] for u in UPDATES]
+)
+def test_update_steps_follow_the_r115_predicate(
+    hparams: str, last_step: int, expected: list[int]
+) -> None:
+    spec = parse_hparams(hparams)
+    last_update, updates = 0, []
+    for step in range(last_step + 1):
+        if spec.mask_update_due(step, last_update):
+            updates.append(step)
+            last_update = step
+    assert updates == expected
+
+
+def test_zero_frequency_updates_every_step_in_window() -> None:
+    assert all(
+        mask_update_due(step, last_update_step=step - 1, begin_step=0, end_step=-1, frequency=0)
+        for step in range(1, 5)
+    )

@@ -1,0 +1,118 @@
+"""NormalizedSpec: effective values, immutability, identity and the backend helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from pruning_spec import (
+    BlockDimsRule,
+    NormalizedSpec,
+    PruningSpec,
+    SpecError,
+    WeightSparsityRule,
+    parse_hparams,
+)
+
+
+def test_every_field_has_its_effective_value() -> None:
+    spec = NormalizedSpec(PruningSpec(target_sparsity=0.9))
+    assert spec.target_sparsity == 0.9
+    assert spec.name == "model_pruning"
+    assert spec.end_pruning_step == -1
+    assert spec.block_pooling_function == "AVG"
+    assert spec.weight_sparsity_map == ()
+    full = spec.proto
+    assert all(full.HasField(f.name) for f in full.DESCRIPTOR.fields if not f.is_repeated)
+
+
+def test_invalid_message_is_rejected_with_every_problem() -> None:
+    with pytest.raises(SpecError) as caught:
+        NormalizedSpec(PruningSpec(target_sparsity=1.0, begin_pruning_step=-1))
+    assert len(caught.value.errors) == 2
+
+
+def test_spec_is_immutable() -> None:
+    spec = NormalizedSpec()
+    with pytest.raises(AttributeError):
+        spec.target_sparsity = 0.1  # type: ignore[misc]
+    rules = NormalizedSpec(
+        PruningSpec(weight_sparsity_map=[WeightSparsityRule(pattern="a", sparsity=0.5)])
+    )
+    rules.weight_sparsity_map[0].sparsity = 0.9
+    rules.proto.target_sparsity = 0.1
+    assert rules.weight_sparsity_map[0].sparsity == 0.5
+    assert rules.target_sparsity == 0.5
+
+
+def test_unknown_attribute_suggests_the_field() -> None:
+    with pytest.raises(AttributeError, match="did you mean 'target_sparsity'"):
+        _ = NormalizedSpec().target_sparsty
+
+
+def test_equality_hash_and_fingerprint_ignore_how_defaults_were_given() -> None:
+    implicit = NormalizedSpec(PruningSpec())
+    explicit = NormalizedSpec(PruningSpec(target_sparsity=0.5, name="model_pruning"))
+    other = NormalizedSpec(PruningSpec(target_sparsity=0.6))
+    assert implicit == explicit and hash(implicit) == hash(explicit)
+    assert implicit.fingerprint == explicit.fingerprint
+    assert implicit != other and implicit.fingerprint != other.fingerprint
+    assert len({implicit, explicit, other}) == 2
+
+
+def test_fingerprint_is_stable_across_releases() -> None:
+    # A changed fingerprint for the same spec breaks users' caches: change it only on purpose.
+    assert NormalizedSpec().fingerprint == NormalizedSpec(PruningSpec()).fingerprint
+    assert len(NormalizedSpec().fingerprint) == 64
+
+
+def test_rule_for_uses_re_search_on_the_weight_name() -> None:
+    spec = parse_hparams("weight_sparsity_map=[conv1:0.8,dense/kernel$:0.3]")
+    assert spec.rule_for("model/conv1/weights").sparsity == 0.8  # type: ignore[union-attr]
+    assert spec.rule_for("dense/kernel/masked") is None
+    assert spec.target_sparsity_for("dense/kernel") == 0.3
+    assert spec.target_sparsity_for("other") == 0.5
+
+
+def test_two_matching_rules_name_the_weight_and_both_rules() -> None:
+    spec = parse_hparams("weight_sparsity_map=[conv:0.8,kernel:0.6]")
+    with pytest.raises(SpecError, match=r"'conv1/kernel' matches both weight_sparsity_map\[0\]"):
+        spec.rule_for("conv1/kernel")
+
+
+def test_per_weight_schedule_uses_the_rule_as_its_target() -> None:
+    spec = parse_hparams("initial_sparsity=0.1,target_sparsity=0.5,weight_sparsity_map=[conv1:0.8]")
+    # r1.15 scaled the curve by m/target, giving 0.16 before the schedule starts.
+    assert spec.sparsity_at(0, "conv1/w") == pytest.approx(0.1)
+    assert spec.sparsity_at(100, "conv1/w") == pytest.approx(0.8)
+    assert spec.sparsity_at(100, "conv2/w") == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        ((8, 6), (4, 6)),  # -1 resolves against this weight's own width
+        ((8, 10), (4, 10)),  # ... and again for the next weight (r1.15 leaked the first)
+        ((1, 1, 8, 12), (4, 12)),  # 1x1 conv squeezes to rank 2
+        ((3, 3, 8, 12), (1, 1)),  # rank 4: element-wise
+        ((12,), (1, 1)),  # rank 1: element-wise
+    ],
+)
+def test_block_dims_for(shape: tuple[int, ...], expected: tuple[int, int]) -> None:
+    spec = NormalizedSpec(
+        PruningSpec(block_dims_map=[BlockDimsRule(pattern="dense", block_height=4, block_width=-1)])
+    )
+    assert spec.block_dims_for("dense/kernel", shape) == expected
+
+
+def test_global_block_dims_apply_without_a_rule() -> None:
+    spec = parse_hparams("block_height=-1,block_width=2")
+    assert spec.block_dims_for("any", (6, 8)) == (6, 2)
+
+
+def test_repr_shows_the_non_default_fields() -> None:
+    assert repr(parse_hparams("target_sparsity=0.8")) == "NormalizedSpec('target_sparsity=0.8')"
+
+
+def test_warnings_are_kept_on_the_spec() -> None:
+    spec = parse_hparams("nbins=100")
+    assert [w.code for w in spec.warnings] == ["deprecated-field"]

@@ -1,0 +1,211 @@
+"""Validation: every r1.15 constructor check, what r1.15 missed, and all at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from pruning_spec import (
+    BlockDimsRule,
+    PruningSpec,
+    Severity,
+    SpecError,
+    Validator,
+    WeightSparsityRule,
+    collect_diagnostics,
+    validate,
+)
+
+
+def _codes(spec: PruningSpec, **options: bool) -> list[tuple[str, str]]:
+    return [(d.code, d.field_path) for d in collect_diagnostics(spec, **options)]
+
+
+def test_default_spec_is_valid() -> None:
+    assert collect_diagnostics(PruningSpec()) == []
+
+
+R115_CHECKS = [
+    # CONTRIB_R115.md §g, constructor checks 1-7.
+    ("g1 begin < 0", PruningSpec(begin_pruning_step=-1), "out-of-range", "begin_pruning_step"),
+    (
+        "g2 end <= begin",
+        PruningSpec(begin_pruning_step=10, end_pruning_step=10),
+        "end-before-begin",
+        "end_pruning_step",
+    ),
+    ("g2 end -5", PruningSpec(end_pruning_step=-5), "out-of-range", "end_pruning_step"),
+    (
+        "g3 schedule begin < 0",
+        PruningSpec(sparsity_function_begin_step=-1),
+        "out-of-range",
+        "sparsity_function_begin_step",
+    ),
+    (
+        "g4 schedule end <= begin",
+        PruningSpec(sparsity_function_begin_step=100),
+        "schedule-end-before-begin",
+        "sparsity_function_end_step",
+    ),
+    ("g5 decay = 1", PruningSpec(threshold_decay=1.0), "out-of-range", "threshold_decay"),
+    ("g5 decay < 0", PruningSpec(threshold_decay=-0.1), "out-of-range", "threshold_decay"),
+    ("g6 initial = 1", PruningSpec(initial_sparsity=1.0), "out-of-range", "initial_sparsity"),
+    ("g7 target < 0", PruningSpec(target_sparsity=-0.5), "out-of-range", "target_sparsity"),
+    ("g7 target = 1", PruningSpec(target_sparsity=1.0), "out-of-range", "target_sparsity"),
+    # §g 10-11: map entries.
+    (
+        "g10 bad block regex",
+        PruningSpec(block_dims_map=[BlockDimsRule(pattern="(", block_height=2, block_width=2)]),
+        "invalid-regex",
+        "block_dims_map[0].pattern",
+    ),
+    (
+        "g11 map sparsity 1",
+        PruningSpec(weight_sparsity_map=[WeightSparsityRule(pattern="a", sparsity=1.0)]),
+        "out-of-range",
+        "weight_sparsity_map[0].sparsity",
+    ),
+    (
+        "g11 bad regex",
+        PruningSpec(weight_sparsity_map=[WeightSparsityRule(pattern="a[", sparsity=0.5)]),
+        "invalid-regex",
+        "weight_sparsity_map[0].pattern",
+    ),
+    # What r1.15 missed.
+    (
+        "negative map sparsity",
+        PruningSpec(weight_sparsity_map=[WeightSparsityRule(pattern="a", sparsity=-0.1)]),
+        "out-of-range",
+        "weight_sparsity_map[0].sparsity",
+    ),
+    ("nan target", PruningSpec(target_sparsity=float("nan")), "not-finite", "target_sparsity"),
+    (
+        "inf exponent",
+        PruningSpec(sparsity_function_exponent=float("inf")),
+        "not-finite",
+        "sparsity_function_exponent",
+    ),
+    (
+        "nan in map",
+        PruningSpec(weight_sparsity_map=[WeightSparsityRule(pattern="a", sparsity=float("nan"))]),
+        "not-finite",
+        "weight_sparsity_map[0].sparsity",
+    ),
+    (
+        "empty pattern",
+        PruningSpec(weight_sparsity_map=[WeightSparsityRule(pattern="", sparsity=0.5)]),
+        "empty-pattern",
+        "weight_sparsity_map[0].pattern",
+    ),
+    (
+        "rule without sparsity",
+        PruningSpec(weight_sparsity_map=[WeightSparsityRule(pattern="a")]),
+        "missing-field",
+        "weight_sparsity_map[0].sparsity",
+    ),
+    ("block dim 0", PruningSpec(block_height=0), "out-of-range", "block_height"),
+    (
+        "block dim -2",
+        PruningSpec(block_dims_map=[BlockDimsRule(pattern="d", block_height=-2, block_width=4)]),
+        "out-of-range",
+        "block_dims_map[0].block_height",
+    ),
+    ("scope name with space", PruningSpec(name="my pruning"), "invalid-string", "name"),
+    ("empty name", PruningSpec(name=""), "invalid-string", "name"),
+    (
+        "negative exponent",
+        PruningSpec(sparsity_function_exponent=-1.0),
+        "out-of-range",
+        "sparsity_function_exponent",
+    ),
+    (
+        "unspecified pooling",
+        PruningSpec(block_pooling_function=PruningSpec.BLOCK_POOLING_FUNCTION_UNSPECIFIED),
+        "invalid-enum",
+        "block_pooling_function",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "code", "path"), [c[1:] for c in R115_CHECKS], ids=[c[0] for c in R115_CHECKS]
+)
+def test_each_check(spec: PruningSpec, code: str, path: str) -> None:
+    assert _codes(spec) == [(code, path)]
+    with pytest.raises(SpecError):
+        validate(spec)
+
+
+def test_end_minus_one_means_forever() -> None:
+    assert _codes(PruningSpec(begin_pruning_step=100, end_pruning_step=-1)) == []
+
+
+def test_block_dims_minus_one_is_allowed() -> None:
+    spec = PruningSpec(
+        block_height=-1, block_dims_map=[BlockDimsRule(pattern="d", block_height=1, block_width=-1)]
+    )
+    assert _codes(spec) == []
+
+
+def test_duplicate_pattern_points_at_the_second_rule() -> None:
+    spec = PruningSpec(
+        weight_sparsity_map=[
+            WeightSparsityRule(pattern="conv1", sparsity=0.5),
+            WeightSparsityRule(pattern="conv2", sparsity=0.5),
+            WeightSparsityRule(pattern="conv1", sparsity=0.7),
+        ]
+    )
+    [diagnostic] = collect_diagnostics(spec)
+    assert (diagnostic.code, diagnostic.field_path) == (
+        "duplicate-pattern",
+        "weight_sparsity_map[2]",
+    )
+    assert "weight_sparsity_map[0]" in diagnostic.message
+
+
+def test_zero_target_with_map_only_matters_for_external_sparsity() -> None:
+    spec = PruningSpec(
+        target_sparsity=0.0, weight_sparsity_map=[WeightSparsityRule(pattern="a", sparsity=0.5)]
+    )
+    assert _codes(spec) == []
+    assert _codes(spec, external_sparsity=True) == [("zero-target-with-map", "target_sparsity")]
+    with pytest.raises(SpecError):
+        Validator(external_sparsity=True).validate(spec)
+
+
+def test_deprecated_fields_warn_only_when_changed() -> None:
+    assert _codes(PruningSpec(nbins=256, use_tpu=False)) == []
+    diagnostics = collect_diagnostics(PruningSpec(nbins=100, use_tpu=True))
+    assert [(d.code, d.field_path, d.severity) for d in diagnostics] == [
+        ("deprecated-field", "nbins", Severity.WARNING),
+        ("deprecated-field", "use_tpu", Severity.WARNING),
+    ]
+    validate(PruningSpec(nbins=100))  # warnings alone do not fail
+
+
+def test_every_problem_is_reported_not_the_first() -> None:
+    spec = PruningSpec(
+        begin_pruning_step=-3,
+        target_sparsity=2.0,
+        threshold_decay=float("nan"),
+        sparsity_function_begin_step=10,
+        sparsity_function_end_step=5,
+        weight_sparsity_map=[WeightSparsityRule(pattern="(", sparsity=1.5)],
+    )
+    with pytest.raises(SpecError) as caught:
+        validate(spec)
+    assert sorted(d.field_path for d in caught.value.errors) == [
+        "begin_pruning_step",
+        "sparsity_function_end_step",
+        "target_sparsity",
+        "threshold_decay",
+        "weight_sparsity_map[0].pattern",
+        "weight_sparsity_map[0].sparsity",
+    ]
+    assert len(str(caught.value).splitlines()) == 6
+
+
+def test_range_message_comes_from_the_schema() -> None:
+    [diagnostic] = collect_diagnostics(PruningSpec(target_sparsity=1.5))
+    assert diagnostic.message == "must be in [0, 1), got 1.5"
+    [diagnostic] = collect_diagnostics(PruningSpec(block_width=0))
+    assert diagnostic.message == "must be >= 1 or -1, got 0"
