@@ -69,7 +69,10 @@ def test_positions_of_nested_fields() -> None:
 
 
 def test_validation_errors_point_at_the_rule_field() -> None:
-    text = 'weight_sparsity_map { pattern: "a" sparsity: 0.5 }\nweight_sparsity_map {\n  pattern: "b"\n  sparsity: 1.2\n}\n'
+    text = (
+        'weight_sparsity_map { pattern: "a" sparsity: 0.5 }\n'
+        'weight_sparsity_map {\n  pattern: "b"\n  sparsity: 1.2\n}\n'
+    )
     assert _errors(text) == [("out-of-range", 4, 3, "weight_sparsity_map[1].sparsity")]
 
 
