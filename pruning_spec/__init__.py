@@ -9,6 +9,12 @@ with where it is) and print it back, without TensorFlow:
 """
 
 from pruning_spec._diagnostics import Diagnostic, Severity, Span, SpecError
+from pruning_spec._flags import (
+    add_argparse_flags,
+    define_absl_flags,
+    spec_from_absl_flags,
+    spec_from_args,
+)
 from pruning_spec._loader import (
     SUFFIXES,
     check_source,
@@ -34,11 +40,15 @@ __all__ = [
     "Validator",
     "WeightSparsityRule",
     "__version__",
+    "add_argparse_flags",
     "check_source",
     "collect_diagnostics",
+    "define_absl_flags",
     "load_spec",
     "parse_hparams",
     "parse_spec_text",
     "read_source",
+    "spec_from_absl_flags",
+    "spec_from_args",
     "validate",
 ]

@@ -14,9 +14,10 @@ parsing resumes at the next clause so one run reports them all.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
+from collections.abc import Callable
+from typing import NamedTuple
 
 from google.protobuf.message import Message
 
@@ -42,8 +43,7 @@ _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _BOOLS = {"true": True, "True": True, "false": False, "False": False}
 
 
-@dataclasses.dataclass(frozen=True)
-class _Text:
+class _Text(NamedTuple):
     """A piece of the input: its decoded value and where it was."""
 
     value: str
@@ -52,11 +52,24 @@ class _Text:
     quoted: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
-class _Clause:
+class _Clause(NamedTuple):
     name: _Text
     value: _Text | list[_Text]
     value_span: _Text
+
+
+_QUOTED = r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
+# A well-formed clause up to its terminator. Each repetition consumes one character or one
+# quoted string, so a failed match cannot backtrack exponentially. When this does not match,
+# the step-by-step parser below explains what is wrong.
+_FAST_CLAUSE = re.compile(
+    rf"""(?P<name>[A-Za-z][\w.]*)\s*=\s*
+    (?:(?P<list>\[(?:[\s,]|{_QUOTED}|[^\s,\]"'])*\])
+      |(?P<quoted>{_QUOTED})\s*
+      |(?P<scalar>(?!["'])[^,\[]*))
+    (?:,\s*|\Z)""",
+    re.VERBOSE | re.DOTALL,
+)
 
 
 class _MalformedError(Exception):
@@ -78,7 +91,9 @@ class _HParamParser:
     def __init__(self, text: str, source: str) -> None:
         self._text = text
         self._source = source
-        self._result = ParsedSource(pruning_pb2.PruningSpec())
+        self._result = ParsedSource(
+            pruning_pb2.PruningSpec(), hparams_source=source, hparams_text=text
+        )
         self._assigned: dict[str, int] = {}
 
     def parse(self) -> ParsedSource:
@@ -119,6 +134,29 @@ class _HParamParser:
         return clauses
 
     def _parse_clause(self, start: int) -> tuple[_Clause, int]:
+        fast = _FAST_CLAUSE.match(self._text, start)
+        if fast is None or self._text.startswith(",", fast.end()):
+            return self._parse_clause_stepwise(start)
+        return self._clause_from_match(fast), fast.end()
+
+    def _clause_from_match(self, match: re.Match[str]) -> _Clause:
+        name, as_list, quoted, scalar = match.groups()
+        name_text = _Text(name, match.start(), len(name))
+        if as_list is not None:
+            begin, end = match.span(2)
+            items = [
+                _Text(element.group(), element.start(), element.end() - element.start())
+                for element in _ELEMENT.finditer(self._text, begin + 1, end - 1)
+            ]
+            return _Clause(name_text, items, _Text("", begin, end - begin))
+        if quoted is not None:
+            begin = match.start(3)
+            value = _Text(_unescape(quoted[1:-1]), begin, len(quoted), True)
+            return _Clause(name_text, value, _Text("", begin, len(quoted)))
+        value = _Text(scalar, match.start(4), len(scalar))
+        return _Clause(name_text, value, value)
+
+    def _parse_clause_stepwise(self, start: int) -> tuple[_Clause, int]:
         text = self._text
         name_match = _NAME.match(text, start)
         if name_match is None:
@@ -255,9 +293,7 @@ class _HParamParser:
                 hint=f"{field.name}=[{clause.value.value}]",
             )
         else:
-            self._result.positions[field.name] = self._span(
-                clause.value.offset, clause.value.length
-            )
+            self._result.offsets[field.name] = (clause.value.offset, clause.value.length)
             value = self._convert(field, clause.value, field.name)
             if value is not None:
                 setattr(message, field.name, value)
@@ -275,7 +311,7 @@ class _HParamParser:
             )
             return
         self._result.assigned_lists.add(field.name)
-        self._result.positions[field.name] = self._span(span.offset, span.length)
+        self._result.offsets[field.name] = (span.offset, span.length)
         container = getattr(message, field.name)
         for item in items:
             if _schema.is_rule_list(field):
@@ -304,10 +340,10 @@ class _HParamParser:
             return
         path = f"{field.name}[{len(container)}]"
         rule = container.add()  # type: ignore[attr-defined]
-        positions = self._result.positions
-        positions[path] = self._span(item.offset, item.length)
+        offsets = self._result.offsets
+        offsets[path] = (item.offset, item.length)
         key = _schema.key_field(rule.DESCRIPTOR)
-        positions[f"{path}.{key.name}"] = self._span(item.offset, colon)
+        offsets[f"{path}.{key.name}"] = (item.offset, max(1, colon))
         setattr(rule, key.name, _decode_pieces(item.value[:colon]))
         self._apply_rule_values(field, rule, item, colon, path)
 
@@ -329,12 +365,14 @@ class _HParamParser:
                 hint=f"write pattern:{self._entry_shape(field)}",
             )
             return
+        offsets = self._result.offsets
         for value_field, part in zip(value_fields, parts, strict=True):
             value_path = f"{path}.{value_field.name}"
-            self._result.positions[value_path] = self._span(offset, len(part))
-            value = self._convert(value_field, _Text(part, offset, len(part)), value_path)
-            if value is not None:
-                setattr(rule, value_field.name, value)
+            offsets[value_path] = (offset, len(part) or 1)
+            try:
+                setattr(rule, value_field.name, convert_scalar(value_field, part))
+            except _ConversionError as error:
+                self._report(error.code, str(error), offset, len(part), value_path, error.hint)
             offset += len(part) + len(separator)
 
     @staticmethod
@@ -370,13 +408,9 @@ def convert_scalar(field: _schema.Field, raw: str, *, quoted: bool = False) -> o
         return raw
     if quoted:
         raise _ConversionError("invalid-value", f"expects {_KIND_WORDS[kind]}, got a quoted string")
-    if kind is Kind.INT:
-        return _to_int(raw)
-    if kind is Kind.FLOAT:
-        return _to_float(raw)
-    if kind is Kind.BOOL:
-        return _to_bool(raw)
-    return _to_enum(field, raw)
+    if kind is Kind.ENUM:
+        return _to_enum(field, raw)
+    return _CONVERTERS[kind](raw)
 
 
 _KIND_WORDS = {
@@ -423,6 +457,13 @@ def _to_bool(raw: str) -> bool:
         raise _ConversionError(
             "invalid-value", f"expects {_KIND_WORDS[Kind.BOOL]}, got {raw!r}"
         ) from None
+
+
+_CONVERTERS: dict[Kind, Callable[[str], object]] = {
+    Kind.INT: _to_int,
+    Kind.FLOAT: _to_float,
+    Kind.BOOL: _to_bool,
+}
 
 
 def _to_enum(field: _schema.Field, raw: str) -> int:
@@ -525,7 +566,8 @@ def render_hparams(spec: pruning_pb2.PruningSpec, *, include_defaults: bool = Tr
                 body = ",".join(format_value(field, item) for item in value)
             clauses.append(f"{field.name}=[{body}]")
             continue
-        if not include_defaults and value == field.default_value:
+        # repr tells -0.0 from the default 0.0, which == does not.
+        if not include_defaults and repr(value) == repr(field.default_value):
             continue
         clauses.append(f"{field.name}={format_value(field, value)}")
     return ",".join(clauses)

@@ -65,19 +65,22 @@ def parse_hparams(
     external_sparsity: bool = False,
 ) -> NormalizedSpec:
     """Applies an hparam string (r1.15 `HParams.parse` syntax) to `base` (default: the defaults)."""
+    if base is None:
+        return build_spec(
+            _hparams.parse_hparams_source(hparams), external_sparsity=external_sparsity
+        )
     if isinstance(base, NormalizedSpec):
         base = base.proto
-    parsed = ParsedSource(base if base is not None else pruning_pb2.PruningSpec())
-    return build_spec(parsed, hparams, external_sparsity=external_sparsity)
+    return build_spec(ParsedSource(base), hparams, external_sparsity=external_sparsity)
 
 
 def build_spec(
     parsed: ParsedSource, overrides: str | None = None, *, external_sparsity: bool = False
 ) -> NormalizedSpec:
-    diagnostics = check_source(parsed, overrides, external_sparsity=external_sparsity)
+    merged = apply_overrides(parsed, overrides)
+    diagnostics = _diagnose(merged, external_sparsity)
     if any(d.is_error for d in diagnostics):
         raise SpecError(diagnostics)
-    merged = parsed if not overrides else merge(parsed, _hparams.parse_hparams_source(overrides))
     return NormalizedSpec._from_validated(merged.message, diagnostics)
 
 
@@ -85,8 +88,14 @@ def check_source(
     parsed: ParsedSource, overrides: str | None = None, *, external_sparsity: bool = False
 ) -> list[Diagnostic]:
     """Every diagnostic of a parsed source with overrides applied, sorted by location."""
-    if overrides:
-        parsed = merge(parsed, _hparams.parse_hparams_source(overrides))
+    return _diagnose(apply_overrides(parsed, overrides), external_sparsity)
+
+
+def apply_overrides(parsed: ParsedSource, overrides: str | None) -> ParsedSource:
+    return merge(parsed, _hparams.parse_hparams_source(overrides)) if overrides else parsed
+
+
+def _diagnose(parsed: ParsedSource, external_sparsity: bool) -> list[Diagnostic]:
     found = list(parsed.diagnostics)
     found += Validator(external_sparsity=external_sparsity).collect(
         parsed.message, locate=parsed.locate, skip_paths=parsed.failed_paths
@@ -109,15 +118,22 @@ def merge(base: ParsedSource, override: ParsedSource) -> ParsedSource:
             setattr(message, field.name, getattr(overriding, field.name))
             replaced.add(field.name)
 
+    # Offsets index one hparam string; those of an earlier, different string cannot be kept.
+    same_text = base.hparams_text in ("", override.hparams_text)
+    base_offsets = base.offsets if same_text else {}
+
     def kept(path: str) -> bool:
         return _top_field(path) not in replaced
 
     return ParsedSource(
         spec,
-        {**{p: s for p, s in base.positions.items() if kept(p)}, **override.positions},
-        base.diagnostics + override.diagnostics,
-        {p for p in base.failed_paths if kept(p)} | override.failed_paths,
-        base.assigned_lists | override.assigned_lists,
+        positions={p: s for p, s in base.positions.items() if kept(p)},
+        diagnostics=base.diagnostics + override.diagnostics,
+        failed_paths={p for p in base.failed_paths if kept(p)} | override.failed_paths,
+        assigned_lists=base.assigned_lists | override.assigned_lists,
+        offsets={**{p: o for p, o in base_offsets.items() if kept(p)}, **override.offsets},
+        hparams_source=override.hparams_source or base.hparams_source,
+        hparams_text=override.hparams_text or base.hparams_text,
     )
 
 

@@ -72,23 +72,27 @@ def help_of(field: Field) -> str:
     return rules_of(field).help
 
 
+@functools.cache
 def is_deprecated(field: Field) -> bool:
     return bool(field.GetOptions().deprecated)
 
 
+@functools.cache
 def is_rule_list(field: Field) -> bool:
     """A repeated rule message written `pattern:value` in the hparam language."""
     return field.is_repeated and kind_of(field) is Kind.MESSAGE
 
 
+@functools.cache
 def key_field(rule: MessageType) -> Field:
     """The pattern field of a rule message (its first field)."""
     return rule.fields[0]
 
 
-def value_fields(rule: MessageType) -> list[Field]:
+@functools.cache
+def value_fields(rule: MessageType) -> tuple[Field, ...]:
     """The value fields of a rule message, in order (all but the pattern)."""
-    return list(rule.fields[1:])
+    return tuple(rule.fields[1:])
 
 
 def value_separator(field: Field) -> str:

@@ -29,12 +29,18 @@ _M = TypeVar("_M", bound=Message)
 def fill_defaults(spec: pruning_pb2.PruningSpec) -> pruning_pb2.PruningSpec:
     """A copy of `spec` with every singular field explicitly set to its effective value."""
     full = pruning_pb2.PruningSpec()
-    full.CopyFrom(spec)
-    generic: Message = full  # HasField by a name read from the descriptor
-    for field in full.DESCRIPTOR.fields:
-        if not field.is_repeated and not generic.HasField(field.name):
-            setattr(full, field.name, field.default_value)
+    full.CopyFrom(_all_defaults())
+    full.MergeFrom(spec)  # set scalars replace the defaults; the defaults have no rules
     return full
+
+
+@functools.cache
+def _all_defaults() -> pruning_pb2.PruningSpec:
+    defaults = pruning_pb2.PruningSpec()
+    for field in defaults.DESCRIPTOR.fields:
+        if not field.is_repeated:
+            setattr(defaults, field.name, field.default_value)
+    return defaults
 
 
 class NormalizedSpec:

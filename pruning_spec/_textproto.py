@@ -43,9 +43,18 @@ class ParsedSource:
     failed_paths: set[str] = dataclasses.field(default_factory=set)
     # List fields the source assigns, even to an empty list (overrides replace them).
     assigned_lists: set[str] = dataclasses.field(default_factory=set)
+    # Fields from an hparam string: path -> (offset, length) in `hparams_text`. Spans are
+    # built only when a diagnostic needs one, which keeps parsing a flag cheap.
+    offsets: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    hparams_source: str = ""
+    hparams_text: str = ""
 
     def locate(self, path: str) -> Span | None:
-        return self.positions.get(path)
+        span = self.positions.get(path)
+        if span is None and path in self.offsets:
+            offset, length = self.offsets[path]
+            span = Span(self.hparams_source, offset=offset, length=length, text=self.hparams_text)
+        return span
 
 
 def parse_textproto(text: str, source: str = "<string>") -> ParsedSource:

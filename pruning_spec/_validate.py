@@ -7,9 +7,11 @@ cross-field constraints from the `(pruning_spec.v1.message)` options of
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Collection, Iterator
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -52,7 +54,8 @@ class Validator:
         skip_paths: Collection[str] = (),
     ) -> list[Diagnostic]:
         """Every diagnostic of `spec`; fields in `skip_paths` failed to parse and are not judged."""
-        found = list(_check_message(spec, "", skip_paths))
+        found: list[Diagnostic] = []
+        _check_message(spec, "", skip_paths, found)
         found += _check_orderings(spec, skip_paths)
         found += self._check_semantics(spec)
         return [d.with_span(_locate(locate, d.field_path)) for d in found]
@@ -105,47 +108,66 @@ def _parent_path(path: str) -> str:
     return path.rpartition(".")[0]
 
 
-def _check_message(message: Message, prefix: str, skip: Collection[str]) -> Iterator[Diagnostic]:
-    descriptor: _schema.MessageType = message.DESCRIPTOR
-    for field in descriptor.fields:
-        path = prefix + field.name
-        if path in skip:
+def _check_message(
+    message: Message, prefix: str, skip: Collection[str], out: list[Diagnostic]
+) -> None:
+    # An unset field holds its default, and defaults are valid (test_validate proves it), so
+    # only required fields and the fields a source set are looked at.
+    for field in _required_fields(message.DESCRIPTOR):
+        if not message.HasField(field.name) and prefix + field.name not in skip:
+            out.append(Diagnostic("missing-field", "is required", prefix + field.name))
+    for field, value in message.ListFields():
+        if skip and prefix + field.name in skip:
             continue
         if _schema.is_rule_list(field):
-            yield from _check_rules(getattr(message, field.name), path, skip)
+            _check_rules(value, prefix + field.name, skip, out)
         elif field.is_repeated:
-            for index, item in enumerate(getattr(message, field.name)):
-                yield from _check_scalar(field, item, f"{path}[{index}]", explicit=True)
-        else:
-            explicit = message.HasField(field.name)
-            if _schema.rules_of(field).required and not explicit:
-                yield Diagnostic("missing-field", "is required", path)
-                continue
-            yield from _check_scalar(field, effective_value(message, field), path, explicit)
+            for index, item in enumerate(value):
+                out.extend(_check_scalar(field, item, f"{prefix}{field.name}[{index}]"))
+        elif not _accepts(field)(value) or _schema.is_deprecated(field):
+            out.extend(_check_scalar(field, value, prefix + field.name))
 
 
-def _check_rules(rules: list[Message], path: str, skip: Collection[str]) -> Iterator[Diagnostic]:
+@functools.cache
+def _required_fields(descriptor: _schema.MessageType) -> tuple[_schema.Field, ...]:
+    return tuple(f for f in descriptor.fields if _schema.rules_of(f).required)
+
+
+def _check_rules(
+    rules: list[Message], path: str, skip: Collection[str], out: list[Diagnostic]
+) -> None:
     first_index: dict[str, int] = {}
     for index, rule in enumerate(rules):
         rule_path = f"{path}[{index}]"
-        if rule_path in skip:
+        if skip and rule_path in skip:
             continue
-        yield from _check_message(rule, rule_path + ".", skip)
+        _check_message(rule, rule_path + ".", skip, out)
         pattern = getattr(rule, _schema.key_field(rule.DESCRIPTOR).name)
-        if pattern in first_index:
-            yield Diagnostic(
+        if pattern not in first_index:
+            first_index[pattern] = index
+            continue
+        out.append(
+            Diagnostic(
                 "duplicate-pattern",
                 f"pattern {pattern!r} is already used by {path}[{first_index[pattern]}]",
                 rule_path,
                 hint="r1.15 silently kept only the last one; merge the two rules",
             )
-        else:
-            first_index[pattern] = index
+        )
 
 
-def _check_scalar(
-    field: _schema.Field, value: object, path: str, explicit: bool
-) -> Iterator[Diagnostic]:
+def _check_scalar(field: _schema.Field, value: object, path: str) -> Iterator[Diagnostic]:
+    """Checks a value a source set explicitly."""
+    if _schema.is_deprecated(field) and value != field.default_value:
+        yield Diagnostic(
+            "deprecated-field",
+            f"is deprecated: {_schema.rules_of(field).deprecation_note}",
+            path,
+            Severity.WARNING,
+            hint="remove it",
+        )
+    if _accepts(field)(value):
+        return
     rules = _schema.rules_of(field)
     kind = _schema.kind_of(field)
     if kind in (Kind.INT, Kind.FLOAT):
@@ -157,21 +179,47 @@ def _check_scalar(
     elif kind is Kind.ENUM:
         assert isinstance(value, int)
         spellings = _schema.hparam_values(field.enum_type)
-        if value not in spellings.values():
-            yield Diagnostic(
-                "invalid-enum",
-                f"{_schema.enum_spelling(field, value)} is not a valid value",
-                path,
-                hint="expected one of " + ", ".join(spellings),
-            )
-    if explicit and _schema.is_deprecated(field) and value != field.default_value:
         yield Diagnostic(
-            "deprecated-field",
-            f"is deprecated: {rules.deprecation_note}",
+            "invalid-enum",
+            f"{_schema.enum_spelling(field, value)} is not a valid value",
             path,
-            Severity.WARNING,
-            hint="remove it",
+            hint="expected one of " + ", ".join(spellings),
         )
+
+
+@functools.cache
+def _accepts(field: _schema.Field) -> Callable[[Any], bool]:
+    """A quick yes for valid values; a no sends the value to the checks that explain why."""
+    rules = _schema.rules_of(field)
+    kind = _schema.kind_of(field)
+    if kind in (Kind.INT, Kind.FLOAT):
+        low = rules.gte if rules.HasField("gte") else -math.inf
+        high = rules.lte if rules.HasField("lte") else math.inf
+        above = rules.gt if rules.HasField("gt") else -math.inf
+        below = rules.lt if rules.HasField("lt") else math.inf
+        allowed = frozenset(rules.also_allowed)
+        # v - v == 0 is False for NaN and the infinities.
+        return lambda v: v in allowed or (v - v == 0 and low <= v <= high and above < v < below)
+    if kind is Kind.STRING:
+        pattern = re.compile(rules.pattern) if rules.pattern else None
+        regex = rules.regex
+        return lambda v: (
+            (pattern is None or pattern.fullmatch(v) is not None)
+            and (not regex or (v != "" and _compiles(v)))
+        )
+    if kind is Kind.ENUM:
+        valid = frozenset(_schema.hparam_values(field.enum_type).values())
+        return lambda v: v in valid
+    return lambda v: True
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
 
 
 def _check_number(
@@ -222,13 +270,11 @@ def _check_string(rules: options_pb2.FieldRules, value: str, path: str) -> Itera
 
 
 def _check_orderings(spec: Message, skip: Collection[str]) -> Iterator[Diagnostic]:
-    options = spec.DESCRIPTOR.GetOptions().Extensions[options_pb2.message]
-    fields = spec.DESCRIPTOR.fields_by_name
-    for rule in options.ordering:
+    for rule, lower_field, upper_field in _orderings(spec.DESCRIPTOR):
         if rule.lower in skip or rule.upper in skip:
             continue
-        lower = effective_value(spec, fields[rule.lower])
-        upper = effective_value(spec, fields[rule.upper])
+        lower = effective_value(spec, lower_field)
+        upper = effective_value(spec, upper_field)
         assert isinstance(lower, int) and isinstance(upper, int)
         if upper in rule.upper_sentinels or upper > lower:
             continue
@@ -240,3 +286,12 @@ def _check_orderings(spec: Message, skip: Collection[str]) -> Iterator[Diagnosti
             rule.upper,
             hint=rule.explanation,
         )
+
+
+@functools.cache
+def _orderings(
+    descriptor: _schema.MessageType,
+) -> tuple[tuple[options_pb2.OrderingRule, _schema.Field, _schema.Field], ...]:
+    options = descriptor.GetOptions().Extensions[options_pb2.message]
+    fields = descriptor.fields_by_name
+    return tuple((rule, fields[rule.lower], fields[rule.upper]) for rule in options.ordering)
