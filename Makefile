@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pruning_spec/v1/*.proto)
 
-.PHONY: test demo lint proto docs bench-smoke clean
+.PHONY: test demo lint proto docs bench bench-smoke clean
 
 $(STAMP): pyproject.toml setup.py $(PROTOS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml setup.py $(PROTOS)
 	touch $@
 
 ## test: lint, then the whole suite (creates the environment on first use)
-test: $(STAMP) lint
+test: $(STAMP) lint bench-smoke
 	$(PY) -m pytest -q
 
 ## demo: load, validate and print every example spec
@@ -30,6 +30,20 @@ lint: $(STAMP)
 ## proto: regenerate pruning_spec/v1/*_pb2.py(i) in place after editing a .proto
 proto: $(STAMP)
 	$(PY) -c "import runpy, pathlib; runpy.run_path('setup.py', run_name='proto')['compile_protos'](pathlib.Path('.'))"
+
+## docs: regenerate docs/reference.md from the schema
+docs: $(STAMP)
+	$(PY) -m pruning_spec docs --output docs/reference.md
+
+## bench: speed figures against their targets (results in benchmarks/results/)
+bench: $(STAMP)
+	$(PY) benchmarks/bench_hparams.py --json benchmarks/results/hparams.json
+	$(PY) benchmarks/bench_cli.py --json benchmarks/results/cli.json
+
+## bench-smoke: every benchmark in quick mode, so the harness cannot rot (part of make test)
+bench-smoke: $(STAMP)
+	$(PY) benchmarks/bench_hparams.py --quick
+	$(PY) benchmarks/bench_cli.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info pruning_spec/v1/*_pb2.py pruning_spec/v1/*_pb2.pyi

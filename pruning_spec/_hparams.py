@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 from pruning_spec import _schema
 from pruning_spec._diagnostics import Diagnostic, Span
 from pruning_spec._schema import Kind
-from pruning_spec._textproto import ParsedSource
+from pruning_spec._textproto import ParsedSource, invalid_text, unencodable_offset
 from pruning_spec.v1 import pruning_pb2
 
 SOURCE = "<hparams>"
@@ -97,6 +97,10 @@ class _HParamParser:
         self._assigned: dict[str, int] = {}
 
     def parse(self) -> ParsedSource:
+        offset = unencodable_offset(self._text)
+        if offset is not None:
+            self._result.diagnostics.append(invalid_text(self._span(offset)))
+            return self._result
         for clause in self._parse_clauses():
             self._apply(clause)
         return self._result
@@ -335,7 +339,7 @@ class _HParamParser:
                 item.offset,
                 item.length,
                 field.name,
-                hint=f"write pattern:{self._entry_shape(field)}",
+                hint=f"write {_schema.rules_of(field).hparam_entry_syntax}",
             )
             return
         path = f"{field.name}[{len(container)}]"
@@ -358,11 +362,12 @@ class _HParamParser:
         if len(parts) != len(value_fields):
             self._report(
                 "bad-map-entry",
-                f"expected {self._entry_shape(field)} after ':', got {raw!r}",
+                f"expected {_schema.rules_of(field).hparam_entry_syntax.partition(':')[2]} "
+                f"after ':', got {raw!r}",
                 offset,
                 len(raw),
                 path,
-                hint=f"write pattern:{self._entry_shape(field)}",
+                hint=f"write {_schema.rules_of(field).hparam_entry_syntax}",
             )
             return
         offsets = self._result.offsets
@@ -374,14 +379,6 @@ class _HParamParser:
             except _ConversionError as error:
                 self._report(error.code, str(error), offset, len(part), value_path, error.hint)
             offset += len(part) + len(separator)
-
-    @staticmethod
-    def _entry_shape(field: _schema.Field) -> str:
-        separator = _schema.value_separator(field)
-        names = [f.name for f in _schema.value_fields(field.message_type)]
-        if separator and len(names) == 2 and names[0].endswith("height"):
-            return f"H{separator}W"
-        return separator.join(n.upper() for n in names)
 
     def _convert(self, field: _schema.Field, text: _Text, path: str) -> object:
         try:

@@ -23,7 +23,7 @@ from pruning_spec import _hparams, _schema
 from pruning_spec._diagnostics import Diagnostic, Span, SpecError, sort_key
 from pruning_spec._schema import Kind
 from pruning_spec._spec import NormalizedSpec
-from pruning_spec._textproto import ParsedSource, parse_textproto
+from pruning_spec._textproto import ParsedSource, parse_textproto, unencodable_offset
 from pruning_spec._validate import Validator
 from pruning_spec.v1 import pruning_pb2
 
@@ -227,8 +227,17 @@ def parse_json(text: str, source: str = "<json>") -> ParsedSource:
         return _failed(source, "syntax", error.msg, span=Span(source, error.lineno, error.colno))
     except _DuplicateKeyError as error:
         return _failed(source, "duplicate-field", f"key {error.key!r} appears more than once")
+    except ValueError as error:  # e.g. an integer with more digits than Python converts
+        return _failed(source, "syntax", f"not a valid JSON document: {error}")
     if not isinstance(document, dict):
         return _failed(source, "syntax", "expected a JSON object of hyperparameters")
+    if unencodable_offset(json.dumps(document, ensure_ascii=False)) is not None:
+        return _failed(
+            source,
+            "invalid-text",
+            "holds a \\ud800-\\udfff escape that is not "
+            "part of a surrogate pair, which is not valid Unicode text",
+        )
     return _JsonReader(text, source).read(document)
 
 
@@ -355,7 +364,12 @@ class _JsonReader:
             ok = isinstance(value, int) and _schema.INT64_MIN <= value <= _schema.INT64_MAX
             return value if ok else None
         if kind is Kind.FLOAT:
-            return float(value) if isinstance(value, int | float) else None
+            if not isinstance(value, int | float):
+                return None
+            try:
+                return float(value)
+            except OverflowError:
+                return None
         if kind is Kind.STRING:
             return value if isinstance(value, str) else None
         if kind is Kind.ENUM and isinstance(value, str):

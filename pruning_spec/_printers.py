@@ -8,12 +8,12 @@ the same keys in the same order with the same types, map rules written as
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from google.protobuf.message import Message
 
 from pruning_spec import _schema
-from pruning_spec._hparams import quote
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import pruning_pb2
 
@@ -22,10 +22,20 @@ TEXTPROTO_HEADER = (
 )
 
 
-def _text_value(field: _schema.Field, value: object) -> str:
+_TEXT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f]')
+
+
+def text_format_string(text: str) -> str:
+    """A double-quoted text-format string literal; control characters as octal escapes."""
+    body = _NEEDS_ESCAPE.sub(lambda m: _TEXT_ESCAPES.get(m[0]) or f"\\{ord(m[0]):03o}", text)
+    return f'"{body}"'
+
+
+def text_value(field: _schema.Field, value: object) -> str:
     kind = _schema.kind_of(field)
     if kind is Kind.STRING:
-        return quote(str(value))
+        return text_format_string(str(value))
     if kind is Kind.FLOAT:
         return repr(float(value))  # type: ignore[arg-type]
     if kind is Kind.BOOL:
@@ -49,7 +59,7 @@ def _text_fields(message: Message, indent: str) -> list[str]:
                 lines += _text_fields(value, indent + "  ")
                 lines.append(f"{indent}}}")
             else:
-                lines.append(f"{indent}{field.name}: {_text_value(field, value)}")
+                lines.append(f"{indent}{field.name}: {text_value(field, value)}")
     return lines
 
 

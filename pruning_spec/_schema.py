@@ -27,6 +27,8 @@ EnumValue: TypeAlias = Any
 SPEC: MessageType = pruning_pb2.PruningSpec.DESCRIPTOR
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
 
 
 class Kind(enum.Enum):

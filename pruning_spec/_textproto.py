@@ -57,14 +57,47 @@ class ParsedSource:
         return span
 
 
+def text_lines(text: str) -> list[str]:
+    """Lines as text format counts them: only '\\n' ends a line.
+
+    `str.splitlines` would also split on \\x0b, \\x1c or U+2028 inside a string.
+    """
+    return text.split("\n")
+
+
+def unencodable_offset(text: str) -> int | None:
+    """Where `text` holds a lone surrogate (not UTF-8 encodable), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
 def parse_textproto(text: str, source: str = "<string>") -> ParsedSource:
     """Parses a `PruningSpec` in text format, collecting every diagnostic."""
+    offset = unencodable_offset(text)
+    if offset is not None:
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        result = ParsedSource(pruning_pb2.PruningSpec())
+        result.diagnostics.append(invalid_text(Span(source, line, column)))
+        return result
     return _TextParser(text, source).parse()
+
+
+def invalid_text(span: Span) -> Diagnostic:
+    return Diagnostic(
+        "invalid-text",
+        "holds a lone surrogate, which is not valid Unicode text",
+        span=span,
+        hint="was the text decoded with errors='surrogateescape'?",
+    )
 
 
 class _TextParser:
     def __init__(self, text: str, source: str) -> None:
-        self._tokenizer = text_format.Tokenizer(text.splitlines())
+        self._tokenizer = text_format.Tokenizer(text_lines(text))
         self._source = source
         self._result = ParsedSource(pruning_pb2.PruningSpec())
 
@@ -251,7 +284,12 @@ class _TextParser:
             )
             self._result.failed_paths.add(path)
             return None
-        return int(self._tokenizer.ConsumeInteger())
+        number = int(self._tokenizer.ConsumeInteger())
+        if not _schema.INT32_MIN <= number <= _schema.INT32_MAX:
+            self._report("invalid-enum", f"{number} is not a valid value", span, path)
+            self._result.failed_paths.add(path)
+            return None
+        return number
 
     # Skipping and recovery.
 

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from pruning_spec import _schema
 from pruning_spec._diagnostics import Diagnostic, Severity, Span, SpecError
+from pruning_spec._regex import nested_repeat
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import options_pb2, pruning_pb2
 
@@ -205,7 +206,7 @@ def _accepts(field: _schema.Field) -> Callable[[Any], bool]:
         regex = rules.regex
         return lambda v: (
             (pattern is None or pattern.fullmatch(v) is not None)
-            and (not regex or (v != "" and _compiles(v)))
+            and (not regex or (v != "" and _compiles(v) and not nested_repeat(v)))
         )
     if kind is Kind.ENUM:
         valid = frozenset(_schema.hparam_values(field.enum_type).values())
@@ -266,6 +267,15 @@ def _check_string(rules: options_pb2.FieldRules, value: str, path: str) -> Itera
     except re.error as error:
         yield Diagnostic(
             "invalid-regex", f"{value!r} is not a valid regular expression: {error}", path
+        )
+        return
+    if nested_repeat(value):
+        yield Diagnostic(
+            "regex-backtracking",
+            f"{value!r} nests a repeat inside a repeat, which can take exponential time "
+            "to search some weight names",
+            path,
+            hint="repeat once: write a+ rather than (a+)+, or put a literal inside the group",
         )
 
 

@@ -652,7 +652,7 @@ def test_bad_map_entry_hints_show_the_entry_shape() -> None:
     assert block.hint == "write pattern:HxW"
     [weight] = errors_of("weight_sparsity_map=[conv1]")
     assert weight.field_path == "weight_sparsity_map"
-    assert weight.hint == "write pattern:SPARSITY"
+    assert weight.hint == "write pattern:sparsity"
 
 
 def test_map_value_errors_name_the_rule_field() -> None:

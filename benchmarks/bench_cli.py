@@ -1,0 +1,80 @@
+"""How fast `pruning-spec validate` answers in CI.
+
+Targets (issue 4), wall time on the dev machine:
+  - `pruning-spec validate examples/cifar10.txtpb` as a fresh process: <= 0.25 s;
+  - validating 1,000 spec files in one invocation: <= 3 s.
+Each figure is the median of several runs after a warm-up; the same session also
+times a bare `python -c pass` (interpreter start-up, the floor of any Python CLI)
+and reports the ratio to it.
+
+    python benchmarks/bench_cli.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "cifar10.txtpb"
+COLD_START_TARGET = 0.25
+THOUSAND_FILES_TARGET = 3.0
+
+
+def wall(command: list[str], repeats: int) -> float:
+    subprocess.run(command, capture_output=True, check=False)  # warm-up: OS file cache
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+        if result.returncode != 0:
+            raise SystemExit(f"{command[:3]} failed: {result.stdout.decode()[-500:]}")
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs and files (smoke test)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    repeats, count = (2, 50) if args.quick else (7, 1000)
+    cli = [sys.executable, "-m", "pruning_spec", "validate"]
+
+    with tempfile.TemporaryDirectory() as folder:
+        text = EXAMPLE.read_text()
+        files = []
+        for index in range(count):
+            path = Path(folder) / f"spec_{index}.txtpb"
+            path.write_text(text.replace("cifar10_pruning", f"spec_{index}"))
+            files.append(str(path))
+        figures = {
+            "python_startup_s": wall([sys.executable, "-c", "pass"], repeats),
+            "cold_validate_one_file_s": wall([*cli, str(EXAMPLE)], repeats),
+            f"validate_{count}_files_s": wall([*cli, *files], repeats),
+        }
+    cold = figures["cold_validate_one_file_s"]
+    many = figures[f"validate_{count}_files_s"]
+    checks = {
+        f"cold start <= {COLD_START_TARGET} s": cold <= COLD_START_TARGET,
+        f"{count} files <= {THOUSAND_FILES_TARGET} s": many <= THOUSAND_FILES_TARGET,
+    }
+    for name, value in figures.items():
+        print(f"{name:28s} {value:8.3f} s")
+    print(f"cold start / python start-up: {cold / figures['python_startup_s']:.1f}x")
+    for name, met in checks.items():
+        print(f"target {name}: {'MET' if met else 'MISSED'}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"figures": figures, "targets": checks}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""The pruning-spec command: reports, exit codes, bad input, fmt, print and docs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pruning_spec import parse_spec_text
+from pruning_spec._cli import MAX_FILE_BYTES, main
+
+ROOT = Path(__file__).resolve().parents[2]
+CIFAR10 = str(ROOT / "examples" / "cifar10.txtpb")
+BROKEN = (
+    "target_sparsty: 0.9\ntarget_sparsity: 1.5\nbegin_pruning_step: 500\nend_pruning_step: 100\n"
+)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> str:
+    path = tmp_path / "broken.txtpb"
+    path.write_text(BROKEN)
+    return str(path)
+
+
+def test_valid_file_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "validate", CIFAR10)
+    assert status == 0
+    assert out == "1 file checked: no problems.\n"
+
+
+def test_text_report_is_gcc_style_with_hints(
+    capsys: pytest.CaptureFixture[str], broken: str
+) -> None:
+    status, out, _ = run(capsys, "validate", broken)
+    assert status == 1
+    lines = out.splitlines()
+    assert (
+        lines[0]
+        == f"{broken}:1:1: error[unknown-field]: PruningSpec has no field named 'target_sparsty'"
+    )
+    assert lines[1] == "  hint: did you mean 'target_sparsity'?"
+    assert (
+        lines[2]
+        == f"{broken}:2:1: error[out-of-range]: target_sparsity: must be in [0, 1), got 1.5"
+    )
+    assert lines[3].startswith(f"{broken}:4:1: error[end-before-begin]: end_pruning_step:")
+    assert lines[-1] == "Found 3 errors and 0 warnings in 1 of 1 file."
+
+
+def test_json_report(capsys: pytest.CaptureFixture[str], broken: str) -> None:
+    status, out, _ = run(capsys, "validate", "--format", "json", broken, CIFAR10)
+    assert status == 1
+    document = json.loads(out)
+    assert document["errors"] == 3 and document["warnings"] == 0
+    assert [f["path"] for f in document["files"]] == [broken, CIFAR10]
+    first = document["files"][0]["diagnostics"][0]
+    assert (first["code"], first["line"], first["column"], first["severity"]) == (
+        "unknown-field",
+        1,
+        1,
+        "error",
+    )
+    assert document["files"][1]["diagnostics"] == []
+
+
+def test_github_report(capsys: pytest.CaptureFixture[str], broken: str) -> None:
+    _, out, _ = run(capsys, "validate", "--format", "github", broken)
+    lines = out.splitlines()
+    assert len(lines) == 3
+    assert lines[1] == (
+        f"::error file={broken},line=2,col=1,title=out-of-range::"
+        "target_sparsity: must be in [0, 1), got 1.5"
+    )
+    assert "%0Adid you mean 'target_sparsity'?" in lines[0]
+
+
+def test_hparams_are_applied_to_every_file(capsys: pytest.CaptureFixture[str], broken: str) -> None:
+    status, out, _ = run(capsys, "validate", "--hparams", "target_sparsity=2", CIFAR10)
+    assert status == 1
+    assert "<hparams>:16: error[out-of-range]: target_sparsity" in out
+    assert "  target_sparsity=2\n                  ^" in out
+
+
+def test_warnings_fail_only_with_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "validate", "--hparams", "nbins=3", CIFAR10)[0] == 0
+    assert run(capsys, "validate", "--strict", "--hparams", "nbins=3", CIFAR10)[0] == 1
+
+
+def test_one_bad_file_never_stops_the_others(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, broken: str
+) -> None:
+    status, out, _ = run(capsys, "validate", str(tmp_path / "missing.txtpb"), broken, CIFAR10)
+    assert status == 2  # an I/O problem outranks spec errors
+    assert "missing.txtpb: error[io-error]: cannot read the file: No such file or directory" in out
+    assert "error[out-of-range]" in out
+    assert out.splitlines()[-1] == "Found 4 errors and 0 warnings in 2 of 3 files."
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "code", "status"),
+    [
+        ("empty.txtpb", b"", "empty-file", 0),
+        ("garbage.txtpb", bytes(range(1, 128)) * 8, "syntax", 1),
+        ("latin1.txtpb", b'name: "caf\xe9"\n', "invalid-utf8", 1),
+        ("garbage.pb", b"\xff" * 64, "decode-error", 1),
+        ("spec.yaml", b"target_sparsity: 0.5\n", "unknown-format", 2),
+    ],
+)
+def test_bad_input(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    name: str,
+    content: bytes,
+    code: str,
+    status: int,
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    got_status, out, err = run(capsys, "validate", str(path))
+    assert got_status == status
+    assert f"[{code}]" in out
+    assert "Traceback" not in out + err
+
+
+def test_directory_is_an_io_problem(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "dir.txtpb").mkdir()
+    status, out, _ = run(capsys, "validate", str(tmp_path / "dir.txtpb"))
+    assert status == 2
+    assert "error[io-error]: is a directory" in out
+
+
+def test_huge_file_is_refused_without_reading_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "huge.txtpb"
+    with path.open("wb") as stream:  # a 50 MB sparse file
+        stream.truncate(50 * 1024 * 1024)
+    status, out, _ = run(capsys, "validate", str(path))
+    assert status == 2
+    assert f"error[file-too-large]: is {50 * 1024 * 1024:,} bytes" in out
+    assert MAX_FILE_BYTES < 50 * 1024 * 1024
+
+
+def test_ten_thousand_rules(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "rules.txtpb"
+    rules = "".join(
+        f'weight_sparsity_map {{ pattern: "layer_{i}/" sparsity: 0.5 }}\n' for i in range(10_000)
+    )
+    path.write_text(rules + 'weight_sparsity_map { pattern: "layer_7/" sparsity: 0.5 }\n')
+    status, out, _ = run(capsys, "validate", str(path))
+    assert status == 1
+    assert f"{path}:10001:1: error[duplicate-pattern]: weight_sparsity_map[10000]" in out
+
+
+def test_exponential_regex_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "redos.txtpb"
+    path.write_text('weight_sparsity_map { pattern: "(a+)+$" sparsity: 0.5 }\n')
+    status, out, _ = run(capsys, "validate", str(path))
+    assert status == 1
+    assert f"{path}:1:23: error[regex-backtracking]: weight_sparsity_map[0].pattern" in out
+
+
+def test_print_defaults_without_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "print", "--to", "json")
+    assert status == 0
+    assert json.loads(out)["target_sparsity"] == 0.5
+
+
+def test_print_file_with_overrides_round_trips(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "print", CIFAR10, "--hparams", "target_sparsity=0.95")
+    assert status == 0
+    spec = parse_spec_text(out)
+    assert spec.target_sparsity == 0.95 and spec.name == "cifar10_pruning"
+    _, hparams, _ = run(capsys, "print", CIFAR10, "--to", "hparams")
+    assert hparams.startswith("name=cifar10_pruning,begin_pruning_step=10000,")
+
+
+def test_print_bad_spec_reports_on_stderr(capsys: pytest.CaptureFixture[str], broken: str) -> None:
+    status, out, err = run(capsys, "print", broken)
+    assert (status, out) == (1, "")
+    assert len(err.splitlines()) == 3
+
+
+def test_fmt_rewrites_and_check_detects(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "messy.txtpb"
+    path.write_text("# keep me\nname:'x'   # and me\ntarget_sparsity : .9;\n")
+    os.chmod(path, 0o640)
+    status, out, _ = run(capsys, "fmt", "--check", str(path))
+    assert (status, out) == (1, f"would reformat {path}\n")
+    assert path.read_text().startswith("# keep me\nname:'x'")
+    status, out, _ = run(capsys, "fmt", str(path))
+    assert (status, out) == (0, f"reformatted {path}\n")
+    assert path.read_text() == '# keep me\nname: "x"  # and me\ntarget_sparsity: 0.9\n'
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert run(capsys, "fmt", "--check", str(path))[:2] == (0, "")
+    assert [p.name for p in tmp_path.iterdir()] == ["messy.txtpb"]  # no temporary left behind
+
+
+def test_fmt_leaves_broken_files_alone(capsys: pytest.CaptureFixture[str], broken: str) -> None:
+    status, _, err = run(capsys, "fmt", broken)
+    assert status == 1
+    assert "error[unknown-field]" in err
+    assert Path(broken).read_text() == BROKEN
+
+
+def test_docs_committed_copy_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "docs")
+    assert status == 0
+    committed = (ROOT / "docs" / "reference.md").read_text()
+    assert out == committed, "docs/reference.md is stale: run `make docs`"
+
+
+def test_docs_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "reference.md"
+    assert run(capsys, "docs", "--output", str(target))[0] == 0
+    assert "| `target_sparsity` | double | `0.5` | in [0, 1); finite |" in target.read_text()
+
+
+def test_usage_errors_exit_two(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["validate"])
+    assert exited.value.code == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", "--format", "xml", CIFAR10])
+    assert exited.value.code == 2
+
+
+@pytest.mark.parametrize("command", [[], ["validate"], ["print"], ["fmt"], ["docs"]])
+def test_help_on_every_command(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: pruning-spec")
+
+
+def test_console_script_and_module_never_import_tensorflow() -> None:
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['pruning-spec', 'validate', sys.argv[1]]\n"
+        "try:\n"
+        "    runpy.run_module('pruning_spec', run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, CIFAR10], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.endswith("ok\n"), result.stderr
+    script = Path(sys.executable).parent / "pruning-spec"
+    version = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, check=False
+    )
+    assert version.stdout.startswith("pruning-spec ")

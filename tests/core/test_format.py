@@ -1,0 +1,101 @@
+"""fmt's canonical layout: normalized, idempotent, and it never loses a comment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pruning_spec import parse_spec_text
+from pruning_spec._format import UnsafeToFormatError, format_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MESSY = """\
+# proto-file: pruning_spec/v1/pruning.proto
+
+# The name.
+name:"cifar10"   # trailing on name
+begin_pruning_step : 0x10 ;
+
+
+target_sparsity: .90
+weight_sparsity_map: [{pattern: 'a' sparsity: 0.5}, <pattern: "b", sparsity: 1e-1>]
+# lead block
+block_dims_map {   # open comment
+    pattern: "d"
+    block_height: 4  block_width: -1
+    # inner dangling
+}  # after close
+block_pooling_function: 2
+# final comment
+"""
+
+CANONICAL = """\
+# proto-file: pruning_spec/v1/pruning.proto
+
+# The name.
+name: "cifar10"  # trailing on name
+begin_pruning_step: 16
+
+target_sparsity: 0.9
+weight_sparsity_map {
+  pattern: "a"
+  sparsity: 0.5
+}
+weight_sparsity_map {
+  pattern: "b"
+  sparsity: 0.1
+}
+# lead block
+block_dims_map {  # open comment
+  pattern: "d"
+  block_height: 4
+  block_width: -1
+  # inner dangling
+}  # after close
+block_pooling_function: MAX
+# final comment
+"""
+
+
+def test_messy_file_gets_the_canonical_layout() -> None:
+    assert format_text(MESSY) == CANONICAL
+
+
+def test_formatting_is_idempotent_and_keeps_the_spec() -> None:
+    assert format_text(CANONICAL) == CANONICAL
+    assert parse_spec_text(CANONICAL) == parse_spec_text(MESSY)
+
+
+@pytest.mark.parametrize(
+    "example", sorted((ROOT / "examples").glob("*.txtpb")), ids=lambda p: p.name
+)
+def test_examples_are_formatted(example: Path) -> None:
+    text = example.read_text()
+    assert format_text(text) == text
+
+
+def test_printer_output_is_already_formatted() -> None:
+    text = parse_spec_text(MESSY).to_textproto()
+    assert format_text(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: # a comment where a value belongs\n  'x'\n",
+        "target_sparsty: 0.5\n",
+        "weight_sparsity_map {\n",
+    ],
+    ids=["comment-inside-a-field", "unknown-field", "unclosed"],
+)
+def test_unsafe_or_broken_files_are_refused(text: str) -> None:
+    with pytest.raises(UnsafeToFormatError):
+        format_text(text)
+
+
+def test_blank_lines_collapse_to_one() -> None:
+    assert format_text("name: 'a'\n\n\n\ntarget_sparsity: 0.5\n") == (
+        'name: "a"\n\ntarget_sparsity: 0.5\n'
+    )
