@@ -329,7 +329,9 @@ class _HParamParser:
                         container.append(value)
 
     def _apply_rule(self, field: _schema.Field, container: list[Message], item: _Text) -> None:
-        colon = _last_unquoted_colon(item.value)
+        raw = item.value
+        quoted = '"' in raw or "'" in raw
+        colon = _last_unquoted_colon(raw) if quoted else raw.rfind(":")
         if colon < 0:
             if _decode_pieces(item.value) == "":
                 return  # r1.15: empty entries ('' in ['']) are dropped
@@ -346,9 +348,9 @@ class _HParamParser:
         rule = container.add()  # type: ignore[attr-defined]
         offsets = self._result.offsets
         offsets[path] = (item.offset, item.length)
-        key = _schema.key_field(rule.DESCRIPTOR)
-        offsets[f"{path}.{key.name}"] = (item.offset, max(1, colon))
-        setattr(rule, key.name, _decode_pieces(item.value[:colon]))
+        key = _schema.key_field(rule.DESCRIPTOR).name
+        offsets[f"{path}.{key}"] = (item.offset, colon or 1)
+        setattr(rule, key, _decode_pieces(raw[:colon]) if quoted else raw[:colon])
         self._apply_rule_values(field, rule, item, colon, path)
 
     def _apply_rule_values(

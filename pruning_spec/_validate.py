@@ -120,13 +120,24 @@ def _check_message(
     for field, value in message.ListFields():
         if skip and prefix + field.name in skip:
             continue
-        if _schema.is_rule_list(field):
+        rule_list, accepts = _plan(field)
+        if rule_list:
             _check_rules(value, prefix + field.name, skip, out)
         elif field.is_repeated:
             for index, item in enumerate(value):
                 out.extend(_check_scalar(field, item, f"{prefix}{field.name}[{index}]"))
-        elif not _accepts(field)(value) or _schema.is_deprecated(field):
+        elif not accepts(value):
             out.extend(_check_scalar(field, value, prefix + field.name))
+
+
+@functools.cache
+def _plan(field: _schema.Field) -> tuple[bool, Callable[[Any], bool]]:
+    """(is a rule list, quick acceptance test); deprecated fields are never quickly accepted."""
+    accepts = _accepts(field)
+    if _schema.is_deprecated(field):
+        default = field.default_value
+        return False, lambda v: v == default and accepts(v)
+    return _schema.is_rule_list(field), accepts
 
 
 @functools.cache

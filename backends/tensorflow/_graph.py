@@ -1,0 +1,270 @@
+"""The graph-mode API of tf.contrib.model_pruning (r1.15), on TensorFlow 2.x `tf.compat.v1`.
+
+Variable, op, collection and summary names are r1.15's, so checkpoints,
+dashboards and the `masked_weight` strip convention keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+from tensorflow.python.ops import variables
+from tensorflow.python.platform import tf_logging
+
+from pruning_spec import NormalizedSpec
+
+from . import _kernels
+from ._spec_input import coerce_spec
+
+v1 = tf.compat.v1
+# Not exported by tf.compat.v1; what fixed_size_partitioner makes get_variable return.
+_PartitionedVariable = variables.PartitionedVariable
+
+MASK_COLLECTION = "masks"
+THRESHOLD_COLLECTION = "thresholds"
+MASKED_WEIGHT_COLLECTION = "masked_weights"
+WEIGHT_COLLECTION = "kernel"
+# The `weights/` prefix is what the quantization tooling and strip_pruning_vars look for.
+MASKED_WEIGHT_NAME = "weights/masked_weight"
+
+
+def apply_mask(x: Any, scope: Any = "") -> tf.Tensor:
+    """Creates `mask` and `threshold` for weight `x` in `scope` and returns `mask * x`."""
+    dtype = x.dtype.base_dtype
+    with v1.variable_scope(scope):
+        mask = v1.get_variable(
+            "mask", x.get_shape(), initializer=v1.ones_initializer(), trainable=False, dtype=dtype
+        )
+        threshold = v1.get_variable(
+            "threshold", [], initializer=v1.zeros_initializer(), trainable=False, dtype=dtype
+        )
+    masked_weights = tf.multiply(mask, x, name=MASKED_WEIGHT_NAME)
+    # Reused masks (RNN cells, AUTO_REUSE) must not be updated twice.
+    if not any(m is mask for m in v1.get_collection_ref(MASK_COLLECTION)):
+        v1.add_to_collection(THRESHOLD_COLLECTION, threshold)
+        v1.add_to_collection(MASK_COLLECTION, mask)
+        v1.add_to_collection(MASKED_WEIGHT_COLLECTION, masked_weights)
+        v1.add_to_collection(WEIGHT_COLLECTION, x)
+    return masked_weights
+
+
+def get_masks() -> list[Any]:
+    return list(v1.get_collection(MASK_COLLECTION))
+
+
+def get_thresholds() -> list[Any]:
+    return list(v1.get_collection(THRESHOLD_COLLECTION))
+
+
+def get_masked_weights() -> list[Any]:
+    return list(v1.get_collection(MASKED_WEIGHT_COLLECTION))
+
+
+def get_weights() -> list[Any]:
+    return list(v1.get_collection(WEIGHT_COLLECTION))
+
+
+def get_weight_sparsity() -> list[tf.Tensor]:
+    """The fraction of zeros of each mask."""
+    return [tf.nn.zero_fraction(mask) for mask in get_masks()]
+
+
+def op_name(variable: Any) -> str:
+    """A variable's op name (`layer1/mask`); a partitioned variable's own name."""
+    if isinstance(variable, _PartitionedVariable) or not hasattr(variable, "op"):
+        return str(variable.name).split(":")[0]
+    return str(variable.op.name)
+
+
+class Pruning:
+    """r1.15's `Pruning`: builds the schedule, the mask-update ops and the summaries.
+
+    Args:
+      spec: a `PruningSpec`, a `NormalizedSpec`, `get_pruning_hparams()` (after
+        `.parse(...)`), a spec file path or an hparam string; None for the
+        defaults. Invalid specs raise `SpecError` with every diagnostic before
+        any op is built.
+      global_step: the step tensor or variable; by default the graph's global step.
+      sparsity: an external float32 scalar sparsity used instead of the schedule;
+        `weight_sparsity_map` values then scale it by `m / target_sparsity`.
+    """
+
+    def __init__(self, spec: Any = None, global_step: Any = None, sparsity: Any = None) -> None:
+        self._spec = coerce_spec(spec, external_sparsity=sparsity is not None)
+        self._global_step = self._setup_global_step(global_step)
+        self._external_sparsity = sparsity is not None
+        self._sparsity = sparsity if sparsity is not None else self._setup_sparsity()
+        self._last_update_step = self._setup_last_update_step()
+        self._weight_sparsity: dict[float, tf.Tensor] = {}
+        self._assign_ops: list[Any] = []
+
+    @property
+    def spec(self) -> NormalizedSpec:
+        return self._spec
+
+    def _setup_global_step(self, global_step: Any) -> tf.Tensor:
+        step = global_step if global_step is not None else v1.train.get_global_step()
+        if step is None:
+            raise ValueError(
+                "Pruning needs a global step: pass global_step= or create one with "
+                "tf.compat.v1.train.get_or_create_global_step()"
+            )
+        return tf.cast(step, tf.int32)
+
+    def _schedule(self, target: float) -> tf.Tensor:
+        spec = self._spec
+        return _kernels.polynomial_sparsity(
+            self._global_step,
+            begin_step=spec.sparsity_function_begin_step,
+            end_step=spec.sparsity_function_end_step,
+            initial_sparsity=spec.initial_sparsity,
+            target_sparsity=target,
+            exponent=spec.sparsity_function_exponent,
+        )
+
+    def _setup_sparsity(self) -> tf.Tensor:
+        with tf.name_scope(self._spec.name):
+            return tf.identity(self._schedule(self._spec.target_sparsity), name="sparsity")
+
+    def _setup_last_update_step(self) -> Any:
+        # Pruning objects with the same name share the variable, as in r1.15.
+        with v1.variable_scope(
+            self._spec.name, use_resource=self._spec.use_tpu, reuse=v1.AUTO_REUSE
+        ):
+            return v1.get_variable(
+                "last_mask_update_step",
+                [],
+                initializer=v1.zeros_initializer(),
+                trainable=False,
+                dtype=tf.int32,
+            )
+
+    def _sparsity_for(self, weight_name: str) -> tf.Tensor:
+        rule = self._spec.rule_for(weight_name)
+        if rule is None:
+            return self._sparsity
+        if self._external_sparsity:
+            scale = rule.sparsity / self._spec.target_sparsity
+            return self._sparsity * tf.constant(scale, tf.float32)
+        if rule.sparsity not in self._weight_sparsity:
+            self._weight_sparsity[rule.sparsity] = self._schedule(rule.sparsity)
+        return self._weight_sparsity[rule.sparsity]
+
+    def _update_mask(self, weight: Any, threshold: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        name = op_name(weight)
+        values = weight.as_tensor() if isinstance(weight, _PartitionedVariable) else weight
+        values = tf.convert_to_tensor(values)
+        sparsity = self._sparsity_for(name)
+        decay = self._spec.threshold_decay
+        block = self._spec.block_dims_for(name, values.shape.as_list())
+        if block == (1, 1):
+            self._warn_if_block_ignored(name, values.shape.as_list())
+            return _kernels.element_mask(values, sparsity, threshold, decay)
+        pooling = self._spec.block_pooling_function
+        return _kernels.block_mask(values, sparsity, threshold, decay, block, pooling)
+
+    def _warn_if_block_ignored(self, name: str, shape: list[int]) -> None:
+        rule = self._spec.block_rule_for(name)
+        dims = (
+            (rule.block_height, rule.block_width)
+            if rule
+            else (self._spec.block_height, self._spec.block_width)
+        )
+        if dims != (1, 1):
+            tf_logging.warning(
+                "Block dims %s do not apply to %s of shape %s (not rank 2 after squeezing); "
+                "it is pruned element-wise.",
+                list(dims),
+                name,
+                shape,
+            )
+
+    def _get_mask_assign_ops(self) -> None:
+        if self._assign_ops:
+            raise ValueError("Assign op list not empty. _get_mask_assign_ops() called twice?")
+        masks, thresholds, weights = get_masks(), get_thresholds(), get_weights()
+        if len(masks) != len(thresholds):
+            raise ValueError(
+                f"Number of masks {len(masks)} and number of thresholds {len(thresholds)} mismatch"
+            )
+        for mask, threshold, weight in zip(masks, thresholds, weights, strict=False):
+            new_threshold, new_mask = self._update_mask(weight, threshold)
+            self._assign_ops.append(
+                v1.assign(threshold, new_threshold, name=f"{op_name(threshold)}_assign")
+            )
+            self._assign_ops.append(_assign_mask(mask, new_mask))
+
+    def mask_update_op(self) -> Any:
+        """An op that updates every mask and threshold and records the step."""
+        with tf.name_scope(self._spec.name):
+            if not self._assign_ops:
+                self._get_mask_assign_ops()
+            step_assign = v1.assign(
+                self._last_update_step, self._global_step, name="last_mask_update_step_assign"
+            )
+            with tf.control_dependencies([step_assign, *self._assign_ops]):
+                tf_logging.info("Updating masks.")
+                return tf.no_op("mask_update")
+
+    def conditional_mask_update_op(self) -> tf.Tensor:
+        """Updates masks on the steps r1.15 did; evaluates to True on those steps."""
+        spec = self._spec
+
+        def update() -> tf.Tensor:
+            with tf.control_dependencies([self.mask_update_op()]):
+                return tf.constant(True)
+
+        with tf.name_scope(spec.name):
+            step = self._global_step
+            in_window = tf.logical_and(
+                step >= spec.begin_pruning_step,
+                tf.logical_or(step <= spec.end_pruning_step, spec.end_pruning_step < 0),
+            )
+            due = self._last_update_step + spec.pruning_frequency <= step
+            predicate = tf.logical_and(in_window, due)
+        return tf.cond(predicate, update, lambda: tf.constant(False))
+
+    def add_pruning_summaries(self) -> None:
+        """Scalar summaries under `<name>_summaries/`, with r1.15's tags."""
+        with tf.name_scope(self._spec.name + "_summaries"):
+            v1.summary.scalar("sparsity", self._sparsity)
+            v1.summary.scalar("last_mask_update_step", self._last_update_step)
+            for mask, threshold in zip(get_masks(), get_thresholds(), strict=False):
+                v1.summary.scalar(op_name(mask) + "/sparsity", tf.nn.zero_fraction(mask))
+                v1.summary.scalar(op_name(threshold) + "/threshold", threshold)
+
+    def print_hparams(self) -> str:
+        """Logs and returns the canonical hparam string; it parses back to this spec."""
+        text = self._spec.to_hparams()
+        tf_logging.info(text)
+        return text
+
+
+def _assign_mask(mask: Any, new_mask: tf.Tensor) -> Any:
+    if not isinstance(mask, _PartitionedVariable):
+        return v1.assign(mask, new_mask, name=f"{op_name(mask)}_assign")
+    partitions = list(mask)
+    axis = _partitioned_axis(mask, partitions)
+    sizes = [int(p.get_shape()[axis]) for p in partitions]
+    pieces = tf.split(new_mask, sizes, axis=axis)
+    assigns = [
+        v1.assign(p, piece, name=f"{op_name(p)}_assign")
+        for p, piece in zip(partitions, pieces, strict=True)
+    ]
+    return tf.group(*assigns, name=f"{op_name(mask).split('/')[-1]}_group_assign")
+
+
+def _partitioned_axis(mask: Any, partitions: list[Any]) -> int:
+    if len(partitions) == 1:
+        return 0
+    full = mask.get_shape().as_list()
+    axes = {
+        axis
+        for p in partitions
+        for axis, (part, whole) in enumerate(zip(p.get_shape().as_list(), full, strict=True))
+        if part != whole
+    }
+    if len(axes) != 1:
+        raise ValueError(f"Number of partitioned axes {len(axes)} not equal to 1")
+    return axes.pop()

@@ -1,0 +1,159 @@
+"""The mask-update arithmetic as plain TensorFlow functions (graph, eager and tf.function).
+
+Semantics are r1.15's where they are sound (CONTRIB_R115.md §b-§c):
+`k = round_half_even(float32(n) * (1 - s))`, the threshold is the k-th largest
+magnitude, smoothed as `T = current * (1 - d) + T_old * d`, and `mask = |w| >= T`.
+Fixed: k = 0 prunes everything (r1.15 crashed), blocks align at index 0 with a
+partial block at the end, masks keep the weight's dtype.
+
+The k-th largest magnitude is exact and O(n): a non-negative float's bit pattern,
+read as an integer, orders like its value, so two (float64: four) histogram
+passes over 16-bit digits find it without sorting (radix select).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+_DIGIT_BITS = 16
+_DIGITS = 1 << _DIGIT_BITS
+
+
+def float32_pow(base: tf.Tensor, exponent: float) -> tf.Tensor:
+    """float32 `pow` exactly as graph mode computes it (see pruning_spec._schedule)."""
+    if exponent == 1.0:
+        return base
+    if exponent == 2.0:
+        return base * base
+    if exponent == 3.0:
+        return base * (base * base)
+    if exponent == 0.5:
+        return tf.sqrt(base)
+    return tf.pow(base, tf.constant(exponent, tf.float32))
+
+
+def polynomial_sparsity(
+    step: tf.Tensor,
+    *,
+    begin_step: int,
+    end_step: int,
+    initial_sparsity: float,
+    target_sparsity: float,
+    exponent: float,
+) -> tf.Tensor:
+    """r1.15's schedule in float32, bit-identical to `pruning_spec._schedule`."""
+    elapsed = tf.cast(tf.cast(step, tf.int64) - begin_step, tf.float32)
+    progress = tf.minimum(1.0, tf.maximum(0.0, elapsed / float(end_step - begin_step)))
+    decay = float32_pow(1.0 - progress, exponent)
+    return tf.constant(initial_sparsity - target_sparsity, tf.float32) * decay + tf.constant(
+        target_sparsity, tf.float32
+    )
+
+
+def keep_count(size: int | tf.Tensor, sparsity: tf.Tensor) -> tf.Tensor:
+    """k = round_half_even(float32(n) * (1 - s)), clamped to [0, n], as int64."""
+    n = tf.cast(size, tf.float32)
+    k = tf.cast(tf.round(n * (1.0 - tf.cast(sparsity, tf.float32))), tf.int64)
+    return tf.clip_by_value(k, 0, tf.cast(size, tf.int64))
+
+
+def kth_largest(magnitudes: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """The k-th largest (1-based) of non-negative floats, exactly, in O(n); k must be >= 1."""
+    values = tf.reshape(magnitudes, [-1])
+    if values.dtype in (tf.float16, tf.bfloat16):
+        values = tf.cast(values, tf.float32)  # exact: every half value is a float32
+    wide = values.dtype == tf.float64
+    bits = tf.bitcast(values, tf.int64 if wide else tf.int32)
+    total_bits = 64 if wide else 32
+    remaining = tf.cast(k, bits.dtype)
+    prefix = tf.zeros([], bits.dtype)
+    for shift in range(total_bits - _DIGIT_BITS, -1, -_DIGIT_BITS):
+        digit, remaining = _select_digit(bits, prefix, shift, remaining)
+        prefix = prefix * _DIGITS + digit
+    return tf.bitcast(prefix, values.dtype)
+
+
+def _select_digit(
+    bits: tf.Tensor, prefix: tf.Tensor, shift: int, remaining: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The next 16-bit digit of the answer among the values whose higher digits equal `prefix`."""
+    key = tf.bitwise.right_shift(bits, shift) - prefix * _DIGITS
+    # Values outside the prefix land in an extra bin that is dropped.
+    in_prefix = tf.logical_and(key >= 0, key < _DIGITS)
+    key = tf.cast(tf.where(in_prefix, key, _DIGITS), tf.int32)
+    counts = tf.math.bincount(key, minlength=_DIGITS + 1, maxlength=_DIGITS + 1, dtype=bits.dtype)
+    at_or_above = tf.cumsum(counts[:_DIGITS], reverse=True)
+    digit = tf.reduce_sum(tf.cast(at_or_above >= remaining, bits.dtype)) - 1
+    above = at_or_above[digit] - counts[digit]
+    return digit, remaining - above
+
+
+def smoothed_threshold(
+    magnitudes: tf.Tensor, sparsity: tf.Tensor, old_threshold: tf.Tensor, decay: float
+) -> tf.Tensor:
+    """The new threshold: k-th largest magnitude, or above the largest when k = 0."""
+    k = keep_count(tf.size(magnitudes), sparsity)
+    flat = tf.reshape(magnitudes, [-1])
+    nothing_kept = tf.math.nextafter(
+        tf.cast(tf.reduce_max(flat), tf.float32), tf.constant(float("inf"), tf.float32)
+    )
+    current = tf.cond(
+        k > 0,
+        lambda: tf.cast(kth_largest(flat, tf.maximum(k, 1)), tf.float32),
+        lambda: nothing_kept,
+    )
+    current = tf.cast(current, old_threshold.dtype)
+    return current * (1.0 - decay) + old_threshold * decay
+
+
+def element_mask(
+    weights: tf.Tensor, sparsity: tf.Tensor, old_threshold: tf.Tensor, decay: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """(new threshold, mask) of the element-wise path; the mask has the weight's dtype."""
+    magnitudes = tf.abs(weights)
+    threshold = smoothed_threshold(magnitudes, sparsity, old_threshold, decay)
+    mask = tf.cast(magnitudes >= tf.cast(threshold, magnitudes.dtype), weights.dtype)
+    return threshold, mask
+
+
+def block_mask(
+    weights: tf.Tensor,
+    sparsity: tf.Tensor,
+    old_threshold: tf.Tensor,
+    decay: float,
+    block: Sequence[int],
+    pooling: str,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """(new threshold, mask) of the block path for a weight that squeezes to rank 2.
+
+    Blocks start at row and column 0; the last block of an axis may be partial.
+    AVG averages only the real cells of a partial block (as r1.15's SAME pooling
+    did); the threshold lives in the pooled domain.
+    """
+    squeezed = tf.squeeze(weights)
+    height, width = (int(d) for d in squeezed.shape)
+    block_height, block_width = block
+    rows, cols = -(-height // block_height), -(-width // block_width)
+    magnitudes = tf.abs(squeezed)
+    padded = tf.pad(
+        magnitudes, [[0, rows * block_height - height], [0, cols * block_width - width]]
+    )
+    blocks = tf.reshape(padded, [rows, block_height, cols, block_width])
+    if pooling == "MAX":
+        pooled = tf.reduce_max(blocks, axis=[1, 3])
+    else:
+        cells = tf.tensordot(
+            _cells_per_block(height, block_height), _cells_per_block(width, block_width), axes=0
+        )
+        pooled = tf.reduce_sum(blocks, axis=[1, 3]) / tf.cast(cells, blocks.dtype)
+    threshold = smoothed_threshold(pooled, sparsity, old_threshold, decay)
+    pooled_mask = tf.cast(pooled >= tf.cast(threshold, pooled.dtype), weights.dtype)
+    expanded = tf.repeat(tf.repeat(pooled_mask, block_height, axis=0), block_width, axis=1)
+    return threshold, tf.reshape(expanded[:height, :width], tf.shape(weights))
+
+
+def _cells_per_block(extent: int, block: int) -> tf.Tensor:
+    sizes = [block] * (extent // block) + ([extent % block] if extent % block else [])
+    return tf.constant(sizes, tf.float32)
