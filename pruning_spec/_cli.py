@@ -17,6 +17,7 @@ from typing import TextIO
 
 from pruning_spec import _docs, _format, _loader
 from pruning_spec._diagnostics import Diagnostic, Severity, Span, SpecError
+from pruning_spec._hparams import parse_hparams_source
 from pruning_spec._textproto import ParsedSource
 from pruning_spec._version import __version__
 from pruning_spec.v1 import pruning_pb2
@@ -115,7 +116,7 @@ def read_spec_file(path: str) -> ParsedSource:
         size = 0  # read_source reports the problem
     if size > MAX_FILE_BYTES:
         limit = MAX_FILE_BYTES // (1024 * 1024)
-        return _single(
+        return _loader.failed_source(
             path,
             "file-too-large",
             f"is {size:,} bytes; spec files are limited to {limit} MiB",
@@ -135,12 +136,6 @@ def read_spec_file(path: str) -> ParsedSource:
     return parsed
 
 
-def _single(path: str, code: str, message: str, hint: str) -> ParsedSource:
-    parsed = ParsedSource(pruning_pb2.PruningSpec())
-    parsed.diagnostics.append(Diagnostic(code, message, span=Span(path), hint=hint))
-    return parsed
-
-
 def _diagnose_file(path: str, hparams: str) -> list[Diagnostic]:
     parsed = read_spec_file(path)
     if any(d.code in IO_CODES for d in parsed.diagnostics):
@@ -149,6 +144,11 @@ def _diagnose_file(path: str, hparams: str) -> list[Diagnostic]:
 
 
 def _run_validate(args: argparse.Namespace, out: TextIO) -> int:
+    # A malformed --hparams is one usage problem, not one problem per file.
+    flag_problems = [d for d in parse_hparams_source(args.hparams).diagnostics if d.is_error]
+    if flag_problems:
+        _REPORTERS[args.format]([("--hparams", flag_problems)], out)
+        return EXIT_USAGE
     results = [(path, _diagnose_file(path, args.hparams)) for path in args.files]
     _REPORTERS[args.format](results, out)
     diagnostics = [d for _, found in results for d in found]
@@ -164,7 +164,7 @@ Results = list[tuple[str, list[Diagnostic]]]
 def _report_text(results: Results, out: TextIO) -> None:
     for _, diagnostics in results:
         for diagnostic in diagnostics:
-            out.write(_text_line(diagnostic) + "\n")
+            out.write(diagnostic.format(caret=False, hint=False) + "\n")
             if diagnostic.span is not None and diagnostic.span.caret():
                 out.write(diagnostic.span.caret() + "\n")
             if diagnostic.hint:
@@ -179,14 +179,6 @@ def _report_text(results: Results, out: TextIO) -> None:
         )
     else:
         out.write(f"{_count(len(results), 'file')} checked: no problems.\n")
-
-
-def _text_line(diagnostic: Diagnostic) -> str:
-    location = diagnostic.span.location() if diagnostic.span else "<spec>"
-    subject = f"{diagnostic.field_path}: " if diagnostic.field_path else ""
-    return (
-        f"{location}: {diagnostic.severity.value}[{diagnostic.code}]: {subject}{diagnostic.message}"
-    )
 
 
 def _count(number: int, noun: str) -> str:
@@ -285,7 +277,7 @@ def _run_fmt(args: argparse.Namespace, out: TextIO) -> int:
         if outcome is None:
             continue
         if isinstance(outcome, Diagnostic):
-            sys.stderr.write(_text_line(outcome) + "\n")
+            sys.stderr.write(outcome.format(caret=False, hint=False) + "\n")
             failed = EXIT_USAGE if outcome.code in IO_CODES else EXIT_FOUND
             status = max(status, failed)
         else:
@@ -302,7 +294,8 @@ def _format_file(path: str, *, check: bool) -> Diagnostic | str | None:
         return problems[0]
     if not path.endswith(_loader.TEXT_SUFFIXES):
         return Diagnostic("unknown-format", "fmt formats text-format files only", span=Span(path))
-    text = Path(path).read_text(encoding="utf-8")
+    # Decode the bytes as the loader did: text mode would turn a lone '\r' into a line end.
+    text = Path(path).read_bytes().decode("utf-8")
     try:
         formatted = _format.format_text(text)
     except _format.UnsafeToFormatError as error:
@@ -310,7 +303,7 @@ def _format_file(path: str, *, check: bool) -> Diagnostic | str | None:
     if formatted == text:
         return None
     if not check:
-        _write_atomically(Path(path), formatted)
+        _write_atomically(Path(path).resolve(), formatted)  # through a symlink, to its target
     return formatted
 
 

@@ -62,12 +62,12 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
-    def format(self, *, caret: bool = True) -> str:
+    def format(self, *, caret: bool = True, hint: bool = True) -> str:
         """GCC style: `location: severity[code]: path: message (hint)`."""
         location = self.span.location() if self.span else "<spec>"
         subject = f"{self.field_path}: " if self.field_path else ""
         line = f"{location}: {self.severity.value}[{self.code}]: {subject}{self.message}"
-        if self.hint:
+        if hint and self.hint:
             line += f" ({self.hint})"
         if caret and self.span is not None and self.span.caret():
             line += "\n" + self.span.caret()
@@ -75,6 +75,13 @@ class Diagnostic:
 
     def with_span(self, span: Span | None) -> Diagnostic:
         return dataclasses.replace(self, span=span)
+
+
+def line_and_column(text: str | bytes, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of `offset`; lines end at '\\n' only, as in text format."""
+    newline = "\n" if isinstance(text, str) else b"\n"
+    line = text.count(newline, 0, offset) + 1  # type: ignore[arg-type]
+    return line, offset - (text.rfind(newline, 0, offset) + 1) + 1  # type: ignore[arg-type]
 
 
 def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, int]:
@@ -101,9 +108,3 @@ class SpecError(ValueError):
 
     def _render(self) -> str:
         return "\n".join(d.format() for d in self.diagnostics) or "invalid pruning spec"
-
-
-def raise_if_errors(diagnostics: Iterable[Diagnostic]) -> None:
-    found = list(diagnostics)
-    if any(d.is_error for d in found):
-        raise SpecError(found)

@@ -17,10 +17,8 @@ from google.protobuf import text_format
 from pruning_spec import _schema
 from pruning_spec._printers import text_value
 from pruning_spec._schema import Kind
-from pruning_spec._textproto import parse_textproto, text_lines
+from pruning_spec._textproto import MESSAGE_CLOSING, parse_textproto, read_scalar, text_lines
 from pruning_spec.v1 import pruning_pb2
-
-_CLOSING = {"{": "}", "<": ">"}
 
 
 class UnsafeToFormatError(ValueError):
@@ -36,8 +34,8 @@ class _Comment:
 @dataclasses.dataclass
 class _Node:
     name: str
-    blank_before: bool
-    leading: list[_Comment]
+    blank_before: bool  # before the node's leading comments, or the node when it has none
+    leading: list[_Comment]  # each comment's blank_before is relative to what precedes it
     value: str | None = None  # a scalar, rendered canonically
     children: list[_Node] = dataclasses.field(default_factory=list)
     inner_comments: list[_Comment] = dataclasses.field(default_factory=list)  # before '}'
@@ -119,9 +117,13 @@ class _Walker:
             elif token == closing:
                 return nodes, pending
             else:
-                blank = self._blank_before() if not pending else pending[0].blank_before
                 if pending:
+                    blank = pending[0].blank_before
                     pending[0].blank_before = False
+                    # A blank line between the comments and the field stays.
+                    pending.append(_Comment("", self._blank_before()))
+                else:
+                    blank = self._blank_before()
                 nodes += self._field(descriptor, _Comment("", blank), pending)
                 pending = []
         if closing is not None:
@@ -137,6 +139,8 @@ class _Walker:
         if _schema.kind_of(field) is Kind.MESSAGE:
             tokenizer.TryConsume(":")
             if tokenizer.TryConsume("["):
+                if tokenizer.TryConsume("]"):  # an explicitly empty list
+                    return [self._empty_list(name, spacing, leading)]
                 nodes = [self._message(field, spacing.blank_before, leading)]
                 while tokenizer.TryConsume(","):
                     nodes.append(self._message(field, False, []))
@@ -152,12 +156,19 @@ class _Walker:
         nodes[-1].trailing = nodes[-1].trailing or self._comment_here()
         return nodes
 
+    def _empty_list(self, name: str, spacing: _Comment, leading: list[_Comment]) -> _Node:
+        if not self._tokenizer.TryConsume(","):
+            self._tokenizer.TryConsume(";")
+        return _Node(name, spacing.blank_before, leading, value="[]", trailing=self._comment_here())
+
     def _message(self, field: _schema.Field, blank: bool, leading: list[_Comment]) -> _Node:
         opening = self._next()
-        if opening not in _CLOSING:
+        if opening not in MESSAGE_CLOSING:
             raise ValueError(f"expected '{{', got {opening!r}")
         node = _Node(field.name, blank, leading, trailing=self._comment_here())
-        node.children, node.inner_comments = self._block(field.message_type, _CLOSING[opening])
+        node.children, node.inner_comments = self._block(
+            field.message_type, MESSAGE_CLOSING[opening]
+        )
         self._next()
         node.closing_trailing = self._comment_here()
         return node
@@ -168,23 +179,8 @@ class _Walker:
         self._next()
 
     def _scalar(self, field: _schema.Field) -> str:
-        tokenizer = self._tokenizer
         self._previous_line = self._line()
-        kind = _schema.kind_of(field)
-        value: object
-        if kind is Kind.INT:
-            value = tokenizer.ConsumeInteger()
-        elif kind is Kind.FLOAT:
-            value = tokenizer.ConsumeFloat()
-        elif kind is Kind.BOOL:
-            value = tokenizer.ConsumeBool()
-        elif kind is Kind.STRING:
-            value = tokenizer.ConsumeString()
-        elif tokenizer.token[:1].isdigit() or tokenizer.token.startswith("-"):
-            value = tokenizer.ConsumeInteger()
-        else:
-            value = field.enum_type.values_by_name[tokenizer.ConsumeIdentifier()].number
-        return text_value(field, value)
+        return text_value(field, read_scalar(self._tokenizer, field))
 
 
 def _render(nodes: list[_Node], tail: list[_Comment], indent: str) -> list[str]:
@@ -212,9 +208,6 @@ def _render_comments(comments: list[_Comment], indent: str, first: bool) -> list
     for index, comment in enumerate(comments):
         if comment.blank_before and (index > 0 or not first):
             lines.append("")
-        lines.append(f"{indent}{comment.text}")
+        if comment.text:  # an empty comment only carries a blank line
+            lines.append(f"{indent}{comment.text}")
     return lines
-
-
-def is_formatted(text: str) -> bool:
-    return format_text(text) == text

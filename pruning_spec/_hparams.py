@@ -66,7 +66,7 @@ _FAST_CLAUSE = re.compile(
     rf"""(?P<name>[A-Za-z][\w.]*)\s*=\s*
     (?:(?P<list>\[(?:[\s,]|{_QUOTED}|[^\s,\]"'])*\])
       |(?P<quoted>{_QUOTED})\s*
-      |(?P<scalar>(?!["'])[^,\[]*))
+      |(?P<scalar>(?![\s"'])[^,\[]*))
     (?:,\s*|\Z)""",
     re.VERBOSE | re.DOTALL,
 )
@@ -378,19 +378,19 @@ class _HParamParser:
             offsets[value_path] = (offset, len(part) or 1)
             try:
                 setattr(rule, value_field.name, convert_scalar(value_field, part))
-            except _ConversionError as error:
+            except ConversionError as error:
                 self._report(error.code, str(error), offset, len(part), value_path, error.hint)
             offset += len(part) + len(separator)
 
     def _convert(self, field: _schema.Field, text: _Text, path: str) -> object:
         try:
             return convert_scalar(field, text.value, quoted=text.quoted)
-        except _ConversionError as error:
+        except ConversionError as error:
             self._report(error.code, str(error), text.offset, text.length, path, error.hint)
             return None
 
 
-class _ConversionError(ValueError):
+class ConversionError(ValueError):
     def __init__(self, code: str, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.code = code
@@ -400,13 +400,13 @@ class _ConversionError(ValueError):
 def convert_scalar(field: _schema.Field, raw: str, *, quoted: bool = False) -> object:
     """Types one hparam value the way r1.15's `HParams.parse` did.
 
-    Raises `_ConversionError` (a `ValueError`) saying what was expected.
+    Raises `ConversionError` (a `ValueError`) saying what was expected.
     """
     kind = _schema.kind_of(field)
     if kind is Kind.STRING:
         return raw
     if quoted:
-        raise _ConversionError("invalid-value", f"expects {_KIND_WORDS[kind]}, got a quoted string")
+        raise ConversionError("invalid-value", f"expects {_KIND_WORDS[kind]}, got a quoted string")
     if kind is Kind.ENUM:
         return _to_enum(field, raw)
     return _CONVERTERS[kind](raw)
@@ -426,13 +426,13 @@ def _to_int(raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise _ConversionError(
+        raise ConversionError(
             "invalid-value",
             f"expects an integer, got {raw!r}",
             hint="integers take no decimal point or exponent",
         ) from None
     if not _schema.INT64_MIN <= value <= _schema.INT64_MAX:
-        raise _ConversionError("int-out-of-range", f"{value} does not fit in a 64-bit integer")
+        raise ConversionError("int-out-of-range", f"{value} does not fit in a 64-bit integer")
     return value
 
 
@@ -440,9 +440,9 @@ def _to_float(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise _ConversionError("invalid-value", f"expects a number, got {raw!r}") from None
+        raise ConversionError("invalid-value", f"expects a number, got {raw!r}") from None
     if not math.isfinite(value):
-        raise _ConversionError("not-finite", f"must be a finite number, got {raw.strip()!r}")
+        raise ConversionError("not-finite", f"must be a finite number, got {raw.strip()!r}")
     return value
 
 
@@ -453,7 +453,7 @@ def _to_bool(raw: str) -> bool:
     try:
         return bool(int(stripped))
     except ValueError:
-        raise _ConversionError(
+        raise ConversionError(
             "invalid-value", f"expects {_KIND_WORDS[Kind.BOOL]}, got {raw!r}"
         ) from None
 
@@ -470,7 +470,7 @@ def _to_enum(field: _schema.Field, raw: str) -> int:
     value = raw.strip()
     if value in spellings:
         return spellings[value]
-    raise _ConversionError(
+    raise ConversionError(
         "invalid-enum",
         f"{raw!r} is not a valid value",
         hint=_schema.did_you_mean(value, spellings) or "expected one of " + ", ".join(spellings),

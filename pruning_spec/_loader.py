@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError, Message
 
 from pruning_spec import _hparams, _schema
-from pruning_spec._diagnostics import Diagnostic, Span, SpecError, sort_key
+from pruning_spec._diagnostics import Diagnostic, Span, SpecError, line_and_column, sort_key
 from pruning_spec._schema import Kind
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource, parse_textproto, unencodable_offset
@@ -98,7 +99,10 @@ def apply_overrides(parsed: ParsedSource, overrides: str | None) -> ParsedSource
 def _diagnose(parsed: ParsedSource, external_sparsity: bool) -> list[Diagnostic]:
     found = list(parsed.diagnostics)
     found += Validator(external_sparsity=external_sparsity).collect(
-        parsed.message, locate=parsed.locate, skip_paths=parsed.failed_paths
+        parsed.message,
+        locate=parsed.locate,
+        skip_paths=parsed.failed_paths,
+        default_span=Span(parsed.source) if parsed.source else None,
     )
     return sorted(found, key=sort_key)
 
@@ -134,6 +138,7 @@ def merge(base: ParsedSource, override: ParsedSource) -> ParsedSource:
         offsets={**{p: o for p, o in base_offsets.items() if kept(p)}, **override.offsets},
         hparams_source=override.hparams_source or base.hparams_source,
         hparams_text=override.hparams_text or base.hparams_text,
+        source=base.source or override.source,
     )
 
 
@@ -149,7 +154,7 @@ def read_source(path: PathLike) -> ParsedSource:
     name = os.fspath(path)
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
-        return _failed(
+        return failed_source(
             name,
             "unknown-format",
             f"unknown spec file suffix {suffix or '(none)'!r}",
@@ -158,17 +163,16 @@ def read_source(path: PathLike) -> ParsedSource:
     try:
         data = Path(name).read_bytes()
     except IsADirectoryError:
-        return _failed(name, "io-error", "is a directory, not a spec file")
+        return failed_source(name, "io-error", "is a directory, not a spec file")
     except OSError as error:
-        return _failed(name, "io-error", f"cannot read the file: {error.strerror or error}")
+        return failed_source(name, "io-error", f"cannot read the file: {error.strerror or error}")
     if suffix in BINARY_SUFFIXES:
         return parse_binary(data, name)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        return _failed(
+        line, column = line_and_column(data, error.start)
+        return failed_source(
             name,
             "invalid-utf8",
             f"byte 0x{data[error.start]:02x} is not valid UTF-8",
@@ -180,11 +184,11 @@ def read_source(path: PathLike) -> ParsedSource:
     return parse_textproto(text, name)
 
 
-def _failed(
+def failed_source(
     source: str, code: str, message: str, hint: str = "", span: Span | None = None
 ) -> ParsedSource:
     diagnostic = Diagnostic(code, message, span=span or Span(source), hint=hint)
-    return ParsedSource(pruning_pb2.PruningSpec(), diagnostics=[diagnostic])
+    return ParsedSource(pruning_pb2.PruningSpec(), diagnostics=[diagnostic], source=source)
 
 
 def parse_binary(data: bytes, source: str = "<binary>") -> ParsedSource:
@@ -192,8 +196,8 @@ def parse_binary(data: bytes, source: str = "<binary>") -> ParsedSource:
     try:
         message.ParseFromString(data)
     except DecodeError as error:
-        return _failed(source, "decode-error", f"not a binary PruningSpec: {error}")
-    parsed = ParsedSource(message)
+        return failed_source(source, "decode-error", f"not a binary PruningSpec: {error}")
+    parsed = ParsedSource(message, source=source)
     _report_unknown_binary_fields(message, "", parsed, source)
     return parsed
 
@@ -224,15 +228,17 @@ def parse_json(text: str, source: str = "<json>") -> ParsedSource:
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as error:
-        return _failed(source, "syntax", error.msg, span=Span(source, error.lineno, error.colno))
+        return failed_source(
+            source, "syntax", error.msg, span=Span(source, error.lineno, error.colno)
+        )
     except _DuplicateKeyError as error:
-        return _failed(source, "duplicate-field", f"key {error.key!r} appears more than once")
+        return failed_source(source, "duplicate-field", f"key {error.key!r} appears more than once")
     except ValueError as error:  # e.g. an integer with more digits than Python converts
-        return _failed(source, "syntax", f"not a valid JSON document: {error}")
+        return failed_source(source, "syntax", f"not a valid JSON document: {error}")
     if not isinstance(document, dict):
-        return _failed(source, "syntax", "expected a JSON object of hyperparameters")
+        return failed_source(source, "syntax", "expected a JSON object of hyperparameters")
     if unencodable_offset(json.dumps(document, ensure_ascii=False)) is not None:
-        return _failed(
+        return failed_source(
             source,
             "invalid-text",
             "holds a \\ud800-\\udfff escape that is not "
@@ -262,7 +268,7 @@ class _JsonReader:
     source: str
 
     def __post_init__(self) -> None:
-        self.parsed = ParsedSource(pruning_pb2.PruningSpec())
+        self.parsed = ParsedSource(pruning_pb2.PruningSpec(), source=self.source)
 
     def read(self, document: dict[str, Any]) -> ParsedSource:
         fields = _schema.SPEC.fields_by_name
@@ -285,12 +291,15 @@ class _JsonReader:
         return self.parsed
 
     def _key_span(self, key: str) -> Span:
-        offset = self.text.find(json.dumps(key))
-        if offset < 0:
+        # A key is a string followed by ':' (a value with the same text is not).
+        spelled = re.escape(json.dumps(key)) + r"\s*:"
+        found = re.search(spelled, self.text) or re.search(
+            re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:", self.text
+        )
+        if found is None:
             return Span(self.source)
-        line = self.text.count("\n", 0, offset) + 1
-        column = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
-        return Span(self.source, line, column, length=len(key) + 2)
+        line, column = line_and_column(self.text, found.start())
+        return Span(self.source, line, column, length=len(json.dumps(key)))
 
     def _report(self, code: str, message: str, span: Span, path: str = "", hint: str = "") -> None:
         self.parsed.diagnostics.append(Diagnostic(code, message, path, span=span, hint=hint))
@@ -333,17 +342,25 @@ class _JsonReader:
         parts = raw.split(separator) if separator else [raw]
         value_fields = _schema.value_fields(field.message_type)
         if not colon or len(parts) != len(value_fields):
-            self._report("bad-map-entry", f"entry {entry!r} is not pattern:value", span, path)
+            syntax = _schema.rules_of(field).hparam_entry_syntax
+            self._report("bad-map-entry", f"entry {entry!r} is not {syntax}", span, path)
             return
         rule = container.add()
         setattr(rule, _schema.key_field(field.message_type).name, pattern)
         for value_field, part in zip(value_fields, parts, strict=True):
             try:
                 setattr(rule, value_field.name, _hparams.convert_scalar(value_field, part))
-            except ValueError as error:
-                self._report("invalid-value", str(error), span, f"{path}.{value_field.name}")
+            except _hparams.ConversionError as error:
+                value_path = f"{path}.{value_field.name}"
+                self._report(error.code, str(error), span, value_path, error.hint)
 
     def _set(self, message: Message, field: Any, value: Any, path: str, span: Span) -> None:
+        if _schema.kind_of(field) is Kind.ENUM and isinstance(value, str):
+            try:  # the hparam spelling, with its did-you-mean
+                setattr(message, field.name, _hparams.convert_scalar(field, value))
+            except _hparams.ConversionError as error:
+                self._report(error.code, str(error), span, path, error.hint)
+            return
         converted = self._convert(field, value)
         if converted is None:
             expected = _schema.kind_of(field).value
@@ -372,6 +389,4 @@ class _JsonReader:
                 return None
         if kind is Kind.STRING:
             return value if isinstance(value, str) else None
-        if kind is Kind.ENUM and isinstance(value, str):
-            return _schema.hparam_values(field.enum_type).get(value)
         return None

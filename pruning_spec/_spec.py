@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 
 from pruning_spec import _hparams, _printers, _schedule, _schema
 from pruning_spec._diagnostics import Diagnostic, SpecError
+from pruning_spec._regex import compile_pattern
 from pruning_spec._schema import Kind
 from pruning_spec._validate import Validator
 from pruning_spec.v1 import pruning_pb2
@@ -52,7 +53,10 @@ class NormalizedSpec:
     two specs are equal when their canonical forms are.
     """
 
-    __slots__ = ("__weakref__", "_canonical", "_proto", "warnings")
+    __slots__ = ("_canonical", "_proto", "_warnings")
+    _proto: pruning_pb2.PruningSpec
+    _canonical: bytes
+    _warnings: tuple[Diagnostic, ...]
 
     def __init__(
         self, spec: pruning_pb2.PruningSpec | None = None, *, external_sparsity: bool = False
@@ -72,13 +76,24 @@ class NormalizedSpec:
         return self
 
     def _init(self, spec: pruning_pb2.PruningSpec, warnings: Sequence[Diagnostic]) -> None:
-        self._proto = fill_defaults(spec)
-        self._canonical = self._proto.SerializeToString(deterministic=True)
-        self.warnings: tuple[Diagnostic, ...] = tuple(warnings)
-        for warning in self.warnings:
+        object.__setattr__(self, "_proto", fill_defaults(spec))
+        object.__setattr__(self, "_canonical", self._proto.SerializeToString(deterministic=True))
+        object.__setattr__(self, "_warnings", tuple(warnings))
+        for warning in self._warnings:
             _LOG.warning("%s", warning.format(caret=False))
 
     # Field access, driven by the schema.
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """Warnings found when the spec was loaded (e.g. deprecated fields that are set)."""
+        return self._warnings
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(
+            f"NormalizedSpec is immutable: cannot set {name!r}; derive a new spec with "
+            "parse_hparams(overrides, base=spec) or NormalizedSpec(modified spec.proto)"
+        )
 
     def __getattr__(self, name: str) -> Any:
         field = _schema.SPEC.fields_by_name.get(name)
@@ -121,7 +136,11 @@ class NormalizedSpec:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the canonical binary form: stable across processes and versions."""
+        """SHA-256 of the canonical binary form, as hex.
+
+        The form has every field set, in field-number order, and no maps or unknown
+        fields, so its bytes are fixed by the wire format, not by a protobuf release.
+        """
         return hashlib.sha256(self._canonical).hexdigest()
 
     def to_binary(self) -> bytes:
@@ -233,7 +252,14 @@ def _compiled_rules(
 ) -> tuple[tuple[re.Pattern[str], Message], ...]:
     rules = getattr(spec._proto, map_name)
     key = _schema.key_field(_schema.SPEC.fields_by_name[map_name].message_type).name
-    return tuple((re.compile(getattr(rule, key)), rule) for rule in rules)
+    return tuple((_compiled(getattr(rule, key)), rule) for rule in rules)
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    compiled = compile_pattern(pattern)
+    if isinstance(compiled, str):  # validation rejects such specs before they get here
+        raise AssertionError(f"unvalidated pattern {pattern!r}: {compiled}")
+    return compiled
 
 
 def _copy(message: _M) -> _M:

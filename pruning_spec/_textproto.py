@@ -15,11 +15,12 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 
 from pruning_spec import _schema
-from pruning_spec._diagnostics import Diagnostic, Span
+from pruning_spec._diagnostics import Diagnostic, Span, line_and_column
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import pruning_pb2
 
-_CLOSING = {"{": "}", "<": ">", "[": "]"}
+MESSAGE_CLOSING = {"{": "}", "<": ">"}
+_CLOSING = {**MESSAGE_CLOSING, "[": "]"}
 # protobuf prefixes some messages with the whole offending line in quotes.
 _QUOTED_LINE = re.compile(r"^'.*?': ")
 
@@ -48,6 +49,8 @@ class ParsedSource:
     offsets: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     hparams_source: str = ""
     hparams_text: str = ""
+    # The file or stream the message came from, for diagnostics no field locates.
+    source: str = ""
 
     def locate(self, path: str) -> Span | None:
         span = self.positions.get(path)
@@ -65,6 +68,47 @@ def text_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
+class ValueProblemError(ValueError):
+    """A value that is well-formed text but not acceptable for its field."""
+
+    def __init__(self, code: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.hint = hint
+
+
+def read_scalar(tokenizer: text_format.Tokenizer, field: _schema.Field) -> object:
+    """Consumes one value of a scalar field. Raises ParseError or ValueProblemError."""
+    kind = _schema.kind_of(field)
+    if kind is Kind.INT:
+        value = tokenizer.ConsumeInteger()
+        if not _schema.INT64_MIN <= value <= _schema.INT64_MAX:
+            raise ValueProblemError("int-out-of-range", f"{value} does not fit in a 64-bit integer")
+        return value
+    if kind is Kind.FLOAT:
+        return tokenizer.ConsumeFloat()
+    if kind is Kind.BOOL:
+        return tokenizer.ConsumeBool()
+    if kind is Kind.STRING:
+        return tokenizer.ConsumeString()
+    return _read_enum(tokenizer, field)
+
+
+def _read_enum(tokenizer: text_format.Tokenizer, field: _schema.Field) -> int:
+    if tokenizer.token[:1].isdigit() or tokenizer.token.startswith("-"):
+        number = int(tokenizer.ConsumeInteger())
+        if not _schema.INT32_MIN <= number <= _schema.INT32_MAX:
+            raise ValueProblemError("invalid-enum", f"{number} is not a valid value")
+        return number
+    name = tokenizer.ConsumeIdentifier()
+    value = field.enum_type.values_by_name.get(name)
+    if value is None:
+        spellings = _schema.hparam_values(field.enum_type)
+        hint = _schema.did_you_mean(name, spellings) or "expected one of " + ", ".join(spellings)
+        raise ValueProblemError("invalid-enum", f"{name} is not a valid value", hint)
+    return int(value.number)
+
+
 def unencodable_offset(text: str) -> int | None:
     """Where `text` holds a lone surrogate (not UTF-8 encodable), or None."""
     try:
@@ -78,8 +122,7 @@ def parse_textproto(text: str, source: str = "<string>") -> ParsedSource:
     """Parses a `PruningSpec` in text format, collecting every diagnostic."""
     offset = unencodable_offset(text)
     if offset is not None:
-        line = text.count("\n", 0, offset) + 1
-        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        line, column = line_and_column(text, offset)
         result = ParsedSource(pruning_pb2.PruningSpec())
         result.diagnostics.append(invalid_text(Span(source, line, column)))
         return result
@@ -99,7 +142,7 @@ class _TextParser:
     def __init__(self, text: str, source: str) -> None:
         self._tokenizer = text_format.Tokenizer(text_lines(text))
         self._source = source
-        self._result = ParsedSource(pruning_pb2.PruningSpec())
+        self._result = ParsedSource(pruning_pb2.PruningSpec(), source=source)
 
     def parse(self) -> ParsedSource:
         self._parse_fields(self._result.message, "", closing=None)
@@ -143,10 +186,10 @@ class _TextParser:
                 self._parse_field(message, prefix, seen)
             except _FieldError as failure:
                 self._report_syntax(failure.error, failure.path)
-                self._recover(closing)
+                self._recover(closing, failure.error.GetLine())
             except text_format.ParseError as error:
                 self._report_syntax(error, "")
-                self._recover(closing)
+                self._recover(closing, error.GetLine())
 
     def _parse_field(self, message: Message, prefix: str, seen: dict[str, Span]) -> None:
         span = self._here()
@@ -246,50 +289,18 @@ class _TextParser:
             setattr(message, field.name, value)
 
     def _consume_scalar(self, field: _schema.Field, path: str) -> object:
-        kind = _schema.kind_of(field)
-        tokenizer = self._tokenizer
-        if kind is Kind.INT:
-            span = self._here(len(tokenizer.token))
-            value = tokenizer.ConsumeInteger()
-            if not _schema.INT64_MIN <= value <= _schema.INT64_MAX:
-                self._report(
-                    "int-out-of-range", f"{value} does not fit in a 64-bit integer", span, path
-                )
-                self._result.failed_paths.add(path)
-                return None
-            return value
-        if kind is Kind.FLOAT:
-            return tokenizer.ConsumeFloat()
-        if kind is Kind.BOOL:
-            return tokenizer.ConsumeBool()
-        if kind is Kind.STRING:
-            return tokenizer.ConsumeString()
-        return self._consume_enum(field, path)
-
-    def _consume_enum(self, field: _schema.Field, path: str) -> int | None:
         span = self._here(len(self._tokenizer.token))
-        if not self._tokenizer.LookingAt("-") and not self._tokenizer.token[:1].isdigit():
-            name = self._tokenizer.ConsumeIdentifier()
-            value = field.enum_type.values_by_name.get(name)
-            if value is not None:
-                return int(value.number)
-            spellings = _schema.hparam_values(field.enum_type)
-            self._report(
-                "invalid-enum",
-                f"{name} is not a valid value",
-                span,
-                path,
-                hint=_schema.did_you_mean(name, spellings)
-                or "expected one of " + ", ".join(spellings),
-            )
+        try:
+            return read_scalar(self._tokenizer, field)
+        except ValueProblemError as problem:
+            self._report(problem.code, str(problem), span, path, hint=problem.hint)
             self._result.failed_paths.add(path)
             return None
-        number = int(self._tokenizer.ConsumeInteger())
-        if not _schema.INT32_MIN <= number <= _schema.INT32_MAX:
-            self._report("invalid-enum", f"{number} is not a valid value", span, path)
-            self._result.failed_paths.add(path)
-            return None
-        return number
+        except text_format.ParseError as error:  # point at the value, in plain words
+            message = _QUOTED_LINE.sub("", str(error).split(" : ", 1)[-1])
+            if "codec" in message:
+                message = "invalid escape sequence in string"
+            raise text_format.ParseError(message, span.line, span.column) from None
 
     # Skipping and recovery.
 
@@ -318,9 +329,8 @@ class _TextParser:
                 if depth == 0 and token == closing:
                     return
 
-    def _recover(self, closing: str | None) -> None:
-        """After an error, skips to the next line's field (or the enclosing close)."""
-        line = self._here().line
+    def _recover(self, closing: str | None, line: int | None) -> None:
+        """After an error on `line`, skips to the next line's field (or the enclosing close)."""
         depth = 0
         tokenizer = self._tokenizer
         while not tokenizer.AtEnd():

@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 
 from pruning_spec import _schema
 from pruning_spec._diagnostics import Diagnostic, Severity, Span, SpecError
-from pruning_spec._regex import nested_repeat
+from pruning_spec._regex import compile_pattern, nested_repeat
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import options_pb2, pruning_pb2
 
@@ -53,13 +53,18 @@ class Validator:
         *,
         locate: Locator = _no_location,
         skip_paths: Collection[str] = (),
+        default_span: Span | None = None,
     ) -> list[Diagnostic]:
-        """Every diagnostic of `spec`; fields in `skip_paths` failed to parse and are not judged."""
+        """Every diagnostic of `spec`; fields in `skip_paths` failed to parse and are not judged.
+
+        `locate` maps a field path to where the field was written; a diagnostic
+        about a field no source wrote gets `default_span` (e.g. the file).
+        """
         found: list[Diagnostic] = []
         _check_message(spec, "", skip_paths, found)
         found += _check_orderings(spec, skip_paths)
         found += self._check_semantics(spec)
-        return [d.with_span(_locate(locate, d.field_path)) for d in found]
+        return [d.with_span(_locate(locate, d.field_path) or default_span) for d in found]
 
     def validate(self, spec: pruning_pb2.PruningSpec, *, locate: Locator = _no_location) -> None:
         """Raises `SpecError` carrying every diagnostic when any of them is an error."""
@@ -225,13 +230,8 @@ def _accepts(field: _schema.Field) -> Callable[[Any], bool]:
     return lambda v: True
 
 
-@functools.lru_cache(maxsize=4096)
 def _compiles(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-    except re.error:
-        return False
-    return True
+    return not isinstance(compile_pattern(pattern), str)
 
 
 def _check_number(
@@ -273,11 +273,10 @@ def _check_string(rules: options_pb2.FieldRules, value: str, path: str) -> Itera
             hint="use '.*' if every weight is meant",
         )
         return
-    try:
-        re.compile(value)
-    except re.error as error:
+    compiled = compile_pattern(value)
+    if isinstance(compiled, str):
         yield Diagnostic(
-            "invalid-regex", f"{value!r} is not a valid regular expression: {error}", path
+            "invalid-regex", f"{value!r} is not a valid regular expression: {compiled}", path
         )
         return
     if nested_repeat(value):
@@ -301,12 +300,11 @@ def _check_orderings(spec: Message, skip: Collection[str]) -> Iterator[Diagnosti
             continue
         if rule.upper_sentinels and upper < 0:
             continue  # a negative non-sentinel is already out of range
-        yield Diagnostic(
-            rule.code,
-            f"must be greater than {rule.lower} ({lower}), got {upper}",
-            rule.upper,
-            hint=rule.explanation,
-        )
+        if spec.HasField(rule.upper) or not spec.HasField(rule.lower):
+            message, path = f"must be greater than {rule.lower} ({lower}), got {upper}", rule.upper
+        else:  # only the lower bound was written: that is where the mistake is
+            message, path = f"must be less than {rule.upper} ({upper}), got {lower}", rule.lower
+        yield Diagnostic(rule.code, message, path, hint=rule.explanation)
 
 
 @functools.cache

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pruning_spec import parse_spec_text
+from pruning_spec import load_spec, parse_spec_text
 from pruning_spec._cli import MAX_FILE_BYTES, main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,3 +264,24 @@ def test_console_script_and_module_never_import_tensorflow() -> None:
         [str(script), "--version"], capture_output=True, text=True, check=False
     )
     assert version.stdout.startswith("pruning-spec ")
+
+
+def test_fmt_keeps_what_a_lone_carriage_return_hides(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Text format ends lines only at '\n': the second "line" belongs to the comment.
+    path = tmp_path / "cr.txtpb"
+    path.write_bytes(b"# note\rtarget_sparsity: 0.95\n")
+    assert load_spec(path).target_sparsity == 0.5
+    run(capsys, "fmt", str(path))
+    assert load_spec(path).target_sparsity == 0.5
+
+
+def test_fmt_writes_through_a_symlink(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    real = tmp_path / "real.txtpb"
+    real.write_text("name:'x'\n")
+    link = tmp_path / "link.txtpb"
+    link.symlink_to(real)
+    assert run(capsys, "fmt", str(link))[0] == 0
+    assert link.is_symlink()
+    assert real.read_text() == 'name: "x"\n'

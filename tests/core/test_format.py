@@ -99,3 +99,12 @@ def test_blank_lines_collapse_to_one() -> None:
     assert format_text("name: 'a'\n\n\n\ntarget_sparsity: 0.5\n") == (
         'name: "a"\n\ntarget_sparsity: 0.5\n'
     )
+
+
+def test_blank_line_between_a_comment_and_its_field_stays() -> None:
+    text = '# header\n\ntarget_sparsity: 0.9\n# about name\n\nname: "x"\n'
+    assert format_text(text) == text
+
+
+def test_explicitly_empty_list_is_kept() -> None:
+    assert format_text("weight_sparsity_map: [ ]  # none\n") == "weight_sparsity_map: []  # none\n"

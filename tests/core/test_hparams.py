@@ -11,21 +11,27 @@ Errors are checked by what each diagnostic's span covers in the input
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from pruning_spec import (
     Diagnostic,
     NormalizedSpec,
     PruningSpec,
     SpecError,
+    _hparams,
     load_spec,
     parse_hparams,
     parse_spec_text,
 )
 from pruning_spec._hparams import parse_hparams_source
+from pruning_spec._textproto import ParsedSource
 
 README_HPARAMS = (
     "name=cifar10_pruning,begin_pruning_step=10000,end_pruning_step=100000,"
@@ -1060,3 +1066,50 @@ def test_default_spec_prints_every_field_in_schema_order() -> None:
         "sparsity_function_end_step=100,sparsity_function_exponent=3.0,use_tpu=false"
     )
     assert NormalizedSpec().to_hparams(include_defaults=False) == ""
+
+
+# The fast whole-clause regex must agree with the step-by-step parser on every input.
+_FRAGMENTS = st.sampled_from(
+    [
+        "name",
+        "target_sparsity",
+        "weight_sparsity_map",
+        "block_dims_map",
+        "=",
+        " ",
+        ",",
+        "[",
+        "]",
+        ":",
+        '"',
+        "'",
+        "\\",
+        "0.5",
+        "4x4",
+        "a",
+        "conv1",
+        "x",
+        "-1",
+        "\t",
+    ]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_FRAGMENTS, max_size=14).map("".join) | st.text(max_size=30))
+@example('name= "ab')
+@example('name= "a"b')
+@example("weight_sparsity_map= ['a':0.5 ")
+def test_fast_path_agrees_with_the_stepwise_parser(text: str) -> None:
+    def summary(parsed: ParsedSource) -> tuple[object, ...]:
+        return (
+            parsed.message.SerializeToString(deterministic=True),
+            [(d.code, d.field_path, d.span.offset if d.span else None) for d in parsed.diagnostics],
+            sorted(parsed.assigned_lists),
+            sorted(parsed.offsets.items()),
+        )
+
+    fast = summary(parse_hparams_source(text))
+    with mock.patch.object(_hparams, "_FAST_CLAUSE", re.compile(r"(?!)")):
+        stepwise = summary(parse_hparams_source(text))
+    assert fast == stepwise

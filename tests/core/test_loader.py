@@ -150,3 +150,12 @@ def test_override_fixes_an_error_in_the_file(tmp_path: Path) -> None:
     path = tmp_path / "base.txtpb"
     path.write_text("target_sparsity: 1.5\n")
     assert load_spec(path, overrides="target_sparsity=0.5").target_sparsity == 0.5
+
+
+def test_diagnostics_without_a_position_still_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "spec.pb"
+    path.write_bytes(PruningSpec(target_sparsity=1.5).SerializeToString())
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.span is not None and diagnostic.span.source == str(path)

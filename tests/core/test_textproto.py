@@ -134,3 +134,18 @@ def test_extension_syntax_is_rejected() -> None:
 
 def test_empty_text_is_the_default_spec() -> None:
     assert parse_spec_text("").to_hparams() == parse_spec_text("# only a comment\n").to_hparams()
+
+
+def test_bad_escape_is_located_at_the_value_and_said_plainly() -> None:
+    errors = _errors('name: "\\303"\nblock_pooling_function: -5\n')
+    assert errors == [
+        ("syntax", 1, 7, "name"),
+        ("invalid-enum", 2, 1, "block_pooling_function"),
+    ]
+    with pytest.raises(SpecError, match="invalid escape sequence in string"):
+        parse_spec_text('name: "\\777"\n')
+
+
+def test_ordering_error_points_at_the_field_that_was_written() -> None:
+    errors = _errors("sparsity_function_begin_step: 200\n")
+    assert errors == [("schedule-end-before-begin", 1, 1, "sparsity_function_begin_step")]

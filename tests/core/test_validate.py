@@ -44,8 +44,14 @@ R115_CHECKS = [
         "sparsity_function_begin_step",
     ),
     (
-        "g4 schedule end <= begin",
+        "g4 schedule end <= begin, only begin written",
         PruningSpec(sparsity_function_begin_step=100),
+        "schedule-end-before-begin",
+        "sparsity_function_begin_step",
+    ),
+    (
+        "g4 schedule end <= begin",
+        PruningSpec(sparsity_function_begin_step=100, sparsity_function_end_step=50),
         "schedule-end-before-begin",
         "sparsity_function_end_step",
     ),
