@@ -1,15 +1,19 @@
-"""The sparsity schedule and the mask-update predicate, exactly as r1.15 computes them.
+"""The sparsity schedule and the mask-update predicate, as r1.15 computed them in graph mode.
 
-The schedule is evaluated in float32, step by step as TensorFlow r1.15 did, so
-every backend and every report agree to the bit:
+Every backend evaluates this same float32 arithmetic, so schedules agree to the bit:
 
-    p = clamp(float32(t - t0) / float32(t1 - t0), 0, 1)
-    s = float32(s_i - s_f) * (1 - p) ** e + s_f
+    p = clamp(float32(t - t0) * float32(1 / (t1 - t0)), 0, 1)
+    s = float32(s_i - s_f) * float32((1 - p) ** e) + s_f
+
+The division is a multiplication by the float32 reciprocal because that is what
+TensorFlow's graph optimizer made of r1.15's `(t - t0) / (t1 - t0)`. The power is
+correctly rounded: r1.15's float32 `pow` (Eigen's) is within one float32 ulp of it
+but not reproducible outside TensorFlow, so at some steps r1.15 differs by that ulp
+(e.g. 0.014850467 instead of 0.014850497 at step 1 with the defaults).
 """
 
 from __future__ import annotations
 
-import math
 import struct
 
 _FLOAT32 = struct.Struct("<f")
@@ -21,23 +25,9 @@ def float32(value: float) -> float:
     return result
 
 
-def _graph_mode_pow(base: float, exponent: float) -> float:
-    """float32 `pow` as TensorFlow graph mode computes it.
-
-    Grappler's arithmetic optimizer rewrites `pow` by a constant 1, 2, 3 or 0.5
-    into multiplications or `sqrt` (ConvertPowStage), whose float32 roundings
-    differ from a correctly rounded pow: with the default exponent 3, r1.15's
-    schedule is 0.014850467 at step 1, not 0.014850497.
-    """
-    if exponent == 1.0:
-        return base
-    if exponent == 2.0:
-        return float32(base * base)
-    if exponent == 3.0:
-        return float32(base * float32(base * base))
-    if exponent == 0.5:
-        return float32(math.sqrt(base))
-    return float32(base**exponent)
+def reciprocal(extent: int) -> float:
+    """float32(1 / float32(extent)): the constant r1.15's division became."""
+    return float32(1.0 / float32(extent))
 
 
 def polynomial_sparsity(
@@ -50,10 +40,10 @@ def polynomial_sparsity(
     exponent: float,
 ) -> float:
     """The polynomial decay schedule of r1.15's `_setup_sparsity`, in float32."""
-    progress = float32(float32(step - begin_step) / float32(end_step - begin_step))
+    progress = float32(float32(step - begin_step) * reciprocal(end_step - begin_step))
     progress = min(1.0, max(0.0, progress))
     remaining = float32(1.0 - progress)
-    decay = _graph_mode_pow(remaining, float32(exponent))
+    decay = float32(remaining ** float32(exponent))
     scaled = float32(float32(initial_sparsity - target_sparsity) * decay)
     return float32(scaled + float32(target_sparsity))
 

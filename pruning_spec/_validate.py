@@ -119,10 +119,12 @@ def _check_message(
 ) -> None:
     # An unset field holds its default, and defaults are valid (test_validate proves it), so
     # only required fields and the fields a source set are looked at.
-    for field in _required_fields(message.DESCRIPTOR):
-        if not message.HasField(field.name) and prefix + field.name not in skip:
-            out.append(Diagnostic("missing-field", "is required", prefix + field.name))
-    for field, value in message.ListFields():
+    listed = message.ListFields()
+    if len(listed) < len(message.DESCRIPTOR.fields):  # else every required field is there
+        for field in _required_fields(message.DESCRIPTOR):
+            if not message.HasField(field.name) and prefix + field.name not in skip:
+                out.append(Diagnostic("missing-field", "is required", prefix + field.name))
+    for field, value in listed:
         if skip and prefix + field.name in skip:
             continue
         rule_list, accepts = _plan(field)

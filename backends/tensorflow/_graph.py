@@ -129,8 +129,10 @@ class Pruning:
 
     def _setup_last_update_step(self) -> Any:
         # Pruning objects with the same name share the variable, as in r1.15.
+        # r1.15 passed use_resource=use_tpu; False would force a ref variable, which TF 2's
+        # tf.cond cannot assign, so "not asked for" stays the TensorFlow default.
         with v1.variable_scope(
-            self._spec.name, use_resource=self._spec.use_tpu, reuse=v1.AUTO_REUSE
+            self._spec.name, use_resource=True if self._spec.use_tpu else None, reuse=v1.AUTO_REUSE
         ):
             return v1.get_variable(
                 "last_mask_update_step",

@@ -17,21 +17,10 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from pruning_spec import _schedule
+
 _DIGIT_BITS = 16
 _DIGITS = 1 << _DIGIT_BITS
-
-
-def float32_pow(base: tf.Tensor, exponent: float) -> tf.Tensor:
-    """float32 `pow` exactly as graph mode computes it (see pruning_spec._schedule)."""
-    if exponent == 1.0:
-        return base
-    if exponent == 2.0:
-        return base * base
-    if exponent == 3.0:
-        return base * (base * base)
-    if exponent == 0.5:
-        return tf.sqrt(base)
-    return tf.pow(base, tf.constant(exponent, tf.float32))
 
 
 def polynomial_sparsity(
@@ -43,13 +32,19 @@ def polynomial_sparsity(
     target_sparsity: float,
     exponent: float,
 ) -> tf.Tensor:
-    """r1.15's schedule in float32, bit-identical to `pruning_spec._schedule`."""
+    """r1.15's schedule in float32, bit-identical to `pruning_spec._schedule` (see there).
+
+    Written so graph optimizers have nothing to rewrite: the reciprocal is a constant,
+    and the power is taken in float64 so its rounding to float32 is the correct one.
+    """
     elapsed = tf.cast(tf.cast(step, tf.int64) - begin_step, tf.float32)
-    progress = tf.minimum(1.0, tf.maximum(0.0, elapsed / float(end_step - begin_step)))
-    decay = float32_pow(1.0 - progress, exponent)
-    return tf.constant(initial_sparsity - target_sparsity, tf.float32) * decay + tf.constant(
-        target_sparsity, tf.float32
-    )
+    recip = tf.constant(_schedule.reciprocal(end_step - begin_step), tf.float32)
+    progress = tf.minimum(1.0, tf.maximum(0.0, elapsed * recip))
+    remaining = tf.cast(1.0 - progress, tf.float64)
+    power = tf.constant(_schedule.float32(exponent), tf.float64)
+    decay = tf.cast(tf.pow(remaining, power), tf.float32)
+    scale = tf.constant(_schedule.float32(initial_sparsity - target_sparsity), tf.float32)
+    return scale * decay + tf.constant(_schedule.float32(target_sparsity), tf.float32)
 
 
 def keep_count(size: int | tf.Tensor, sparsity: tf.Tensor) -> tf.Tensor:
@@ -62,7 +57,8 @@ def keep_count(size: int | tf.Tensor, sparsity: tf.Tensor) -> tf.Tensor:
 def kth_largest(magnitudes: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     """The k-th largest (1-based) of non-negative floats, exactly, in O(n); k must be >= 1."""
     values = tf.reshape(magnitudes, [-1])
-    if values.dtype in (tf.float16, tf.bfloat16):
+    dtype = values.dtype
+    if dtype in (tf.float16, tf.bfloat16):
         values = tf.cast(values, tf.float32)  # exact: every half value is a float32
     wide = values.dtype == tf.float64
     bits = tf.bitcast(values, tf.int64 if wide else tf.int32)
@@ -72,7 +68,7 @@ def kth_largest(magnitudes: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     for shift in range(total_bits - _DIGIT_BITS, -1, -_DIGIT_BITS):
         digit, remaining = _select_digit(bits, prefix, shift, remaining)
         prefix = prefix * _DIGITS + digit
-    return tf.bitcast(prefix, values.dtype)
+    return tf.cast(tf.bitcast(prefix, values.dtype), dtype)  # exact, as the value is one of them
 
 
 def _select_digit(
@@ -93,19 +89,22 @@ def _select_digit(
 def smoothed_threshold(
     magnitudes: tf.Tensor, sparsity: tf.Tensor, old_threshold: tf.Tensor, decay: float
 ) -> tf.Tensor:
-    """The new threshold: k-th largest magnitude, or above the largest when k = 0."""
+    """The new threshold: k-th largest magnitude, or just above the largest when k = 0."""
     k = keep_count(tf.size(magnitudes), sparsity)
     flat = tf.reshape(magnitudes, [-1])
-    nothing_kept = tf.math.nextafter(
-        tf.cast(tf.reduce_max(flat), tf.float32), tf.constant(float("inf"), tf.float32)
-    )
     current = tf.cond(
         k > 0,
-        lambda: tf.cast(kth_largest(flat, tf.maximum(k, 1)), tf.float32),
-        lambda: nothing_kept,
+        lambda: kth_largest(flat, tf.maximum(k, 1)),
+        lambda: _just_above(tf.reduce_max(flat)),
     )
     current = tf.cast(current, old_threshold.dtype)
     return current * (1.0 - decay) + old_threshold * decay
+
+
+def _just_above(value: tf.Tensor) -> tf.Tensor:
+    """The next representable value above a non-negative float, in its own dtype."""
+    width = {2: tf.int16, 4: tf.int32, 8: tf.int64}[value.dtype.size]
+    return tf.bitcast(tf.bitcast(value, width) + 1, value.dtype)
 
 
 def element_mask(

@@ -6,10 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc_tools
 import pytest
 from google.protobuf import descriptor_pb2
-from grpc_tools import protoc
 
 from pruning_spec.v1 import options_pb2, pruning_pb2
 
@@ -18,10 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _compiled_afresh(tmp_path: Path) -> dict[str, descriptor_pb2.FileDescriptorProto]:
     out = tmp_path / "set.pb"
-    well_known = Path(grpc_tools.__file__).parent / "_proto"
     protos = [str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto")]
-    args = ["protoc", f"-I{ROOT / 'proto'}", f"-I{well_known}", f"--descriptor_set_out={out}"]
-    assert protoc.main([*args, *protos]) == 0
+    # In a subprocess: protoc's native code and TensorFlow's (loaded by backend tests) clash.
+    args = [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'proto'}"]
+    result = subprocess.run(
+        [*args, f"--descriptor_set_out={out}", *protos], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
     files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
     for file in files:
         for message in file.message_type:

