@@ -10,7 +10,7 @@ PROTOS := $(wildcard proto/pruning_spec/v1/*.proto)
 $(STAMP): pyproject.toml setup.py $(PROTOS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,tensorflow]'
+	$(PY) -m pip install --quiet -e '.[dev,tensorflow,plot]'
 	touch $@
 
 ## test: lint, then the whole suite (creates the environment on first use)
@@ -39,11 +39,13 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_hparams.py --json benchmarks/results/hparams.json
 	$(PY) benchmarks/bench_cli.py --json benchmarks/results/cli.json
+	$(PY) benchmarks/bench_mask_update.py --json benchmarks/results/mask_update.json
 
 ## bench-smoke: every benchmark in quick mode, so the harness cannot rot (part of make test)
 bench-smoke: $(STAMP)
 	$(PY) benchmarks/bench_hparams.py --quick
 	$(PY) benchmarks/bench_cli.py --quick
+	$(PY) benchmarks/bench_mask_update.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info pruning_spec/v1/*_pb2.py pruning_spec/v1/*_pb2.pyi

@@ -54,48 +54,66 @@ def keep_count(size: int | tf.Tensor, sparsity: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(k, 0, tf.cast(size, tf.int64))
 
 
-def kth_largest(magnitudes: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """The k-th largest (1-based) of non-negative floats, exactly, in O(n); k must be >= 1."""
-    values = tf.reshape(magnitudes, [-1])
+def kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """The k-th largest (1-based) magnitude |x| of `values`, exactly, in O(n); k must be >= 1.
+
+    Radix select over the bit pattern with the sign cleared (|x| is never materialised).
+    The first 16-bit digit is read with one logical shift of the unsigned pattern (the
+    sign lands in the digit's top bit; the two halves of the histogram are added). Then
+    only the values in the selected bucket are kept (compaction), so the later digits
+    cost almost nothing.
+    """
+    values = tf.reshape(values, [-1])
     dtype = values.dtype
     if dtype in (tf.float16, tf.bfloat16):
         values = tf.cast(values, tf.float32)  # exact: every half value is a float32
     wide = values.dtype == tf.float64
-    bits = tf.bitcast(values, tf.int64 if wide else tf.int32)
+    int_dtype, unsigned = (tf.int64, tf.uint64) if wide else (tf.int32, tf.uint32)
     total_bits = 64 if wide else 32
-    remaining = tf.cast(k, bits.dtype)
-    prefix = tf.zeros([], bits.dtype)
-    for shift in range(total_bits - _DIGIT_BITS, -1, -_DIGIT_BITS):
-        digit, remaining = _select_digit(bits, prefix, shift, remaining)
+    half = _DIGITS // 2
+    no_weights = tf.zeros([0], int_dtype)
+    remaining = tf.cast(k, int_dtype)
+
+    def select(counts: tf.Tensor) -> tf.Tensor:
+        nonlocal remaining
+        at_or_above = tf.cumsum(counts, reverse=True)
+        digit = tf.reduce_sum(tf.cast(at_or_above >= remaining, int_dtype)) - 1
+        remaining -= at_or_above[digit] - counts[digit]
+        return digit
+
+    top = tf.bitwise.right_shift(tf.bitcast(values, unsigned), total_bits - _DIGIT_BITS)
+    top = tf.bitcast(top, tf.int32) if not wide else tf.cast(top, tf.int32)
+    both_signs = tf.raw_ops.DenseBincount(input=top, size=_DIGITS, weights=no_weights)
+    digit = select(both_signs[:half] + both_signs[half:])
+    prefix = digit
+    with tf.control_dependencies([digit]):  # after the histogram: the AND reuses top's buffer
+        top = tf.bitwise.bitwise_and(top, half - 1)
+    in_bucket = tf.equal(top, tf.cast(digit, tf.int32))
+    bits = tf.bitwise.bitwise_and(
+        tf.boolean_mask(tf.bitcast(values, int_dtype), in_bucket),
+        tf.constant((1 << (total_bits - 1)) - 1, int_dtype),
+    )
+    for shift in range(total_bits - 2 * _DIGIT_BITS, -1, -_DIGIT_BITS):
+        key = tf.cast(
+            tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, shift), _DIGITS - 1), tf.int32
+        )
+        digit = select(tf.raw_ops.DenseBincount(input=key, size=_DIGITS, weights=no_weights))
         prefix = prefix * _DIGITS + digit
+        if shift:
+            bits = tf.boolean_mask(bits, tf.equal(key, tf.cast(digit, tf.int32)))
     return tf.cast(tf.bitcast(prefix, values.dtype), dtype)  # exact, as the value is one of them
 
 
-def _select_digit(
-    bits: tf.Tensor, prefix: tf.Tensor, shift: int, remaining: tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """The next 16-bit digit of the answer among the values whose higher digits equal `prefix`."""
-    key = tf.bitwise.right_shift(bits, shift) - prefix * _DIGITS
-    # Values outside the prefix land in an extra bin that is dropped.
-    in_prefix = tf.logical_and(key >= 0, key < _DIGITS)
-    key = tf.cast(tf.where(in_prefix, key, _DIGITS), tf.int32)
-    counts = tf.math.bincount(key, minlength=_DIGITS + 1, maxlength=_DIGITS + 1, dtype=bits.dtype)
-    at_or_above = tf.cumsum(counts[:_DIGITS], reverse=True)
-    digit = tf.reduce_sum(tf.cast(at_or_above >= remaining, bits.dtype)) - 1
-    above = at_or_above[digit] - counts[digit]
-    return digit, remaining - above
-
-
 def smoothed_threshold(
-    magnitudes: tf.Tensor, sparsity: tf.Tensor, old_threshold: tf.Tensor, decay: float
+    values: tf.Tensor, sparsity: tf.Tensor, old_threshold: tf.Tensor, decay: float
 ) -> tf.Tensor:
-    """The new threshold: k-th largest magnitude, or just above the largest when k = 0."""
-    k = keep_count(tf.size(magnitudes), sparsity)
-    flat = tf.reshape(magnitudes, [-1])
+    """The new threshold: the k-th largest |value|, or just above the largest when k = 0."""
+    k = keep_count(tf.size(values), sparsity)
+    flat = tf.reshape(values, [-1])
     current = tf.cond(
         k > 0,
         lambda: kth_largest(flat, tf.maximum(k, 1)),
-        lambda: _just_above(tf.reduce_max(flat)),
+        lambda: _just_above(tf.reduce_max(tf.abs(flat))),
     )
     current = tf.cast(current, old_threshold.dtype)
     return current * (1.0 - decay) + old_threshold * decay
@@ -111,8 +129,10 @@ def element_mask(
     weights: tf.Tensor, sparsity: tf.Tensor, old_threshold: tf.Tensor, decay: float
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """(new threshold, mask) of the element-wise path; the mask has the weight's dtype."""
-    magnitudes = tf.abs(weights)
-    threshold = smoothed_threshold(magnitudes, sparsity, old_threshold, decay)
+    threshold = smoothed_threshold(weights, sparsity, old_threshold, decay)
+    # |w| only once the threshold is known, so it is never alive beside the selection's key.
+    with tf.control_dependencies([threshold]):
+        magnitudes = tf.abs(weights)
     mask = tf.cast(magnitudes >= tf.cast(threshold, magnitudes.dtype), weights.dtype)
     return threshold, mask
 

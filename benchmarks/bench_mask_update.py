@@ -1,0 +1,341 @@
+"""How fast and how lean one element-wise mask update of the TensorFlow backend is.
+
+Targets (issue 5, "Speed and memory"): on a 4096x4096 float32 weight at sparsity 0.9,
+  - a mask update (`element_mask`: radix select, then `|w| >= T`) is at least 20x faster
+    than the r1.15/tfmot algorithm (a full `top_k` sort, implemented below as the baseline);
+  - it takes at most 4x one element-wise pass over the weight (`cast(abs(w) >= c, w.dtype)`);
+  - its peak extra memory is at most 2x the weight's size (the new mask itself is 1x).
+All three ops run in the same session on the same weights (normal, fixed seed), each
+wrapped in `tf.function` and, separately, in a `tf.compat.v1.Session` graph (the drop-in's
+own mode); each time is the median of several runs after a warm-up, the runs of the three
+ops interleaved. The benchmark fails (AssertionError) unless our mask and threshold equal
+the baseline's exactly. Memory is measured in a fresh subprocess per algorithm, so that no
+allocator pool is left over from other work: the child creates the weight, traces and warms
+the op up on a small slice, then records the peak RSS of one full-size update above the
+RSS before it (VmHWM after resetting it through /proc/self/clear_refs; where that is not
+possible, the growth of ru_maxrss).
+
+    python benchmarks/bench_mask_update.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no start-up chatter
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from pruning_spec.backends.tensorflow._kernels import element_mask
+
+SIZE, QUICK_SIZE = 4096, 512
+SPARSITY = 0.9
+DECAY = 0.0  # r1.15's default threshold_decay; the smoothing arithmetic still runs
+OLD_THRESHOLD = 0.0
+FLOOR_CONSTANT = 1.0
+SEED = 20191015
+SPEEDUP_TARGET = 20.0  # ours at least this many times faster than the baseline
+FLOOR_TARGET = 4.0  # ours at most this many times one element-wise pass
+MEMORY_TARGET = 2.0  # peak extra memory at most this many times the weight's size
+ALGORITHMS = ("ours", "baseline")
+MIB = 1 << 20
+
+
+def make_weights(size: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+    return np.random.default_rng(SEED).standard_normal((size, size), dtype=np.float32)
+
+
+# The three ops, as plain TensorFlow functions (usable in tf.function and in a v1 graph).
+
+
+def ours(weights: tf.Tensor, sparsity: tf.Tensor, old_threshold: tf.Tensor) -> tuple[Any, Any]:
+    threshold, mask = element_mask(weights, sparsity, old_threshold, DECAY)
+    return threshold, mask
+
+
+def baseline(weights: tf.Tensor, sparsity: tf.Tensor, old_threshold: tf.Tensor) -> tuple[Any, Any]:
+    """r1.15's `_update_mask` (and tfmot's): a full top_k sort of |w| for the k-th largest."""
+    abs_weights = tf.abs(weights)
+    size = tf.size(abs_weights)
+    k = tf.cast(tf.round(tf.cast(size, tf.float32) * (1.0 - sparsity)), tf.int32)
+    values, _ = tf.math.top_k(tf.reshape(abs_weights, [-1]), k=size)
+    current = tf.gather(values, k - 1)
+    smoothed = current * (1.0 - DECAY) + old_threshold * DECAY
+    mask = tf.cast(tf.greater_equal(abs_weights, smoothed), weights.dtype)
+    return smoothed, mask
+
+
+def floor(weights: tf.Tensor, constant: tf.Tensor) -> Any:
+    """One element-wise pass over the weight: the least any mask update must do."""
+    return tf.cast(tf.abs(weights) >= constant, weights.dtype)
+
+
+# Timing.
+
+
+def median_times(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time of each call; runs interleaved so drift hits every call alike."""
+    for call in calls.values():  # warm-up: tracing, graph optimisation, allocator pools
+        call()
+        call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def check_identical(mode: str, got: tuple[Any, Any], expected: tuple[Any, Any]) -> int:
+    """Fail loudly unless our threshold and mask equal the baseline's; the kept count."""
+    (threshold, mask), (ref_threshold, ref_mask) = got, expected
+    mask, ref_mask = np.asarray(mask), np.asarray(ref_mask)
+    assert mask.dtype == ref_mask.dtype and mask.shape == ref_mask.shape, (
+        f"{mode}: mask {mask.dtype}{mask.shape} vs baseline {ref_mask.dtype}{ref_mask.shape}"
+    )
+    differ = int(np.count_nonzero(mask != ref_mask))
+    assert differ == 0 and float(threshold) == float(ref_threshold), (
+        f"{mode}: our mask differs from the baseline's in {differ} of {mask.size} entries; "
+        f"threshold {float(threshold)!r} vs baseline {float(ref_threshold)!r}"
+    )
+    return int(np.count_nonzero(mask))
+
+
+def time_tf_function(
+    weights_np: np.ndarray[Any, np.dtype[np.float32]], repeats: int
+) -> tuple[dict[str, float], int]:
+    weights = tf.constant(weights_np)
+    sparsity = tf.constant(SPARSITY, tf.float32)
+    old = tf.constant(OLD_THRESHOLD, tf.float32)
+    constant = tf.constant(FLOOR_CONSTANT, tf.float32)
+    ours_fn, baseline_fn, floor_fn = tf.function(ours), tf.function(baseline), tf.function(floor)
+    kept = check_identical(
+        "tf.function", ours_fn(weights, sparsity, old), baseline_fn(weights, sparsity, old)
+    )
+    # Eager calls of a tf.function on CPU return once the outputs are computed.
+    times = median_times(
+        {
+            "ours": lambda: ours_fn(weights, sparsity, old),
+            "baseline": lambda: baseline_fn(weights, sparsity, old),
+            "floor": lambda: floor_fn(weights, constant),
+        },
+        repeats,
+    )
+    return times, kept
+
+
+def time_graph_mode(
+    weights_np: np.ndarray[Any, np.dtype[np.float32]], repeats: int
+) -> tuple[dict[str, float], int]:
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        variable = v1.Variable(tf.zeros(weights_np.shape, tf.float32), use_resource=True)
+        initial = v1.placeholder(tf.float32, weights_np.shape)
+        load = variable.assign(initial)
+        weights = variable.read_value()
+        sparsity = v1.placeholder_with_default(tf.constant(SPARSITY, tf.float32), [])
+        old = v1.placeholder_with_default(tf.constant(OLD_THRESHOLD, tf.float32), [])
+        constant = v1.placeholder_with_default(tf.constant(FLOOR_CONSTANT, tf.float32), [])
+        outputs = {
+            "ours": ours(weights, sparsity, old),
+            "baseline": baseline(weights, sparsity, old),
+            "floor": (tf.constant(FLOOR_CONSTANT), floor(weights, constant)),
+        }
+        # Each target assigns the new threshold and mask to variables, as an update op does:
+        # fetching the mask would add a copy into numpy, and outputs that only a tf.group
+        # consumes are pruned by Grappler (the ops would not run at all).
+        threshold_variable = v1.Variable(0.0, use_resource=True)
+        mask_variable = v1.Variable(tf.zeros(weights_np.shape, tf.float32), use_resource=True)
+        targets = {
+            name: tf.group(threshold_variable.assign(threshold), mask_variable.assign(mask))
+            for name, (threshold, mask) in outputs.items()
+        }
+        initialize = v1.global_variables_initializer()
+    with v1.Session(graph=graph) as session:
+        session.run(initialize)
+        session.run(load, {initial: weights_np})
+        got, expected = session.run([outputs["ours"], outputs["baseline"]])
+        kept = check_identical("graph mode", got, expected)
+        times = median_times(
+            {name: (lambda op=op: session.run(op)) for name, op in targets.items()}, repeats
+        )
+    return times, kept
+
+
+# Memory: one update in a fresh process.
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status_bytes("VmHWM") <= _status_bytes("VmRSS") + 4 * MIB
+    except OSError:
+        return False
+
+
+def _max_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def memory_child(algorithm: str, size: int) -> int:
+    """Print, as JSON, the peak RSS growth of one update of a fresh weight."""
+    weights_np = make_weights(size)
+    weights = tf.constant(weights_np)
+    sparsity = tf.constant(SPARSITY, tf.float32)
+    old = tf.constant(OLD_THRESHOLD, tf.float32)
+    signature = [
+        tf.TensorSpec([None, None], tf.float32),
+        tf.TensorSpec([], tf.float32),
+        tf.TensorSpec([], tf.float32),
+    ]
+    update = tf.function(ours if algorithm == "ours" else baseline, input_signature=signature)
+    # Trace and instantiate the function on a small slice, so that neither the tracing nor
+    # a pool left by a full-size warm-up counts; the full-size update below is the first.
+    update(weights[:64, :64], sparsity, old)
+    if _reset_peak_rss():
+        method, before = "VmHWM after clear_refs", _status_bytes("VmRSS")
+        result = update(weights, sparsity, old)
+        peak = _status_bytes("VmHWM")
+    else:
+        method, before = "ru_maxrss growth", _max_rss_bytes()
+        result = update(weights, sparsity, old)
+        peak = _max_rss_bytes()
+    assert result[1].shape == weights.shape
+    record = {"algorithm": algorithm, "method": method, "before": before, "delta": peak - before}
+    print(json.dumps(record))
+    return 0
+
+
+def measure_memory(size: int, parallel: bool) -> tuple[dict[str, int], str]:
+    """Peak extra bytes of one update per algorithm, each in its own fresh process."""
+    children, results = {}, {}
+    for algorithm in ALGORITHMS:
+        command = [sys.executable, __file__, "--memory-child", algorithm, "--size", str(size)]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        children[algorithm] = child
+        if not parallel:
+            results[algorithm] = child.communicate()
+    for algorithm, child in children.items():
+        out, err = results[algorithm] if algorithm in results else child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"memory child {algorithm} failed:\n{err[-2000:]}")
+        results[algorithm] = (out, err)
+    records = [json.loads(results[name][0].strip().splitlines()[-1]) for name in ALGORITHMS]
+    deltas = {record["algorithm"]: int(record["delta"]) for record in records}
+    return deltas, " / ".join(sorted({record["method"] for record in records}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="512x512 weight, 2 runs (smoke)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--memory-child", choices=ALGORITHMS, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, default=SIZE, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        return memory_child(args.memory_child, args.size)
+    size, repeats = (QUICK_SIZE, 2) if args.quick else (SIZE, 7)
+    weight_bytes = size * size * 4
+    load = os.getloadavg()[0]
+
+    # Memory first, while this process is idle, so the children do not disturb the timings.
+    memory, method = measure_memory(size, parallel=args.quick)
+    weights_np = make_weights(size)
+    modes = {}
+    modes["tf.function"], kept = time_tf_function(weights_np, repeats)
+    modes["graph mode"], graph_kept = time_graph_mode(weights_np, repeats)
+    assert kept == graph_kept, (kept, graph_kept)
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
+        f"(load average {load:.1f} at start), Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}"
+    )
+    print(
+        f"weight {size}x{size} float32 ({weight_bytes / MIB:.1f} MiB), sparsity {SPARSITY}, "
+        f"median of {repeats} runs; masks identical to the baseline's, {kept:,} of "
+        f"{size * size:,} kept"
+    )
+    checks: list[tuple[str, bool, str]] = []
+    ratios: dict[str, dict[str, float]] = {}
+    for mode, times in modes.items():
+        print(f"{mode}:")
+        print(f"  ours (element_mask)            {times['ours']:9.4f} s")
+        print(f"  baseline (full top_k sort)     {times['baseline']:9.4f} s")
+        print(f"  floor (one element-wise pass)  {times['floor']:9.4f} s")
+        speedup, over_floor = times["baseline"] / times["ours"], times["ours"] / times["floor"]
+        ratios[mode] = {"baseline_over_ours": speedup, "ours_over_floor": over_floor}
+        print(f"  baseline / ours: {speedup:.1f}x; ours / floor: {over_floor:.1f}x")
+        checks.append(
+            (
+                f"{mode}: ours >= {SPEEDUP_TARGET:g}x faster than the baseline",
+                speedup >= SPEEDUP_TARGET,
+                f"{speedup:.1f}x",
+            )
+        )
+        checks.append(
+            (
+                f"{mode}: ours <= {FLOOR_TARGET:g}x the floor",
+                over_floor <= FLOOR_TARGET,
+                f"{over_floor:.1f}x",
+            )
+        )
+    print(f"peak extra memory of one update (fresh process each; {method}):")
+    for algorithm in ALGORITHMS:
+        delta = memory[algorithm]
+        print(f"  {algorithm:8s} {delta / MIB:9.1f} MiB = {delta / weight_bytes:.2f}x the weight")
+    print(f"  ours / baseline: {memory['ours'] / max(memory['baseline'], 1):.2f}")
+    memory_limit = MEMORY_TARGET * weight_bytes
+    checks.append(
+        (
+            f"peak extra memory <= {MEMORY_TARGET:g}x the weight ({memory_limit / MIB:g} MiB)",
+            memory["ours"] <= memory_limit,
+            f"{memory['ours'] / MIB:.1f} MiB",
+        )
+    )
+    note = " (quick mode: not the target's weight size)" if args.quick else ""
+    for name, met, figure in checks:
+        print(f"target {name}: {'MET' if met else 'MISSED'} ({figure}){note}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "size": [size, size],
+            "sparsity": SPARSITY,
+            "repeats": repeats,
+            "load_average_at_start": load,
+            "seconds": modes,
+            "ratios": ratios,
+            "peak_extra_memory_bytes": memory,
+            "memory_method": method,
+            "weight_bytes": weight_bytes,
+            "targets": {name: met for name, met, _ in checks},
+        }
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
