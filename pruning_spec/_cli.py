@@ -16,8 +16,13 @@ from pathlib import Path
 from typing import TextIO
 
 from pruning_spec import _docs, _format, _loader
+from pruning_spec._analyze import CommandError
+from pruning_spec._analyze import add_commands as add_analysis_commands
 from pruning_spec._diagnostics import Diagnostic, Severity, Span, SpecError
 from pruning_spec._hparams import parse_hparams_source
+from pruning_spec._inventory import plan_weights, read_inventory
+from pruning_spec._lints import inventory_lints, schedule_lints
+from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
 from pruning_spec._version import __version__
 from pruning_spec.v1 import pruning_pb2
@@ -53,6 +58,12 @@ def _build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--hparams", default="", help="hparam overrides applied to each file")
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
     validate.add_argument(
+        "--total-steps", type=int, metavar="N", help="also lint the schedule of an N-step run"
+    )
+    validate.add_argument(
+        "--weights", metavar="INVENTORY", help="also lint the rules against these weights"
+    )
+    validate.add_argument(
         "--format", choices=("text", "json", "github"), default="text", help="report format"
     )
     validate.set_defaults(run=_run_validate)
@@ -82,6 +93,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     fmt.set_defaults(run=_run_fmt)
 
+    add_analysis_commands(commands)
+
     docs = commands.add_parser(
         "docs", help="print the Markdown field reference generated from the schema"
     )
@@ -102,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args, sys.stdout)
     except BrokenPipeError:  # `pruning-spec print | head`
         return EXIT_OK
+    except CommandError as error:
+        _report_errors(error.diagnostics)
+        return error.status
     return status
 
 
@@ -136,11 +152,27 @@ def read_spec_file(path: str) -> ParsedSource:
     return parsed
 
 
-def _diagnose_file(path: str, hparams: str) -> list[Diagnostic]:
+def _diagnose_file(path: str, args: argparse.Namespace) -> list[Diagnostic]:
     parsed = read_spec_file(path)
     if any(d.code in IO_CODES for d in parsed.diagnostics):
         return parsed.diagnostics
-    return _loader.check_source(parsed, hparams or None)
+    found = _loader.check_source(parsed, args.hparams or None)
+    if any(d.is_error for d in found) or (args.total_steps is None and args.weights is None):
+        return found
+    merged = _loader.apply_overrides(parsed, args.hparams or None)
+    return found + _analysis_lints(_loader.build_spec(merged), merged, args)
+
+
+def _analysis_lints(
+    spec: NormalizedSpec, parsed: ParsedSource, args: argparse.Namespace
+) -> list[Diagnostic]:
+    found = schedule_lints(spec, args.total_steps)
+    if args.weights is not None:
+        weights, problems = read_inventory(args.weights)
+        plans, conflicts = plan_weights(spec, weights, args.total_steps)
+        found += problems + conflicts + inventory_lints(spec, weights, plans)
+    default = Span(parsed.source)
+    return [d.with_span(d.span or parsed.locate(d.field_path) or default) for d in found]
 
 
 def _run_validate(args: argparse.Namespace, out: TextIO) -> int:
@@ -149,7 +181,7 @@ def _run_validate(args: argparse.Namespace, out: TextIO) -> int:
     if flag_problems:
         _REPORTERS[args.format]([("--hparams", flag_problems)], out)
         return EXIT_USAGE
-    results = [(path, _diagnose_file(path, args.hparams)) for path in args.files]
+    results = [(path, _diagnose_file(path, args)) for path in args.files]
     _REPORTERS[args.format](results, out)
     diagnostics = [d for _, found in results for d in found]
     if any(d.code in IO_CODES for d in diagnostics):

@@ -1,0 +1,351 @@
+"""`pruning-spec schedule`, `explain` and `verify`: what a spec does, before and after training."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from pruning_spec import _loader
+from pruning_spec._diagnostics import Diagnostic, Span, SpecError
+from pruning_spec._inventory import Weight, WeightPlan, plan_weights, read_inventory
+from pruning_spec._lints import inventory_lints, schedule_lints
+from pruning_spec._spec import NormalizedSpec
+from pruning_spec._textproto import ParsedSource
+from pruning_spec._timeline import compile_schedule
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """Ends a command: the diagnostics to print and the exit status."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], status: int) -> None:
+        super().__init__(diagnostics[0].message if diagnostics else "")
+        self.diagnostics = list(diagnostics)
+        self.status = status
+
+
+def add_commands(commands: Any) -> None:
+    schedule = commands.add_parser(
+        "schedule",
+        help="the exact mask-update steps and the sparsity each rule reaches",
+        description="The exact steps at which masks update in a run of N steps, with the "
+        "global sparsity and each weight_sparsity_map rule's at each, computed as the backends "
+        "compute them. Lints about the schedule follow on stderr.",
+    )
+    _common(schedule)
+    schedule.add_argument("--total-steps", type=_positive, required=True, metavar="N")
+    schedule.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    schedule.add_argument("--plot", metavar="PNG", help="also draw the curves (needs matplotlib)")
+    schedule.set_defaults(run=run_schedule)
+
+    explain = commands.add_parser(
+        "explain",
+        help="what the spec does to each weight of a model",
+        description="For every weight: the rules that apply, its final sparsity, the values or "
+        "blocks kept, the block shape and its padding. Lints follow on stderr.",
+    )
+    _common(explain)
+    source = explain.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", metavar="INVENTORY", help="text file of 'name shape' lines")
+    source.add_argument("--checkpoint", metavar="PATH", help="TF checkpoint, .keras or .weights.h5")
+    explain.add_argument("--total-steps", type=_positive, metavar="N", help="length of the run")
+    explain.add_argument("--tolerance", type=float, default=0.01)
+    explain.add_argument("--format", choices=("table", "json"), default="table")
+    explain.set_defaults(run=run_explain)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check a checkpoint's sparsity against the spec",
+        description="Reads each weight (or its mask) from a checkpoint and checks its sparsity "
+        "and block structure against what the spec requires at the checkpoint's step. Exit 1 "
+        "with a table of the offenders.",
+    )
+    _common(verify)
+    verify.add_argument("--checkpoint", metavar="PATH", required=True)
+    verify.add_argument("--step", type=int, help="the step, when the checkpoint does not store it")
+    verify.add_argument("--tolerance", type=float, default=0.01)
+    verify.set_defaults(run=run_verify)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="spec file")
+    parser.add_argument("--hparams", default="", help="hparam overrides applied to the file")
+    parser.add_argument("--strict", action="store_true", help="fail on warnings too")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def load(args: argparse.Namespace) -> tuple[NormalizedSpec, ParsedSource]:
+    from pruning_spec._cli import IO_CODES, read_spec_file  # noqa: PLC0415 - the CLI imports us
+
+    parsed = read_spec_file(args.file)
+    if any(d.code in IO_CODES for d in parsed.diagnostics):
+        raise CommandError(parsed.diagnostics, EXIT_USAGE)
+    try:
+        spec = _loader.build_spec(parsed, args.hparams or None)
+    except SpecError as error:
+        raise CommandError(error.diagnostics, EXIT_FOUND) from None
+    return spec, _loader.apply_overrides(parsed, args.hparams or None)
+
+
+def finish(lints: list[Diagnostic], parsed: ParsedSource, strict: bool) -> int:
+    """Prints lints on stderr, located in the spec where they are about a field."""
+    for lint in lints:
+        span = lint.span or parsed.locate(lint.field_path) or Span(parsed.source or "<spec>")
+        sys.stderr.write(lint.with_span(span).format(caret=False) + "\n")
+    return EXIT_FOUND if any(d.is_error or strict for d in lints) else EXIT_OK
+
+
+# schedule
+
+
+def run_schedule(args: argparse.Namespace, out: TextIO) -> int:
+    spec, parsed = load(args)
+    points = compile_schedule(spec, args.total_steps)
+    patterns = [rule.pattern for rule in spec.weight_sparsity_map]
+    header = ["step", "sparsity", *patterns]
+    rows = [[p.step, p.sparsity, *p.rule_sparsities] for p in points]
+    if args.format == "json":
+        document = {
+            "total_steps": args.total_steps,
+            "rules": patterns,
+            "updates": [
+                dict(zip(["step", "sparsity"], r[:2], strict=True)) | {"rule_sparsities": r[2:]}
+                for r in rows
+            ],
+        }
+        out.write(json.dumps(document, indent=2) + "\n")
+    elif args.format == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([row[0], *(f"{v:.9g}" for v in row[1:])] for row in rows)
+    else:
+        out.write(_table(header, [[f"{row[0]:,}", *(f"{v:.6f}" for v in row[1:])] for row in rows]))
+        out.write(f"{len(points):,} mask updates in {args.total_steps:,} steps\n")
+    if args.plot:
+        _plot(spec, args.total_steps, points, patterns, args.plot)
+    return finish(schedule_lints(spec, args.total_steps), parsed, args.strict)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(
+            [r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))]
+        )
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(
+    spec: NormalizedSpec, total_steps: int, points: Sequence[Any], patterns: list[str], path: str
+) -> None:
+    try:
+        import matplotlib  # noqa: PLC0415 - optional
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        raise CommandError(
+            [
+                Diagnostic(
+                    "missing-extra",
+                    "--plot needs matplotlib",
+                    span=Span(path),
+                    hint="pip install 'pruning-spec[plot]'",
+                )
+            ],
+            EXIT_USAGE,
+        ) from None
+    stride = max(1, total_steps // 1000)
+    steps = list(range(0, total_steps, stride))
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    axes.plot(steps, [spec.sparsity_at(t) for t in steps], label="target_sparsity (global)")
+    update_steps = [p.step for p in points]
+    axes.plot(update_steps, [p.sparsity for p in points], "o", markersize=3, color="C0")
+    for index, pattern in enumerate(patterns):
+        target = spec.weight_sparsity_map[index].sparsity
+        curve = [p.rule_sparsities[index] for p in points]
+        axes.plot(update_steps, curve, "o-", markersize=3, label=f"{pattern!r} -> {target:g}")
+    axes.set_xlabel("global step")
+    axes.set_ylabel("sparsity")
+    axes.set_title(f"{spec.name}: {len(points):,} mask updates in {total_steps:,} steps")
+    axes.set_ylim(0, 1)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+# explain
+
+
+def run_explain(args: argparse.Namespace, out: TextIO) -> int:
+    spec, parsed = load(args)
+    weights = _weights(args)
+    plans, conflicts = plan_weights(spec, weights, args.total_steps)
+    lints = conflicts + inventory_lints(spec, weights, plans, tolerance=args.tolerance)
+    lints += schedule_lints(spec, args.total_steps)
+    if args.format == "json":
+        out.write(json.dumps([_plan_json(spec, p) for p in plans], indent=2) + "\n")
+    else:
+        header = [
+            "weight",
+            "shape",
+            "sparsity rule",
+            "block rule",
+            "final",
+            "kept",
+            "block",
+            "padding",
+        ]
+        out.write(_table(header, [_plan_row(spec, p) for p in plans]))
+    return finish(lints, parsed, args.strict)
+
+
+def _weights(args: argparse.Namespace) -> list[Weight]:
+    if args.weights:
+        weights, problems = read_inventory(args.weights)
+        if problems:
+            raise CommandError(problems, EXIT_USAGE)
+        return weights
+    checkpoint = _read_checkpoint(args.checkpoint)
+    return [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.weights]
+
+
+def _read_checkpoint(path: str) -> Any:
+    from pruning_spec._checkpoints import CheckpointError, read_checkpoint  # noqa: PLC0415
+
+    try:
+        return read_checkpoint(path)
+    except CheckpointError as error:
+        raise CommandError(
+            [Diagnostic("checkpoint-error", str(error), span=Span(path))], EXIT_USAGE
+        ) from None
+
+
+def _rule_text(spec: NormalizedSpec, map_name: str, index: int | None) -> str:
+    return "-" if index is None else f"[{index}] {getattr(spec, map_name)[index].pattern}"
+
+
+def _plan_row(spec: NormalizedSpec, plan: WeightPlan) -> list[str]:
+    kept = f"{plan.kept_units:,}/{plan.units:,}" + (" blocks" if plan.block != (1, 1) else "")
+    return [
+        plan.weight.name,
+        "x".join(map(str, plan.weight.shape)),
+        _rule_text(spec, "weight_sparsity_map", plan.sparsity_rule),
+        _rule_text(spec, "block_dims_map", plan.block_rule),
+        f"{plan.final_sparsity:.4f}",
+        kept,
+        "element-wise" if plan.block == (1, 1) else f"{plan.block[0]}x{plan.block[1]}",
+        "-" if plan.padding == (0, 0) else f"+{plan.padding[0]} rows, +{plan.padding[1]} cols",
+    ]
+
+
+def _plan_json(spec: NormalizedSpec, plan: WeightPlan) -> dict[str, Any]:
+    return {
+        "name": plan.weight.name,
+        "shape": list(plan.weight.shape),
+        "sparsity_rule": plan.sparsity_rule,
+        "block_rule": plan.block_rule,
+        "final_sparsity": plan.final_sparsity,
+        "achieved_sparsity": plan.achieved_sparsity,
+        "units": plan.units,
+        "kept_units": plan.kept_units,
+        "block": list(plan.block),
+        "padding": list(plan.padding),
+    }
+
+
+# verify
+
+
+def run_verify(args: argparse.Namespace, out: TextIO) -> int:
+    spec, parsed = load(args)
+    checkpoint = _read_checkpoint(args.checkpoint)
+    step = args.step if args.step is not None else checkpoint.step
+    if step is None:
+        raise CommandError(
+            [
+                Diagnostic(
+                    "missing-step",
+                    "the checkpoint stores no training step",
+                    span=Span(args.checkpoint),
+                    hint="pass --step N",
+                )
+            ],
+            EXIT_USAGE,
+        )
+    weights = [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.weights]
+    plans, conflicts = plan_weights(spec, weights, step + 1)
+    offenders = []
+    for plan in plans:
+        if plan.final_sparsity == 0 and plan.block == (1, 1):
+            continue
+        row = _check_weight(checkpoint, plan, args.tolerance)
+        if row is not None:
+            offenders.append(row)
+    header = ["weight", "expected", "actual", "problem"]
+    if offenders:
+        out.write(_table(header, offenders))
+        out.write(
+            f"{len(offenders)} of {len(plans)} weights do not match the spec at step {step:,}\n"
+        )
+    else:
+        out.write(f"{len(plans)} weights match the spec at step {step:,}\n")
+    status = finish(conflicts, parsed, args.strict)
+    return EXIT_FOUND if offenders else status
+
+
+def _check_weight(checkpoint: Any, plan: WeightPlan, tolerance: float) -> list[str] | None:
+    import numpy as np  # noqa: PLC0415 - verify needs the tensorflow extra anyway
+
+    name = plan.weight.name
+    mask = checkpoint.mask_values(name)
+    values = np.asarray(mask if mask is not None else checkpoint.values(name))
+    actual = float(np.mean(values == 0)) if values.size else 0.0
+    expected = plan.achieved_sparsity
+    if abs(actual - expected) > tolerance:
+        return [
+            name,
+            f"{expected:.4f}",
+            f"{actual:.4f}",
+            f"sparsity off by more than {tolerance:g}",
+        ]
+    if plan.block != (1, 1) and not _block_structured(values, plan.block):
+        return [
+            name,
+            f"{plan.block[0]}x{plan.block[1]} blocks",
+            "mixed blocks",
+            "zeros do not form whole blocks",
+        ]
+    return None
+
+
+def _block_structured(values: Any, block: tuple[int, int]) -> bool:
+    """Whether every block is either wholly zero or holds no zero (padding cells ignored)."""
+    import numpy as np  # noqa: PLC0415
+
+    squeezed = np.squeeze(values)
+    height, width = squeezed.shape
+    rows, cols = -(-height // block[0]), -(-width // block[1])
+    zeros = np.zeros((rows * block[0], cols * block[1]), dtype=np.int64)
+    real = np.zeros_like(zeros)
+    zeros[:height, :width] = squeezed == 0
+    real[:height, :width] = 1
+    per_block = (rows, block[0], cols, block[1])
+    zero_count = zeros.reshape(per_block).sum(axis=(1, 3))
+    real_count = real.reshape(per_block).sum(axis=(1, 3))
+    return not bool(((zero_count > 0) & (zero_count < real_count)).any())

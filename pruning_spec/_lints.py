@@ -1,0 +1,191 @@
+"""Lints: settings that make a run prune nothing, the wrong weights, or less than it says.
+
+Every lint is a warning (an error with --strict), except a weight two rules claim,
+which is always an error. Each names the numbers involved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from pruning_spec._diagnostics import Diagnostic, Severity
+from pruning_spec._inventory import Weight, WeightPlan, last_update_step
+from pruning_spec._spec import NormalizedSpec
+from pruning_spec._timeline import update_steps
+
+
+def _warning(code: str, message: str, path: str = "", hint: str = "") -> Diagnostic:
+    return Diagnostic(code, message, path, Severity.WARNING, hint=hint)
+
+
+def schedule_lints(spec: NormalizedSpec, total_steps: int | None = None) -> list[Diagnostic]:
+    """Problems of the schedule and the update windows (for a run of `total_steps` if given)."""
+    found = _window_lints(spec)
+    if total_steps is not None:
+        found += _run_lints(spec, total_steps)
+    return found
+
+
+def _window_lints(spec: NormalizedSpec) -> list[Diagnostic]:
+    found = []
+    begin, end, frequency = spec.begin_pruning_step, spec.end_pruning_step, spec.pruning_frequency
+    curve_begin, curve_end = spec.sparsity_function_begin_step, spec.sparsity_function_end_step
+    if end >= 0 and frequency > end - begin:
+        found.append(
+            _warning(
+                "frequency-exceeds-window",
+                f"is {frequency}, more than the pruning window of {end - begin} steps "
+                f"({begin} to {end}): masks update at most once",
+                "pruning_frequency",
+            )
+        )
+    if 0 <= end < curve_end:
+        found.append(
+            _warning(
+                "updates-stop-early",
+                f"is {end}, before sparsity_function_end_step={curve_end}: the last masks are "
+                f"pruned to {spec.sparsity_at(_last_update(spec) or 0):.4g}, "
+                f"not {spec.target_sparsity:g}",
+                "end_pruning_step",
+                hint="set end_pruning_step >= sparsity_function_end_step or -1",
+            )
+        )
+    if begin > curve_begin:
+        found.append(
+            _warning(
+                "updates-start-late",
+                f"is {begin}, after sparsity_function_begin_step={curve_begin}: the first update "
+                f"jumps to sparsity {spec.sparsity_at(max(begin, frequency)):.4g}",
+                "begin_pruning_step",
+                hint="start the curve where pruning starts",
+            )
+        )
+    if spec.threshold_decay > 0 and len(update_steps(spec, _horizon(spec))) <= 1:
+        found.append(
+            _warning(
+                "no-effect",
+                f"is {spec.threshold_decay:g}, but masks update at most once, so there "
+                "is no earlier threshold to smooth with",
+                "threshold_decay",
+            )
+        )
+    return found
+
+
+def _horizon(spec: NormalizedSpec) -> int:
+    end = spec.end_pruning_step if spec.end_pruning_step >= 0 else spec.sparsity_function_end_step
+    return int(max(end, spec.begin_pruning_step, spec.pruning_frequency)) + 1
+
+
+def _last_update(spec: NormalizedSpec) -> int | None:
+    return last_update_step(spec, None)
+
+
+def _run_lints(spec: NormalizedSpec, total_steps: int) -> list[Diagnostic]:
+    steps = update_steps(spec, total_steps)
+    if not len(steps):
+        first = max(spec.begin_pruning_step, spec.pruning_frequency)
+        return [
+            _warning(
+                "no-update",
+                f"no mask update happens within {total_steps:,} steps (the first would "
+                f"be at step {first:,}): nothing is pruned",
+                "begin_pruning_step",
+            )
+        ]
+    last = steps[-1]
+    reached = spec.sparsity_at(last)
+    # Near its end the curve is flat: a gap below 0.001 is not worth a warning.
+    if last < spec.sparsity_function_end_step and spec.target_sparsity - reached > 1e-3:
+        return [
+            _warning(
+                "target-not-reached",
+                f"the last mask update of {total_steps:,} steps is at step {last:,}, before "
+                f"sparsity_function_end_step={spec.sparsity_function_end_step:,}: sparsity reaches "
+                f"{reached:.4g}, not {spec.target_sparsity:g}",
+                "sparsity_function_end_step",
+                hint="train longer or end the schedule earlier",
+            )
+        ]
+    return []
+
+
+def inventory_lints(
+    spec: NormalizedSpec,
+    weights: Sequence[Weight],
+    plans: Sequence[WeightPlan],
+    *,
+    tolerance: float = 0.01,
+) -> list[Diagnostic]:
+    """Rules that match nothing, block rules on weights that cannot take them, tiny weights."""
+    found = []
+    for map_name in ("weight_sparsity_map", "block_dims_map"):
+        used = {
+            plan.sparsity_rule if map_name == "weight_sparsity_map" else plan.block_rule
+            for plan in plans
+        }
+        for index, rule in enumerate(getattr(spec, map_name)):
+            if index not in used:
+                found.append(
+                    _warning(
+                        "rule-matches-nothing",
+                        f"pattern {rule.pattern!r} matches none of the {len(weights)} weights",
+                        f"{map_name}[{index}]",
+                        hint="check the names with `pruning-spec explain`",
+                    )
+                )
+    for plan in plans:
+        found += [
+            dataclasses.replace(d, span=plan.weight.span)
+            for d in _weight_lints(spec, plan, tolerance)
+        ]
+    return found
+
+
+def _weight_lints(spec: NormalizedSpec, plan: WeightPlan, tolerance: float) -> list[Diagnostic]:
+    weight = plan.weight
+    found = []
+    dims = (
+        (
+            spec.block_dims_map[plan.block_rule].block_height,
+            spec.block_dims_map[plan.block_rule].block_width,
+        )
+        if plan.block_rule is not None
+        else (spec.block_height, spec.block_width)
+    )
+    if dims != (1, 1) and plan.block == (1, 1):
+        found.append(
+            _warning(
+                "block-not-rank2",
+                f"weight {weight.name!r} of shape {list(weight.shape)} is not "
+                f"rank 2 after squeezing, so its {dims[0]}x{dims[1]} blocks do not apply: it is "
+                "pruned element-wise",
+                _rule_path("block_dims_map", plan.block_rule, "block_height"),
+            )
+        )
+    if plan.final_sparsity > 0 and plan.kept_units == 0:
+        found.append(
+            _warning(
+                "weight-too-small",
+                f"weight {weight.name!r} has {plan.units} "
+                f"{'blocks' if plan.block != (1, 1) else 'values'}: at sparsity "
+                f"{plan.final_sparsity:.4g} none is kept",
+                _rule_path("weight_sparsity_map", plan.sparsity_rule, "target_sparsity"),
+            )
+        )
+    elif abs(plan.achieved_sparsity - plan.final_sparsity) > tolerance:
+        found.append(
+            _warning(
+                "weight-too-small",
+                f"weight {weight.name!r} has {plan.units} units: keeping "
+                f"{plan.kept_units} gives sparsity {plan.achieved_sparsity:.4g}, not "
+                f"{plan.final_sparsity:.4g} (tolerance {tolerance:g})",
+                _rule_path("weight_sparsity_map", plan.sparsity_rule, "target_sparsity"),
+            )
+        )
+    return found
+
+
+def _rule_path(map_name: str, index: int | None, global_field: str) -> str:
+    return f"{map_name}[{index}]" if index is not None else global_field

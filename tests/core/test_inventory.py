@@ -1,0 +1,79 @@
+"""Inventories and what a spec does to each weight."""
+
+from __future__ import annotations
+
+import pytest
+
+from pruning_spec import parse_hparams
+from pruning_spec._inventory import Weight, keep_count, parse_inventory, plan_weights
+
+INVENTORY = """\
+# a small model
+conv1/kernel 3,3,1,32
+dense_1/kernel 784,256   # trailing comment
+logits/kernel [256x10]
+bias (10)
+"""
+
+
+def test_inventory_lines_and_shapes() -> None:
+    weights, problems = parse_inventory(INVENTORY, "inv.txt")
+    assert problems == []
+    assert [(w.name, w.shape) for w in weights] == [
+        ("conv1/kernel", (3, 3, 1, 32)),
+        ("dense_1/kernel", (784, 256)),
+        ("logits/kernel", (256, 10)),
+        ("bias", (10,)),
+    ]
+    assert weights[1].span is not None and weights[1].span.line == 3
+
+
+@pytest.mark.parametrize("line", ["just_a_name", "w 3,0", "w 3,-1", "w a,b"])
+def test_bad_inventory_lines_are_located(line: str) -> None:
+    weights, problems = parse_inventory(f"ok 3\n{line}\n", "inv.txt")
+    assert [w.name for w in weights] == ["ok"]
+    [problem] = problems
+    assert (problem.code, problem.span.line) == ("bad-inventory-line", 2)  # type: ignore[union-attr]
+
+
+def test_keep_count_rounds_half_to_even_in_float32() -> None:
+    assert keep_count(4, 0.375) == 2  # 2.5 -> 2
+    assert keep_count(4, 0.125) == 4  # 3.5 -> 4
+    assert keep_count(4, 0.9) == 0
+    assert keep_count(100, 0.95) == 5
+
+
+def test_plans_resolve_rules_blocks_and_padding() -> None:
+    spec = parse_hparams(
+        "target_sparsity=0.9,weight_sparsity_map=[dense:0.5],block_dims_map=[dense:4x4,logits:1x-1]"
+    )
+    weights, _ = parse_inventory(INVENTORY)
+    plans, problems = plan_weights(spec, weights)
+    assert problems == []
+    by_name = {p.weight.name: p for p in plans}
+    dense = by_name["dense_1/kernel"]
+    assert (dense.sparsity_rule, dense.block_rule, dense.block) == (0, 0, (4, 4))
+    assert (dense.units, dense.kept_units, dense.padding) == (196 * 64, 6272, (0, 0))
+    assert by_name["logits/kernel"].block == (1, 10)
+    assert by_name["conv1/kernel"].block == (1, 1)
+    assert by_name["conv1/kernel"].final_sparsity == pytest.approx(0.9)
+    padded = plan_weights(spec, [Weight("dense_2/kernel", (10, 6))])[0][0]
+    assert (padded.units, padded.padding) == (6, (2, 2))
+
+
+def test_final_sparsity_is_where_the_last_update_leaves_it() -> None:
+    spec = parse_hparams("end_pruning_step=50,target_sparsity=0.8")
+    [plan], _ = plan_weights(spec, [Weight("w", (100,))])
+    assert plan.final_sparsity == spec.sparsity_at(50) < 0.8
+    [short], _ = plan_weights(spec, [Weight("w", (100,))], total_steps=5)
+    assert short.final_sparsity == 0.0  # no update within 5 steps
+
+
+def test_weight_claimed_by_two_rules_is_an_error_at_its_line() -> None:
+    spec = parse_hparams("weight_sparsity_map=[dense:0.5,kernel:0.6]")
+    weights, _ = parse_inventory(INVENTORY, "inv.txt")
+    plans, problems = plan_weights(spec, weights)
+    assert [(d.code, d.is_error, d.span.line) for d in problems] == [  # type: ignore[union-attr]
+        ("ambiguous-rule", True, 3)
+    ]
+    assert "dense_1/kernel" not in {p.weight.name for p in plans}

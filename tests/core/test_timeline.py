@@ -1,0 +1,43 @@
+"""The schedule compiler: update steps from r1.15's predicate, sparsities from the one schedule."""
+
+from __future__ import annotations
+
+import pytest
+
+from pruning_spec import parse_hparams
+from pruning_spec._timeline import compile_schedule, update_steps
+
+
+@pytest.mark.parametrize(
+    ("hparams", "total", "expected"),
+    [
+        ("", 41, [10, 20, 30, 40]),  # defaults: nothing at step 0
+        ("begin_pruning_step=25,end_pruning_step=60", 100, [25, 35, 45, 55]),
+        ("begin_pruning_step=1,end_pruning_step=6,pruning_frequency=2", 10, [2, 4, 6]),
+        ("begin_pruning_step=5,end_pruning_step=8,pruning_frequency=0", 100, [5, 6, 7, 8]),
+        ("begin_pruning_step=500", 100, []),
+    ],
+)
+def test_update_steps_follow_the_predicate(hparams: str, total: int, expected: list[int]) -> None:
+    spec = parse_hparams(hparams)
+    assert list(update_steps(spec, total)) == expected
+    simulated, last = [], 0
+    for step in range(total):  # the predicate itself, step by step
+        if spec.mask_update_due(step, last):
+            simulated.append(step)
+            last = step
+    assert simulated == expected
+
+
+def test_compiled_sparsities_are_the_schedules() -> None:
+    spec = parse_hparams(
+        "begin_pruning_step=25,end_pruning_step=60,weight_sparsity_map=[a:0.8,b:0.2]"
+    )
+    points = compile_schedule(spec, 100)
+    assert [p.step for p in points] == [25, 35, 45, 55]
+    for point in points:
+        assert point.sparsity == spec.sparsity_at(point.step)
+        assert point.rule_sparsities == (
+            spec.sparsity_at(point.step, "a"),
+            spec.sparsity_at(point.step, "b"),
+        )
