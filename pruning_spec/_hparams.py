@@ -346,10 +346,9 @@ class _HParamParser:
             return
         path = f"{field.name}[{len(container)}]"
         rule = container.add()  # type: ignore[attr-defined]
-        offsets = self._result.offsets
-        offsets[path] = (item.offset, item.length)
+        self._result.offsets[path] = (item.offset, item.length)
+        self._result.rule_entries[path] = (item.offset, raw, colon)  # fields located lazily
         key = _schema.key_field(rule.DESCRIPTOR).name
-        offsets[f"{path}.{key}"] = (item.offset, colon or 1)
         setattr(rule, key, _decode_pieces(raw[:colon]) if quoted else raw[:colon])
         self._apply_rule_values(field, rule, item, colon, path)
 
@@ -372,13 +371,11 @@ class _HParamParser:
                 hint=f"write {_schema.rules_of(field).hparam_entry_syntax}",
             )
             return
-        offsets = self._result.offsets
         for value_field, part in zip(value_fields, parts, strict=True):
-            value_path = f"{path}.{value_field.name}"
-            offsets[value_path] = (offset, len(part) or 1)
             try:
                 setattr(rule, value_field.name, convert_scalar(value_field, part))
             except ConversionError as error:
+                value_path = f"{path}.{value_field.name}"
                 self._report(error.code, str(error), offset, len(part), value_path, error.hint)
             offset += len(part) + len(separator)
 

@@ -136,6 +136,10 @@ def merge(base: ParsedSource, override: ParsedSource) -> ParsedSource:
         failed_paths={p for p in base.failed_paths if kept(p)} | override.failed_paths,
         assigned_lists=base.assigned_lists | override.assigned_lists,
         offsets={**{p: o for p, o in base_offsets.items() if kept(p)}, **override.offsets},
+        rule_entries={
+            **{p: e for p, e in base.rule_entries.items() if same_text and kept(p)},
+            **override.rule_entries,
+        },
         hparams_source=override.hparams_source or base.hparams_source,
         hparams_text=override.hparams_text or base.hparams_text,
         source=base.source or override.source,

@@ -49,15 +49,39 @@ class ParsedSource:
     offsets: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     hparams_source: str = ""
     hparams_text: str = ""
+    # Map entries from an hparam string: rule path -> (offset, entry text, index of the
+    # colon); where each of the rule's fields is written is worked out only when asked.
+    rule_entries: dict[str, tuple[int, str, int]] = dataclasses.field(default_factory=dict)
     # The file or stream the message came from, for diagnostics no field locates.
     source: str = ""
 
     def locate(self, path: str) -> Span | None:
         span = self.positions.get(path)
-        if span is None and path in self.offsets:
-            offset, length = self.offsets[path]
-            span = Span(self.hparams_source, offset=offset, length=length, text=self.hparams_text)
-        return span
+        if span is not None:
+            return span
+        where = self.offsets.get(path) or self._rule_field_offset(path)
+        if where is None:
+            return None
+        offset, length = where
+        return Span(self.hparams_source, offset=offset, length=length, text=self.hparams_text)
+
+    def _rule_field_offset(self, path: str) -> tuple[int, int] | None:
+        rule_path, _, name = path.rpartition(".")
+        entry = self.rule_entries.get(rule_path)
+        if entry is None:
+            return None
+        offset, raw, colon = entry
+        rule_list = _schema.SPEC.fields_by_name[rule_path.split("[", 1)[0]]
+        if name == _schema.key_field(rule_list.message_type).name:
+            return offset, colon or 1
+        names = [f.name for f in _schema.value_fields(rule_list.message_type)]
+        separator = _schema.value_separator(rule_list)
+        parts = raw[colon + 1 :].split(separator) if separator else [raw[colon + 1 :]]
+        if name not in names or len(parts) != len(names):
+            return None
+        index = names.index(name)
+        start = offset + colon + 1 + sum(len(p) + len(separator) for p in parts[:index])
+        return start, len(parts[index]) or 1
 
 
 def text_lines(text: str) -> list[str]:

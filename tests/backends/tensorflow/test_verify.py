@@ -82,3 +82,15 @@ def test_checkpoint_problems_are_usage_errors(
 ) -> None:
     assert main(["verify", spec_file, "--checkpoint", str(tmp_path / "missing")]) == 2
     assert "error[checkpoint-error]" in capsys.readouterr().err
+
+
+def test_verify_checks_block_structure(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    _train_and_save(tmp_path, prune=True)  # pruned element-wise
+    blocks = tmp_path / "blocks.txtpb"
+    blocks.write_text(
+        "target_sparsity: 0.75\nsparsity_function_end_step: 10\npruning_frequency: 5\n"
+        "block_height: 2\nblock_width: 2\n"
+    )
+    assert main(["verify", str(blocks), "--checkpoint", str(tmp_path), "--tolerance", "0.1"]) == 1
+    out = capsys.readouterr().out
+    assert "zeros do not form whole blocks" in out
