@@ -14,6 +14,7 @@ parsing resumes at the next clause so one run reports them all.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -33,8 +34,12 @@ _NAME = re.compile(r"[A-Za-z][\w.]*")
 _INDEX = re.compile(r"\[\s*\d+\s*\]")
 _SPACE = re.compile(r"\s*")
 _SCALAR = re.compile(r"[^,\[]*")
-# One list element: quoted and bare pieces glued together, up to a space, ',' or ']'.
-_ELEMENT = re.compile(r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,\]"'])+""", re.DOTALL)
+# One list element: bare runs and quoted strings glued together, up to a space, ',' or ']'.
+_ELEMENT = re.compile(
+    r"""(?=[^\s,\]])[^\s,\]"']*(?:(?:"[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*')"""
+    r"""[^\s,\]"']*)*""",
+    re.DOTALL,
+)
 _SEPARATORS = re.compile(r"[\s,]*")
 _NEXT_CLAUSE = re.compile(r",\s*[A-Za-z][\w.]*\s*(?:\[\s*\d+\s*\])?\s*=")
 _QUOTED_PIECE = re.compile(r""""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^"']+)""", re.DOTALL)
@@ -58,17 +63,26 @@ class _Clause(NamedTuple):
     value_span: _Text
 
 
-_QUOTED = r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
-# A well-formed clause up to its terminator. Each repetition consumes one character or one
-# quoted string, so a failed match cannot backtrack exponentially. When this does not match,
-# the step-by-step parser below explains what is wrong.
+# Quoted strings and list bodies are written as "unrolled loops" (normal* (special normal*)*):
+# runs match at C speed, and since a run can only end where a special piece starts, a failed
+# match cannot backtrack exponentially.
+_QUOTED = r""""[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*'"""
+# A well-formed clause up to its terminator. When this does not match, the step-by-step
+# parser below explains what is wrong.
 _FAST_CLAUSE = re.compile(
     rf"""(?P<name>[A-Za-z][\w.]*)\s*=\s*
-    (?:(?P<list>\[(?:[\s,]|{_QUOTED}|[^\s,\]"'])*\])
+    (?:(?P<list>\[[^\]"']*(?:(?:{_QUOTED})[^\]"']*)*\])
       |(?P<quoted>{_QUOTED})\s*
       |(?P<scalar>(?![\s"'])[^,\[]*))
     (?:,\s*|\Z)""",
     re.VERBOSE | re.DOTALL,
+)
+
+
+# A NamedTuple's own constructor is a Python-level __new__; the fast path builds many of them.
+_new_text: Callable[[tuple[str, int, int, bool]], _Text] = functools.partial(tuple.__new__, _Text)
+_new_clause: Callable[[tuple[_Text, _Text | list[_Text], _Text]], _Clause] = functools.partial(
+    tuple.__new__, _Clause
 )
 
 
@@ -145,20 +159,20 @@ class _HParamParser:
 
     def _clause_from_match(self, match: re.Match[str]) -> _Clause:
         name, as_list, quoted, scalar = match.groups()
-        name_text = _Text(name, match.start(), len(name))
+        name_text = _new_text((name, match.start(), len(name), False))
         if as_list is not None:
             begin, end = match.span(2)
             items = [
-                _Text(element.group(), element.start(), element.end() - element.start())
-                for element in _ELEMENT.finditer(self._text, begin + 1, end - 1)
+                _new_text((e.group(), e.start(), e.end() - e.start(), False))
+                for e in _ELEMENT.finditer(self._text, begin + 1, end - 1)
             ]
-            return _Clause(name_text, items, _Text("", begin, end - begin))
+            return _new_clause((name_text, items, _new_text(("", begin, end - begin, False))))
         if quoted is not None:
             begin = match.start(3)
-            value = _Text(_unescape(quoted[1:-1]), begin, len(quoted), True)
-            return _Clause(name_text, value, _Text("", begin, len(quoted)))
-        value = _Text(scalar, match.start(4), len(scalar))
-        return _Clause(name_text, value, value)
+            value = _new_text((_unescape(quoted[1:-1]), begin, len(quoted), True))
+            return _new_clause((name_text, value, _new_text(("", begin, len(quoted), False))))
+        value = _new_text((scalar, match.start(4), len(scalar), False))
+        return _new_clause((name_text, value, value))
 
     def _parse_clause_stepwise(self, start: int) -> tuple[_Clause, int]:
         text = self._text
@@ -237,7 +251,7 @@ class _HParamParser:
             if text[position] == "]":
                 return items, position + 1
             element = _ELEMENT.match(text, position)
-            if element is None:  # an opening quote without its closing quote
+            if element is None or element.end() == position:  # a quote that is never closed
                 self._parse_quoted(position)
                 raise AssertionError("unreachable: _parse_quoted raises")  # pragma: no cover
             items.append(_Text(element.group(), position, element.end() - position))
@@ -263,14 +277,14 @@ class _HParamParser:
 
     def _apply(self, clause: _Clause) -> None:
         name = clause.name
-        field = _schema.SPEC.fields_by_name.get(name.value)
+        field = _schema.FIELDS.get(name.value)
         if field is None:
             self._report(
                 "unknown-name",
                 f"unknown hyperparameter '{name.value}'",
                 name.offset,
                 name.length,
-                hint=_schema.did_you_mean(name.value, _schema.SPEC.fields_by_name),
+                hint=_schema.did_you_mean(name.value, _schema.FIELDS),
             )
             return
         if name.value in self._assigned:
@@ -285,22 +299,23 @@ class _HParamParser:
             return
         self._assigned[name.value] = name.offset
         message = self._result.message
-        if isinstance(clause.value, list):
-            self._apply_list(message, field, clause.value, clause.value_span)
+        value = clause.value
+        if isinstance(value, list):
+            self._apply_list(message, field, value, clause.value_span)
         elif field.is_repeated:
             self._report(
                 "expected-list",
                 "is a list: put its value in brackets",
                 clause.value_span.offset,
                 clause.value_span.length,
-                field.name,
-                hint=f"{field.name}=[{clause.value.value}]",
+                name.value,
+                hint=f"{name.value}=[{value.value}]",
             )
         else:
-            self._result.offsets[field.name] = (clause.value.offset, clause.value.length)
-            value = self._convert(field, clause.value, field.name)
-            if value is not None:
-                setattr(message, field.name, value)
+            self._result.offsets[name.value] = (value.offset, value.length)
+            converted = self._convert(field, value, name.value)
+            if converted is not None:
+                setattr(message, name.value, converted)
 
     def _apply_list(
         self, message: Message, field: _schema.Field, items: list[_Text], span: _Text
@@ -317,9 +332,10 @@ class _HParamParser:
         self._result.assigned_lists.add(field.name)
         self._result.offsets[field.name] = (span.offset, span.length)
         container = getattr(message, field.name)
+        shape = _schema.rule_shape(field) if _schema.is_rule_list(field) else None
         for item in items:
-            if _schema.is_rule_list(field):
-                self._apply_rule(field, container, item)
+            if shape is not None:
+                self._apply_rule(shape, container, item)
             else:
                 text = _Text(_decode_pieces(item.value), item.offset, item.length)
                 if text.value or item.quoted:
@@ -328,7 +344,7 @@ class _HParamParser:
                     if value is not None:
                         container.append(value)
 
-    def _apply_rule(self, field: _schema.Field, container: list[Message], item: _Text) -> None:
+    def _apply_rule(self, shape: _schema.RuleShape, container: list[Message], item: _Text) -> None:
         raw = item.value
         quoted = '"' in raw or "'" in raw
         colon = _last_unquoted_colon(raw) if quoted else raw.rfind(":")
@@ -340,43 +356,41 @@ class _HParamParser:
                 f"map entry {item.value!r} has no ':'",
                 item.offset,
                 item.length,
-                field.name,
-                hint=f"write {_schema.rules_of(field).hparam_entry_syntax}",
+                shape.name,
+                hint=f"write {shape.syntax}",
             )
             return
-        path = f"{field.name}[{len(container)}]"
+        path = f"{shape.name}[{len(container)}]"
         rule = container.add()  # type: ignore[attr-defined]
         self._result.offsets[path] = (item.offset, item.length)
         self._result.rule_entries[path] = (item.offset, raw, colon)  # fields located lazily
-        key = _schema.key_field(rule.DESCRIPTOR).name
-        setattr(rule, key, _decode_pieces(raw[:colon]) if quoted else raw[:colon])
-        self._apply_rule_values(field, rule, item, colon, path)
+        setattr(rule, shape.key, _decode_pieces(raw[:colon]) if quoted else raw[:colon])
+        self._apply_rule_values(shape, rule, item, colon, path)
 
     def _apply_rule_values(
-        self, field: _schema.Field, rule: Message, item: _Text, colon: int, path: str
+        self, shape: _schema.RuleShape, rule: Message, item: _Text, colon: int, path: str
     ) -> None:
         raw = item.value[colon + 1 :]
         offset = item.offset + colon + 1
-        value_fields = _schema.value_fields(rule.DESCRIPTOR)
-        separator = _schema.value_separator(field)
+        separator = shape.separator
         parts = raw.split(separator) if separator else [raw]
-        if len(parts) != len(value_fields):
+        if len(parts) != len(shape.values):
             self._report(
                 "bad-map-entry",
-                f"expected {_schema.rules_of(field).hparam_entry_syntax.partition(':')[2]} "
-                f"after ':', got {raw!r}",
+                f"expected {shape.syntax.partition(':')[2]} after ':', got {raw!r}",
                 offset,
                 len(raw),
                 path,
-                hint=f"write {_schema.rules_of(field).hparam_entry_syntax}",
+                hint=f"write {shape.syntax}",
             )
             return
-        for value_field, part in zip(value_fields, parts, strict=True):
+        for (name, value_field), part in zip(shape.values, parts, strict=True):
             try:
-                setattr(rule, value_field.name, convert_scalar(value_field, part))
+                setattr(rule, name, convert_scalar(value_field, part))
             except ConversionError as error:
-                value_path = f"{path}.{value_field.name}"
-                self._report(error.code, str(error), offset, len(part), value_path, error.hint)
+                self._report(
+                    error.code, str(error), offset, len(part), f"{path}.{name}", error.hint
+                )
             offset += len(part) + len(separator)
 
     def _convert(self, field: _schema.Field, text: _Text, path: str) -> object:

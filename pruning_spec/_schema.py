@@ -7,6 +7,7 @@ comes from the descriptors and the custom options declared in `options.proto`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import enum
 import functools
@@ -25,6 +26,8 @@ EnumType: TypeAlias = Any
 EnumValue: TypeAlias = Any
 
 SPEC: MessageType = pruning_pb2.PruningSpec.DESCRIPTOR
+# A plain dict: descriptor lookups build a view object on every access.
+FIELDS: dict[str, Field] = dict(SPEC.fields_by_name)
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 INT32_MIN = -(2**31)
@@ -91,6 +94,29 @@ def key_field(rule: MessageType) -> Field:
 def value_fields(rule: MessageType) -> tuple[Field, ...]:
     """The value fields of a rule message, in order (all but the pattern)."""
     return tuple(rule.fields[1:])
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleShape:
+    """How one entry of a rule list is written: `key:value` or `key:v1<sep>v2`."""
+
+    name: str  # the list field
+    key: str  # the pattern field of the rule message
+    values: tuple[tuple[str, Field], ...]  # the value fields, by name
+    separator: str
+    syntax: str  # e.g. `pattern:HxW`, for messages
+
+
+@functools.cache
+def rule_shape(field: Field) -> RuleShape:
+    rule = field.message_type
+    return RuleShape(
+        field.name,
+        key_field(rule).name,
+        tuple((f.name, f) for f in value_fields(rule)),
+        value_separator(field),
+        rules_of(field).hparam_entry_syntax,
+    )
 
 
 def value_separator(field: Field) -> str:

@@ -7,6 +7,7 @@ cross-field constraints from the `(pruning_spec.v1.message)` options of
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -129,7 +130,7 @@ def _check_message(
             continue
         rule_list, accepts = _plan(field)
         if rule_list:
-            _check_rules(value, prefix + field.name, skip, out)
+            _check_rules(value, _schema.rule_shape(field).key, prefix + field.name, skip, out)
         elif field.is_repeated:
             for index, item in enumerate(value):
                 out.extend(_check_scalar(field, item, f"{prefix}{field.name}[{index}]"))
@@ -153,7 +154,7 @@ def _required_fields(descriptor: _schema.MessageType) -> tuple[_schema.Field, ..
 
 
 def _check_rules(
-    rules: list[Message], path: str, skip: Collection[str], out: list[Diagnostic]
+    rules: list[Message], key: str, path: str, skip: Collection[str], out: list[Diagnostic]
 ) -> None:
     first_index: dict[str, int] = {}
     for index, rule in enumerate(rules):
@@ -161,7 +162,7 @@ def _check_rules(
         if skip and rule_path in skip:
             continue
         _check_message(rule, rule_path + ".", skip, out)
-        pattern = getattr(rule, _schema.key_field(rule.DESCRIPTOR).name)
+        pattern = getattr(rule, key)
         if pattern not in first_index:
             first_index[pattern] = index
             continue
@@ -224,7 +225,7 @@ def _accepts(field: _schema.Field) -> Callable[[Any], bool]:
         regex = rules.regex
         return lambda v: (
             (pattern is None or pattern.fullmatch(v) is not None)
-            and (not regex or (v != "" and _compiles(v) and not nested_repeat(v)))
+            and (not regex or _usable_pattern(v))
         )
     if kind is Kind.ENUM:
         valid = frozenset(_schema.hparam_values(field.enum_type).values())
@@ -232,8 +233,11 @@ def _accepts(field: _schema.Field) -> Callable[[Any], bool]:
     return lambda v: True
 
 
-def _compiles(pattern: str) -> bool:
-    return not isinstance(compile_pattern(pattern), str)
+@functools.lru_cache(maxsize=4096)
+def _usable_pattern(pattern: str) -> bool:
+    """Non-empty, compiles, and cannot backtrack exponentially."""
+    compiled = compile_pattern(pattern)
+    return bool(pattern) and not isinstance(compiled, str) and not nested_repeat(pattern)
 
 
 def _check_number(
@@ -292,15 +296,15 @@ def _check_string(rules: options_pb2.FieldRules, value: str, path: str) -> Itera
 
 
 def _check_orderings(spec: Message, skip: Collection[str]) -> Iterator[Diagnostic]:
-    for rule, lower_field, upper_field in _orderings(spec.DESCRIPTOR):
+    for rule in _orderings(spec.DESCRIPTOR):
         if rule.lower in skip or rule.upper in skip:
             continue
-        lower = effective_value(spec, lower_field)
-        upper = effective_value(spec, upper_field)
+        lower = effective_value(spec, rule.lower_field)
+        upper = effective_value(spec, rule.upper_field)
         assert isinstance(lower, int) and isinstance(upper, int)
-        if upper in rule.upper_sentinels or upper > lower:
+        if upper in rule.sentinels or upper > lower:
             continue
-        if rule.upper_sentinels and upper < 0:
+        if rule.sentinels and upper < 0:
             continue  # a negative non-sentinel is already out of range
         if spec.HasField(rule.upper) or not spec.HasField(rule.lower):
             message, path = f"must be greater than {rule.lower} ({lower}), got {upper}", rule.upper
@@ -309,10 +313,27 @@ def _check_orderings(spec: Message, skip: Collection[str]) -> Iterator[Diagnosti
         yield Diagnostic(rule.code, message, path, hint=rule.explanation)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Ordering:
+    """An `OrderingRule` option, read once into plain Python values."""
+
+    lower: str
+    upper: str
+    lower_field: _schema.Field
+    upper_field: _schema.Field
+    sentinels: frozenset[int]
+    code: str
+    explanation: str
+
+
 @functools.cache
-def _orderings(
-    descriptor: _schema.MessageType,
-) -> tuple[tuple[options_pb2.OrderingRule, _schema.Field, _schema.Field], ...]:
+def _orderings(descriptor: _schema.MessageType) -> tuple[_Ordering, ...]:
     options = descriptor.GetOptions().Extensions[options_pb2.message]
     fields = descriptor.fields_by_name
-    return tuple((rule, fields[rule.lower], fields[rule.upper]) for rule in options.ordering)
+    return tuple(
+        _Ordering(
+            rule.lower, rule.upper, fields[rule.lower], fields[rule.upper],
+            frozenset(rule.upper_sentinels), rule.code, rule.explanation,
+        )
+        for rule in options.ordering
+    )  # fmt: skip
