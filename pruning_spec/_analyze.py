@@ -16,6 +16,7 @@ from pruning_spec._lints import inventory_lints, schedule_lints
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
 from pruning_spec._timeline import compile_schedule
+from pruning_spec.v1 import pruning_pb2
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -86,10 +87,12 @@ def _positive(text: str) -> int:
 
 
 def load(args: argparse.Namespace) -> tuple[NormalizedSpec, ParsedSource]:
-    from pruning_spec._cli import IO_CODES, read_spec_file  # noqa: PLC0415 - the CLI imports us
-
-    parsed = read_spec_file(args.file)
-    if any(d.code in IO_CODES for d in parsed.diagnostics):
+    """The spec of `args.file` (the defaults without one) with `args.hparams` applied."""
+    if args.file:
+        parsed = _loader.read_spec_file(args.file)
+    else:
+        parsed = ParsedSource(pruning_pb2.PruningSpec())
+    if any(d.code in _loader.IO_CODES for d in parsed.diagnostics):
         raise CommandError(parsed.diagnostics, EXIT_USAGE)
     try:
         spec = _loader.build_spec(parsed, args.hparams or None)

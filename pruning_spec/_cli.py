@@ -16,21 +16,17 @@ from pathlib import Path
 from typing import TextIO
 
 from pruning_spec import _docs, _format, _loader
-from pruning_spec._analyze import CommandError
+from pruning_spec._analyze import EXIT_FOUND, EXIT_OK, EXIT_USAGE, CommandError, load
 from pruning_spec._analyze import add_commands as add_analysis_commands
-from pruning_spec._diagnostics import Diagnostic, Severity, Span, SpecError
+from pruning_spec._diagnostics import Diagnostic, Span
 from pruning_spec._hparams import parse_hparams_source
 from pruning_spec._inventory import plan_weights, read_inventory
 from pruning_spec._lints import inventory_lints, schedule_lints
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
 from pruning_spec._version import __version__
-from pruning_spec.v1 import pruning_pb2
 
-EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 # Diagnostics that mean a file could not be read at all rather than that it is wrong.
-IO_CODES = frozenset({"io-error", "unknown-format", "file-too-large"})
-MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 class _Parser(argparse.ArgumentParser):
@@ -124,37 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 # validate
 
 
-def read_spec_file(path: str) -> ParsedSource:
-    """Reads one file for the CLI: like `read_source`, with a size limit and an empty-file note."""
-    try:
-        size = os.stat(path).st_size
-    except OSError:
-        size = 0  # read_source reports the problem
-    if size > MAX_FILE_BYTES:
-        limit = MAX_FILE_BYTES // (1024 * 1024)
-        return _loader.failed_source(
-            path,
-            "file-too-large",
-            f"is {size:,} bytes; spec files are limited to {limit} MiB",
-            "is this really a pruning spec?",
-        )
-    parsed = _loader.read_source(path)
-    if size == 0 and not parsed.diagnostics and os.path.isfile(path):
-        parsed.diagnostics.append(
-            Diagnostic(
-                "empty-file",
-                "is empty, so every field takes its default",
-                severity=Severity.WARNING,
-                span=Span(path),
-                hint="delete the file or set the fields you mean",
-            )
-        )
-    return parsed
-
-
 def _diagnose_file(path: str, args: argparse.Namespace) -> list[Diagnostic]:
-    parsed = read_spec_file(path)
-    if any(d.code in IO_CODES for d in parsed.diagnostics):
+    parsed = _loader.read_spec_file(path)
+    if any(d.code in _loader.IO_CODES for d in parsed.diagnostics):
         return parsed.diagnostics
     found = _loader.check_source(parsed, args.hparams or None)
     if any(d.is_error for d in found) or (args.total_steps is None and args.weights is None):
@@ -184,7 +152,7 @@ def _run_validate(args: argparse.Namespace, out: TextIO) -> int:
     results = [(path, _diagnose_file(path, args)) for path in args.files]
     _REPORTERS[args.format](results, out)
     diagnostics = [d for _, found in results for d in found]
-    if any(d.code in IO_CODES for d in diagnostics):
+    if any(d.code in _loader.IO_CODES for d in diagnostics):
         return EXIT_USAGE
     failing = [d for d in diagnostics if d.is_error or args.strict]
     return EXIT_FOUND if failing else EXIT_OK
@@ -276,15 +244,7 @@ _REPORTERS = {"text": _report_text, "json": _report_json, "github": _report_gith
 
 
 def _run_print(args: argparse.Namespace, out: TextIO) -> int:
-    parsed = read_spec_file(args.file) if args.file else ParsedSource(pruning_pb2.PruningSpec())
-    if any(d.code in IO_CODES for d in parsed.diagnostics):
-        _report_errors(parsed.diagnostics)
-        return EXIT_USAGE
-    try:
-        spec = _loader.build_spec(parsed, args.hparams or None)
-    except SpecError as error:
-        _report_errors(error.diagnostics)
-        return EXIT_FOUND
+    spec, _ = load(args)
     if args.to == "hparams":
         out.write(spec.to_hparams() + "\n")
     elif args.to == "json":
@@ -310,7 +270,7 @@ def _run_fmt(args: argparse.Namespace, out: TextIO) -> int:
             continue
         if isinstance(outcome, Diagnostic):
             sys.stderr.write(outcome.format(caret=False, hint=False) + "\n")
-            failed = EXIT_USAGE if outcome.code in IO_CODES else EXIT_FOUND
+            failed = EXIT_USAGE if outcome.code in _loader.IO_CODES else EXIT_FOUND
             status = max(status, failed)
         else:
             out.write(f"{'would reformat' if args.check else 'reformatted'} {path}\n")
@@ -320,7 +280,7 @@ def _run_fmt(args: argparse.Namespace, out: TextIO) -> int:
 
 def _format_file(path: str, *, check: bool) -> Diagnostic | str | None:
     """None when already formatted, the new text when it changes, or why it cannot be done."""
-    parsed = read_spec_file(path)
+    parsed = _loader.read_spec_file(path)
     problems = [d for d in parsed.diagnostics if d.is_error]
     if problems:
         return problems[0]

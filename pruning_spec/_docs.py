@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
+from google.protobuf import descriptor_pb2
+
 from pruning_spec import _schema
 from pruning_spec._hparams import format_value
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import options_pb2
-
-_TYPE_NAMES = {
-    Kind.INT: "int64",
-    Kind.FLOAT: "double",
-    Kind.BOOL: "bool",
-    Kind.STRING: "string",
-}
 
 
 def render_reference() -> str:
@@ -74,7 +69,8 @@ def _type_name(field: _schema.Field) -> str:
     elif kind is Kind.ENUM:
         name = "enum: " + ", ".join(f"`{v}`" for v in _schema.hparam_values(field.enum_type))
     else:
-        name = _TYPE_NAMES[kind]
+        # TYPE_INT64 -> int64: the type as pruning.proto spells it.
+        name = descriptor_pb2.FieldDescriptorProto.Type.Name(field.type)[len("TYPE_") :].lower()
     return f"repeated {name}" if field.is_repeated else name
 
 

@@ -124,14 +124,14 @@ class _Walker:
                     pending.append(_Comment("", self._blank_before()))
                 else:
                     blank = self._blank_before()
-                nodes += self._field(descriptor, _Comment("", blank), pending)
+                nodes += self._field(descriptor, blank, pending)
                 pending = []
         if closing is not None:
             raise ValueError(f"missing '{closing}'")
         return nodes, pending
 
     def _field(
-        self, descriptor: _schema.MessageType, spacing: _Comment, leading: list[_Comment]
+        self, descriptor: _schema.MessageType, blank: bool, leading: list[_Comment]
     ) -> list[_Node]:
         name = self._next()
         field = descriptor.fields_by_name[name]
@@ -140,26 +140,26 @@ class _Walker:
             tokenizer.TryConsume(":")
             if tokenizer.TryConsume("["):
                 if tokenizer.TryConsume("]"):  # an explicitly empty list
-                    return [self._empty_list(name, spacing, leading)]
-                nodes = [self._message(field, spacing.blank_before, leading)]
+                    return [self._empty_list(name, blank, leading)]
+                nodes = [self._message(field, blank, leading)]
                 while tokenizer.TryConsume(","):
                     nodes.append(self._message(field, False, []))
                 self._expect("]")
             else:
-                nodes = [self._message(field, spacing.blank_before, leading)]
+                nodes = [self._message(field, blank, leading)]
         else:
             self._expect(":")
-            node = _Node(name, spacing.blank_before, leading, value=self._scalar(field))
+            node = _Node(name, blank, leading, value=self._scalar(field))
             nodes = [node]
         if not tokenizer.TryConsume(","):
             tokenizer.TryConsume(";")
         nodes[-1].trailing = nodes[-1].trailing or self._comment_here()
         return nodes
 
-    def _empty_list(self, name: str, spacing: _Comment, leading: list[_Comment]) -> _Node:
+    def _empty_list(self, name: str, blank: bool, leading: list[_Comment]) -> _Node:
         if not self._tokenizer.TryConsume(","):
             self._tokenizer.TryConsume(";")
-        return _Node(name, spacing.blank_before, leading, value="[]", trailing=self._comment_here())
+        return _Node(name, blank, leading, value="[]", trailing=self._comment_here())
 
     def _message(self, field: _schema.Field, blank: bool, leading: list[_Comment]) -> _Node:
         opening = self._next()

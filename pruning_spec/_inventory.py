@@ -100,25 +100,14 @@ def plan_weights(
     plans, problems = [], []
     for weight in weights:
         try:
-            sparsity_rule = _rule_index(spec, "weight_sparsity_map", weight.name)
-            block_rule = _rule_index(spec, "block_dims_map", weight.name)
+            sparsity_rule = spec.rule_index("weight_sparsity_map", weight.name)
+            block_rule = spec.rule_index("block_dims_map", weight.name)
         except SpecError as error:
             problems += [dataclasses.replace(d, span=weight.span) for d in error.diagnostics]
             continue
         final = 0.0 if final_step is None else spec.sparsity_at(final_step, weight.name)
         plans.append(_plan(spec, weight, sparsity_rule, block_rule, final))
     return plans, problems
-
-
-def _rule_index(spec: NormalizedSpec, map_name: str, weight_name: str) -> int | None:
-    rule = (
-        spec.rule_for(weight_name)
-        if map_name == "weight_sparsity_map"
-        else (spec.block_rule_for(weight_name))
-    )
-    if rule is None:
-        return None
-    return [r.pattern for r in getattr(spec, map_name)].index(rule.pattern)
 
 
 def _plan(

@@ -21,7 +21,14 @@ from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError, Message
 
 from pruning_spec import _hparams, _schema
-from pruning_spec._diagnostics import Diagnostic, Span, SpecError, line_and_column, sort_key
+from pruning_spec._diagnostics import (
+    Diagnostic,
+    Severity,
+    Span,
+    SpecError,
+    line_and_column,
+    sort_key,
+)
 from pruning_spec._schema import Kind
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource, parse_textproto, unencodable_offset
@@ -32,6 +39,9 @@ TEXT_SUFFIXES = (".txtpb", ".textproto", ".pbtxt", ".textpb")
 JSON_SUFFIXES = (".json",)
 BINARY_SUFFIXES = (".pb", ".binpb")
 SUFFIXES = TEXT_SUFFIXES + JSON_SUFFIXES + BINARY_SUFFIXES
+# Diagnostics that mean a file could not be read at all rather than that it is wrong.
+IO_CODES = frozenset({"io-error", "unknown-format", "file-too-large"})
+MAX_FILE_BYTES = 4 * 1024 * 1024
 PathLike = str | os.PathLike[str]
 
 
@@ -223,6 +233,34 @@ def _report_unknown_binary_fields(
         if _schema.is_rule_list(field):
             for index, rule in enumerate(getattr(message, field.name)):
                 _report_unknown_binary_fields(rule, f"{field.name}[{index}]", parsed, source)
+
+
+def read_spec_file(path: str) -> ParsedSource:
+    """`read_source` for tools: a size limit, and a warning for an empty file."""
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = 0  # read_source reports the problem
+    if size > MAX_FILE_BYTES:
+        limit = MAX_FILE_BYTES // (1024 * 1024)
+        return failed_source(
+            path,
+            "file-too-large",
+            f"is {size:,} bytes; spec files are limited to {limit} MiB",
+            "is this really a pruning spec?",
+        )
+    parsed = read_source(path)
+    if size == 0 and not parsed.diagnostics and os.path.isfile(path):
+        parsed.diagnostics.append(
+            Diagnostic(
+                "empty-file",
+                "is empty, so every field takes its default",
+                severity=Severity.WARNING,
+                span=Span(path),
+                hint="delete the file or set the fields you mean",
+            )
+        )
+    return parsed
 
 
 # JSON: the r1.15 `to_json()` form (rules as "pattern:value" strings) or rule objects.

@@ -167,11 +167,13 @@ class NormalizedSpec:
 
     def rule_for(self, weight_name: str) -> pruning_pb2.WeightSparsityRule | None:
         """The `weight_sparsity_map` rule matching `weight_name` (`re.search`), if any."""
-        return self._match("weight_sparsity_map", weight_name)  # type: ignore[return-value]
+        index = self.rule_index("weight_sparsity_map", weight_name)
+        return None if index is None else self.weight_sparsity_map[index]
 
     def block_rule_for(self, weight_name: str) -> pruning_pb2.BlockDimsRule | None:
         """The `block_dims_map` rule matching `weight_name` (`re.search`), if any."""
-        return self._match("block_dims_map", weight_name)  # type: ignore[return-value]
+        index = self.rule_index("block_dims_map", weight_name)
+        return None if index is None else self.block_dims_map[index]
 
     def target_sparsity_for(self, weight_name: str | None = None) -> float:
         rule = self.rule_for(weight_name) if weight_name is not None else None
@@ -224,35 +226,35 @@ class NormalizedSpec:
         )
         return (int(height), int(width))
 
-    def _match(self, map_name: str, weight_name: str) -> Message | None:
-        matches = [
-            (index, rule)
-            for index, (regex, rule) in enumerate(_compiled_rules(self, map_name))
-            if regex.search(weight_name)
-        ]
+    def rule_index(self, map_name: str, weight_name: str) -> int | None:
+        """The index of the rule of `map_name` matching `weight_name`, if any.
+
+        Raises `SpecError` (`ambiguous-rule`) when two rules match.
+        """
+        rules = _compiled_rules(self, map_name)
+        matches = [index for index, (regex, _) in enumerate(rules) if regex.search(weight_name)]
         if len(matches) > 1:
-            (first, rule_a), (second, rule_b) = matches[:2]
+            first, second = matches[:2]
             raise SpecError(
                 [
                     Diagnostic(
                         "ambiguous-rule",
                         f"weight {weight_name!r} matches both {map_name}[{first}] "
-                        f"({rule_a.pattern!r}) and {map_name}[{second}] ({rule_b.pattern!r})",  # type: ignore[attr-defined]
+                        f"({rules[first][1]!r}) and {map_name}[{second}] ({rules[second][1]!r})",
                         map_name,
                         hint="make the patterns disjoint",
                     )
                 ]
             )
-        return _copy(matches[0][1]) if matches else None
+        return matches[0] if matches else None
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled_rules(
-    spec: NormalizedSpec, map_name: str
-) -> tuple[tuple[re.Pattern[str], Message], ...]:
-    rules = getattr(spec._proto, map_name)
-    key = _schema.key_field(_schema.SPEC.fields_by_name[map_name].message_type).name
-    return tuple((_compiled(getattr(rule, key)), rule) for rule in rules)
+def _compiled_rules(spec: NormalizedSpec, map_name: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(compiled pattern, pattern) of each rule of a map, in order."""
+    key = _schema.rule_shape(_schema.FIELDS[map_name]).key
+    patterns = [getattr(rule, key) for rule in getattr(spec._proto, map_name)]
+    return tuple((_compiled(pattern), pattern) for pattern in patterns)
 
 
 def _compiled(pattern: str) -> re.Pattern[str]:

@@ -10,6 +10,7 @@ from pruning_spec import (
     NormalizedSpec,
     PruningSpec,
     SpecError,
+    _schema,
     load_spec,
     parse_hparams,
 )
@@ -18,14 +19,8 @@ from pruning_spec._loader import SUFFIXES
 from ._hparams import PruningHParams
 
 _INT32_MAX = 2**31 - 1
-# r1.15 casts the global step to int32; these fields are compared with it.
-_STEP_FIELDS = (
-    "begin_pruning_step",
-    "end_pruning_step",
-    "pruning_frequency",
-    "sparsity_function_begin_step",
-    "sparsity_function_end_step",
-)
+# r1.15 casts the global step to int32; the fields counted in steps are compared with it.
+_STEP_FIELDS = tuple(f.name for f in _schema.SPEC.fields if _schema.rules_of(f).step)
 
 
 def coerce_spec(spec: Any, *, external_sparsity: bool = False) -> NormalizedSpec:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pruning_spec import load_spec, parse_spec_text
-from pruning_spec._cli import MAX_FILE_BYTES, main
+from pruning_spec._cli import main
+from pruning_spec._loader import MAX_FILE_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 CIFAR10 = str(ROOT / "examples" / "cifar10.txtpb")

@@ -6,19 +6,9 @@ import json
 
 from pruning_spec import NormalizedSpec, parse_hparams, parse_spec_text
 
-# CONTRIB_R115.md §e: what r1.15's print_hparams logged for the default spec.
-R115_DEFAULT_JSON = (
-    '{"name": "model_pruning", "begin_pruning_step": 0, "end_pruning_step": -1, '
-    '"weight_sparsity_map": [""], "block_dims_map": [""], "threshold_decay": 0.0, '
-    '"pruning_frequency": 10, "nbins": 256, "block_height": 1, "block_width": 1, '
-    '"block_pooling_function": "AVG", "initial_sparsity": 0.0, "target_sparsity": 0.5, '
-    '"sparsity_function_begin_step": 0, "sparsity_function_end_step": 100, '
-    '"sparsity_function_exponent": 3.0, "use_tpu": false}'
-)
 
-
-def test_default_to_json_is_byte_identical_to_r115() -> None:
-    assert NormalizedSpec().to_json() == R115_DEFAULT_JSON
+def test_default_to_json_is_byte_identical_to_r115(r115_default_json: str) -> None:
+    assert NormalizedSpec().to_json() == r115_default_json
 
 
 def test_to_json_writes_maps_as_contrib_entry_strings() -> None:

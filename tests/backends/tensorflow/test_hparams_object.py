@@ -3,39 +3,29 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from pruning_spec import NormalizedSpec, SpecError, parse_hparams
 from pruning_spec.backends.tensorflow import PruningHParams, get_pruning_hparams
 
-# CONTRIB_R115.md §e: what r1.15's print_hparams logged for the defaults [run].
-R115_DEFAULT_JSON = (
-    '{"name": "model_pruning", "begin_pruning_step": 0, "end_pruning_step": -1, '
-    '"weight_sparsity_map": [""], "block_dims_map": [""], "threshold_decay": 0.0, '
-    '"pruning_frequency": 10, "nbins": 256, "block_height": 1, "block_width": 1, '
-    '"block_pooling_function": "AVG", "initial_sparsity": 0.0, "target_sparsity": 0.5, '
-    '"sparsity_function_begin_step": 0, "sparsity_function_end_step": 100, '
-    '"sparsity_function_exponent": 3.0, "use_tpu": false}'
-)
-R115_DEFAULTS = json.loads(R115_DEFAULT_JSON)
+
+def test_to_json_is_r115s_default_json(r115_default_json: str) -> None:
+    assert get_pruning_hparams().to_json() == r115_default_json
 
 
-def test_to_json_is_r115s_default_json() -> None:
-    assert get_pruning_hparams().to_json() == R115_DEFAULT_JSON
+def test_to_json_with_an_indent_is_json_dumps_of_the_values(r115_defaults: dict[str, Any]) -> None:
+    assert get_pruning_hparams().to_json(indent=2) == json.dumps(r115_defaults, indent=2)
 
 
-def test_to_json_with_an_indent_is_json_dumps_of_the_values() -> None:
-    assert get_pruning_hparams().to_json(indent=2) == json.dumps(R115_DEFAULTS, indent=2)
-
-
-def test_values_equal_r115s_defaults_in_insertion_order() -> None:
+def test_values_equal_r115s_defaults_in_insertion_order(r115_defaults: dict[str, Any]) -> None:
     values = get_pruning_hparams().values()
-    assert values == R115_DEFAULTS
-    assert list(values) == list(R115_DEFAULTS)
+    assert values == r115_defaults
+    assert list(values) == list(r115_defaults)
     # The types are r1.15's too (HParams.parse types values by their defaults).
     assert {name: type(value) for name, value in values.items()} == {
-        name: type(value) for name, value in R115_DEFAULTS.items()
+        name: type(value) for name, value in r115_defaults.items()
     }
 
 
@@ -68,20 +58,20 @@ def test_parse_mutates_in_place_and_returns_self() -> None:
     )
 
 
-def test_parse_of_the_empty_flag_is_a_no_op() -> None:
+def test_parse_of_the_empty_flag_is_a_no_op(r115_defaults: dict[str, Any]) -> None:
     hparams = get_pruning_hparams().parse("")
-    assert hparams.values() == R115_DEFAULTS
+    assert hparams.values() == r115_defaults
     assert hparams.spec == NormalizedSpec()
 
 
-def test_the_cifar10_readme_flag() -> None:
+def test_the_cifar10_readme_flag(r115_defaults: dict[str, Any]) -> None:
     hparams = get_pruning_hparams().parse(
         "name=cifar10_pruning,begin_pruning_step=10000,end_pruning_step=100000,"
         "target_sparsity=0.9,sparsity_function_begin_step=10000,"
         "sparsity_function_end_step=100000"
     )
     expected = dict(
-        R115_DEFAULTS,
+        r115_defaults,
         name="cifar10_pruning",
         begin_pruning_step=10000,
         end_pruning_step=100000,
