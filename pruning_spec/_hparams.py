@@ -551,11 +551,12 @@ def format_value(field: _schema.Field, value: object) -> str:
 
 
 def _format_rule(field: _schema.Field, rule: Message) -> str:
-    key = getattr(rule, _schema.key_field(rule.DESCRIPTOR).name)
+    shape = _schema.rule_shape(field)
+    key = getattr(rule, shape.key)
     # Bare keys may hold colons (the entry splits on the last one) but not quotes.
     key_text = key if _BARE_ELEMENT.fullmatch(key) else quote(key)
-    values = [format_value(f, getattr(rule, f.name)) for f in _schema.value_fields(rule.DESCRIPTOR)]
-    return f"{key_text}:{_schema.value_separator(field).join(values)}"
+    values = [format_value(f, getattr(rule, name)) for name, f in shape.values]
+    return f"{key_text}:{shape.separator.join(values)}"
 
 
 def render_hparams(spec: pruning_pb2.PruningSpec, *, include_defaults: bool = True) -> str:

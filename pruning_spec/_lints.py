@@ -146,14 +146,7 @@ def inventory_lints(
 def _weight_lints(spec: NormalizedSpec, plan: WeightPlan, tolerance: float) -> list[Diagnostic]:
     weight = plan.weight
     found = []
-    dims = (
-        (
-            spec.block_dims_map[plan.block_rule].block_height,
-            spec.block_dims_map[plan.block_rule].block_width,
-        )
-        if plan.block_rule is not None
-        else (spec.block_height, spec.block_width)
-    )
+    dims = spec.configured_block_dims(weight.name)
     if dims != (1, 1) and plan.block == (1, 1):
         found.append(
             _warning(

@@ -379,22 +379,19 @@ class _JsonReader:
                 )
 
     def _read_entry(self, field: Any, container: Any, entry: str, path: str, span: Span) -> None:
+        shape = _schema.rule_shape(field)
         pattern, colon, raw = entry.rpartition(":")
-        separator = _schema.value_separator(field)
-        parts = raw.split(separator) if separator else [raw]
-        value_fields = _schema.value_fields(field.message_type)
-        if not colon or len(parts) != len(value_fields):
-            syntax = _schema.rules_of(field).hparam_entry_syntax
-            self._report("bad-map-entry", f"entry {entry!r} is not {syntax}", span, path)
+        parts = raw.split(shape.separator) if shape.separator else [raw]
+        if not colon or len(parts) != len(shape.values):
+            self._report("bad-map-entry", f"entry {entry!r} is not {shape.syntax}", span, path)
             return
         rule = container.add()
-        setattr(rule, _schema.key_field(field.message_type).name, pattern)
-        for value_field, part in zip(value_fields, parts, strict=True):
+        setattr(rule, shape.key, pattern)
+        for (name, value_field), part in zip(shape.values, parts, strict=True):
             try:
-                setattr(rule, value_field.name, _hparams.convert_scalar(value_field, part))
+                setattr(rule, name, _hparams.convert_scalar(value_field, part))
             except _hparams.ConversionError as error:
-                value_path = f"{path}.{value_field.name}"
-                self._report(error.code, str(error), span, value_path, error.hint)
+                self._report(error.code, str(error), span, f"{path}.{name}", error.hint)
 
     def _set(self, message: Message, field: Any, value: Any, path: str, span: Span) -> None:
         if _schema.kind_of(field) is Kind.ENUM and isinstance(value, str):

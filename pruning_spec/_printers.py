@@ -70,9 +70,9 @@ def render_textproto(spec: pruning_pb2.PruningSpec) -> str:
 
 def rule_to_entry(field: _schema.Field, rule: Message) -> str:
     """A rule as r1.15 wrote it in a map list: `pattern:value` or `pattern:HxW`."""
-    pattern = getattr(rule, _schema.key_field(rule.DESCRIPTOR).name)
-    values = [str(getattr(rule, f.name)) for f in _schema.value_fields(rule.DESCRIPTOR)]
-    return f"{pattern}:{_schema.value_separator(field).join(values)}"
+    shape = _schema.rule_shape(field)
+    values = [str(getattr(rule, name)) for name, _ in shape.values]
+    return f"{getattr(rule, shape.key)}:{shape.separator.join(values)}"
 
 
 def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, Any]:

@@ -215,16 +215,18 @@ class NormalizedSpec:
         squeezed = [int(d) for d in shape if int(d) != 1]
         if len(squeezed) != 2:
             return (1, 1)
-        rule = self.block_rule_for(weight_name)
-        dims = (
-            (rule.block_height, rule.block_width)
-            if rule is not None
-            else (self._proto.block_height, self._proto.block_width)
-        )
+        dims = self.configured_block_dims(weight_name)
         height, width = (
             extent if dim == -1 else dim for dim, extent in zip(dims, squeezed, strict=True)
         )
         return (int(height), int(width))
+
+    def configured_block_dims(self, weight_name: str) -> tuple[int, int]:
+        """The block shape the spec asks for a weight (its rule's, or the global one), -1 kept."""
+        rule = self.block_rule_for(weight_name)
+        if rule is not None:
+            return (int(rule.block_height), int(rule.block_width))
+        return (int(self._proto.block_height), int(self._proto.block_width))
 
     def rule_index(self, map_name: str, weight_name: str) -> int | None:
         """The index of the rule of `map_name` matching `weight_name`, if any.

@@ -167,12 +167,7 @@ class Pruning:
         return _kernels.block_mask(values, sparsity, threshold, decay, block, pooling)
 
     def _warn_if_block_ignored(self, name: str, shape: list[int]) -> None:
-        rule = self._spec.block_rule_for(name)
-        dims = (
-            (rule.block_height, rule.block_width)
-            if rule
-            else (self._spec.block_height, self._spec.block_width)
-        )
+        dims = self._spec.configured_block_dims(name)
         if dims != (1, 1):
             tf_logging.warning(
                 "Block dims %s do not apply to %s of shape %s (not rank 2 after squeezing); "
