@@ -14,7 +14,7 @@ from tensorflow.python.platform import tf_logging
 
 from pruning_spec import NormalizedSpec
 
-from . import _kernels
+from . import _masking
 from ._spec_input import coerce_spec
 
 v1 = tf.compat.v1
@@ -113,15 +113,7 @@ class Pruning:
         return tf.cast(step, tf.int32)
 
     def _schedule(self, target: float) -> tf.Tensor:
-        spec = self._spec
-        return _kernels.polynomial_sparsity(
-            self._global_step,
-            begin_step=spec.sparsity_function_begin_step,
-            end_step=spec.sparsity_function_end_step,
-            initial_sparsity=spec.initial_sparsity,
-            target_sparsity=target,
-            exponent=spec.sparsity_function_exponent,
-        )
+        return _masking.scheduled_sparsity(self._spec, self._global_step, target)
 
     def _setup_sparsity(self) -> tf.Tensor:
         with tf.name_scope(self._spec.name):
@@ -157,25 +149,9 @@ class Pruning:
         name = op_name(weight)
         values = weight.as_tensor() if isinstance(weight, _PartitionedVariable) else weight
         values = tf.convert_to_tensor(values)
-        sparsity = self._sparsity_for(name)
-        decay = self._spec.threshold_decay
-        block = self._spec.block_dims_for(name, values.shape.as_list())
-        if block == (1, 1):
-            self._warn_if_block_ignored(name, values.shape.as_list())
-            return _kernels.element_mask(values, sparsity, threshold, decay)
-        pooling = self._spec.block_pooling_function
-        return _kernels.block_mask(values, sparsity, threshold, decay, block, pooling)
-
-    def _warn_if_block_ignored(self, name: str, shape: list[int]) -> None:
-        dims = self._spec.configured_block_dims(name)
-        if dims != (1, 1):
-            tf_logging.warning(
-                "Block dims %s do not apply to %s of shape %s (not rank 2 after squeezing); "
-                "it is pruned element-wise.",
-                list(dims),
-                name,
-                shape,
-            )
+        return _masking.threshold_and_mask(
+            self._spec, name, values, self._sparsity_for(name), threshold
+        )
 
     def _get_mask_assign_ops(self) -> None:
         if self._assign_ops:
@@ -213,13 +189,7 @@ class Pruning:
                 return tf.constant(True)
 
         with tf.name_scope(spec.name):
-            step = self._global_step
-            in_window = tf.logical_and(
-                step >= spec.begin_pruning_step,
-                tf.logical_or(step <= spec.end_pruning_step, spec.end_pruning_step < 0),
-            )
-            due = self._last_update_step + spec.pruning_frequency <= step
-            predicate = tf.logical_and(in_window, due)
+            predicate = _masking.update_due(spec, self._global_step, self._last_update_step)
         return tf.cond(predicate, update, lambda: tf.constant(False))
 
     def add_pruning_summaries(self) -> None:

@@ -1,0 +1,66 @@
+"""What a mask update does, once, for every API of the backend (graph, tf.Module, Keras).
+
+The arithmetic lives in `_kernels`; this module decides which kernel a weight gets
+(element-wise or blocks, from the spec and the weight's own name and shape), the
+schedule value for a weight, and r1.15's update predicate. Graph mode and TF2 build
+the same ops from these functions, so their masks and thresholds are identical.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+from tensorflow.python.platform import tf_logging
+
+from pruning_spec import NormalizedSpec
+
+from . import _kernels
+
+
+def scheduled_sparsity(spec: NormalizedSpec, step: Any, target: float) -> tf.Tensor:
+    """r1.15's polynomial schedule at `step` (float32), ending at `target`."""
+    return _kernels.polynomial_sparsity(
+        step,
+        begin_step=spec.sparsity_function_begin_step,
+        end_step=spec.sparsity_function_end_step,
+        initial_sparsity=spec.initial_sparsity,
+        target_sparsity=target,
+        exponent=spec.sparsity_function_exponent,
+    )
+
+
+def update_due(spec: NormalizedSpec, step: tf.Tensor, last_update_step: Any) -> tf.Tensor:
+    """r1.15's predicate: in [begin, end] (end < 0: open), `frequency` steps after the last."""
+    last = tf.cast(last_update_step, step.dtype)
+    in_window = tf.logical_and(
+        step >= spec.begin_pruning_step,
+        tf.logical_or(step <= spec.end_pruning_step, spec.end_pruning_step < 0),
+    )
+    return tf.logical_and(in_window, last + spec.pruning_frequency <= step)
+
+
+def threshold_and_mask(
+    spec: NormalizedSpec, name: str, values: tf.Tensor, sparsity: tf.Tensor, threshold: Any
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """(new threshold, new mask) of weight `name` with the given values and sparsity."""
+    shape = values.shape.as_list()
+    decay = spec.threshold_decay
+    block = spec.block_dims_for(name, shape)
+    if block == (1, 1):
+        _warn_if_block_ignored(spec, name, shape)
+        return _kernels.element_mask(values, sparsity, threshold, decay)
+    pooling = spec.block_pooling_function
+    return _kernels.block_mask(values, sparsity, threshold, decay, block, pooling)
+
+
+def _warn_if_block_ignored(spec: NormalizedSpec, name: str, shape: list[int]) -> None:
+    dims = spec.configured_block_dims(name)
+    if dims != (1, 1):
+        tf_logging.warning(
+            "Block dims %s do not apply to %s of shape %s (not rank 2 after squeezing); "
+            "it is pruned element-wise.",
+            list(dims),
+            name,
+            shape,
+        )
