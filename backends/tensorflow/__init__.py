@@ -26,6 +26,7 @@ from ._graph import (
     get_weights,
 )
 from ._hparams import PruningHParams, get_pruning_hparams
+from ._pruner import PrunedWeight, Pruner
 from ._strip import (
     graph_def_from_checkpoint,
     strip_pruning_vars,
@@ -38,6 +39,8 @@ __all__ = [
     "MASK_COLLECTION",
     "THRESHOLD_COLLECTION",
     "WEIGHT_COLLECTION",
+    "PrunedWeight",
+    "Pruner",
     "Pruning",
     "PruningHParams",
     "apply_mask",

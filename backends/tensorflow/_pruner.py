@@ -1,0 +1,236 @@
+"""Pruning in TF2 without Keras: a `tf.Module` for eager code and `tf.function` training loops.
+
+    pruner = Pruner(spec, [dense.kernel, conv.kernel])
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, pruner=pruner)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        pruner.apply_masks()                   # pruned weights stay zero
+        pruner.update(optimizer.iterations)    # r1.15's conditional mask update
+
+The update is r1.15's `conditional_mask_update_op` built from the same functions as
+graph mode, so the same weights, spec and steps give the same masks and thresholds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from pruning_spec import NormalizedSpec
+
+from . import _masking
+from ._spec_input import coerce_spec
+
+
+@dataclasses.dataclass(frozen=True)
+class PrunedWeight:
+    """A weight under pruning: its name for rule matching, and its three variables."""
+
+    name: str
+    weight: Any
+    mask: Any
+    threshold: Any
+
+
+class MaskUpdater:
+    """r1.15's mask update over a set of pruned weights, for eager code and `tf.function`.
+
+    `last_update_steps` are the variables recording the step of the last update
+    (one per Keras layer, one for a `Pruner`); they always hold the same value.
+    """
+
+    def __init__(
+        self,
+        spec: NormalizedSpec,
+        weights: Sequence[PrunedWeight],
+        last_update_steps: Sequence[Any],
+    ) -> None:
+        self.spec = spec
+        self.weights = tuple(weights)
+        self.last_update_steps = tuple(last_update_steps)
+
+    def sparsity(self, step: Any, name: str | None = None) -> tf.Tensor:
+        """The scheduled sparsity at `step`, globally or for the weight called `name`."""
+        return _masking.scheduled_sparsity(
+            self.spec, _as_step(step), self.spec.target_sparsity_for(name)
+        )
+
+    def update_due(self, step: Any) -> tf.Tensor:
+        return _masking.update_due(self.spec, _as_step(step), self.last_update_steps[0])
+
+    def conditional_update(self, step: Any) -> tf.Tensor:
+        """Updates the masks if r1.15 would at `step`; True when it did."""
+        step = _as_step(step)
+
+        def update() -> tf.Tensor:
+            with tf.control_dependencies([self.update(step)]):
+                return tf.constant(True)
+
+        return tf.cond(self.update_due(step), update, lambda: tf.constant(False))
+
+    def update(self, step: Any) -> tf.Operation:
+        """Updates every mask and threshold, zeroes the pruned weights and records the step."""
+        step = _as_step(step)
+        schedules: dict[float, tf.Tensor] = {}
+        assigns = []
+        for pruned in self.weights:
+            target = self.spec.target_sparsity_for(pruned.name)
+            if target not in schedules:
+                schedules[target] = _masking.scheduled_sparsity(self.spec, step, target)
+            values = tf.convert_to_tensor(pruned.weight)
+            threshold, mask = _masking.threshold_and_mask(
+                self.spec, pruned.name, values, schedules[target], pruned.threshold
+            )
+            assigns.append(pruned.threshold.assign(threshold))
+            assigns.append(pruned.mask.assign(mask))
+            assigns.append(pruned.weight.assign(values * mask))
+        assigns += [last.assign(tf.cast(step, last.dtype)) for last in self.last_update_steps]
+        return tf.group(*assigns)
+
+    def apply_masks(self) -> tf.Operation:
+        """Zeroes the pruned values of every weight (after an optimizer step, say)."""
+        return tf.group(*(p.weight.assign(p.weight * p.mask) for p in self.weights))
+
+    def weight_sparsity(self) -> dict[str, tf.Tensor]:
+        """The fraction of zeros of each weight as it stands: what an export contains."""
+        return {p.name: tf.nn.zero_fraction(p.weight) for p in self.weights}
+
+    def write_summaries(self, step: Any) -> None:
+        """Scalars under `pruning/`: the schedule, each weight's sparsity and threshold."""
+        step = _as_step(step)
+        tf.summary.scalar("pruning/sparsity", self.sparsity(step), step=step)
+        tf.summary.scalar(
+            "pruning/last_mask_update_step",
+            tf.convert_to_tensor(self.last_update_steps[0]),
+            step=step,
+        )
+        for pruned in self.weights:
+            tf.summary.scalar(
+                f"pruning/{pruned.name}/sparsity", tf.nn.zero_fraction(pruned.weight), step=step
+            )
+            tf.summary.scalar(f"pruning/{pruned.name}/threshold", pruned.threshold, step=step)
+
+
+def _as_step(step: Any) -> tf.Tensor:
+    return tf.cast(step, tf.int64)
+
+
+class Pruner(tf.Module):  # type: ignore[misc]
+    """Masks, thresholds and the last update step of a set of weights, as a `tf.Module`.
+
+    Args:
+      spec: a `PruningSpec`, `NormalizedSpec`, spec file path or hparam string
+        (None: r1.15's defaults). Invalid specs raise `SpecError`.
+      weights: variables to prune now; more can be registered later.
+      name: the module's name.
+
+    Save it with `tf.train.Checkpoint(..., pruner=pruner)`; a run restored at
+    step N continues with exactly the masks of an uninterrupted run.
+    """
+
+    def __init__(
+        self, spec: Any = None, weights: Iterable[Any] = (), *, name: str = "pruner"
+    ) -> None:
+        super().__init__(name=name)
+        self._spec = coerce_spec(spec)
+        self.last_mask_update_step = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="last_mask_update_step"
+        )
+        self.masks: list[tf.Variable] = []
+        self.thresholds: list[tf.Variable] = []
+        self._registry = _Registry(MaskUpdater(self._spec, (), [self.last_mask_update_step]))
+        for weight in weights:
+            self.register(weight)
+
+    @property
+    def spec(self) -> NormalizedSpec:
+        return self._spec
+
+    @property
+    def pruned_weights(self) -> tuple[PrunedWeight, ...]:
+        return self._registry.updater.weights
+
+    def register(self, weight: Any, name: str | None = None) -> PrunedWeight:
+        """Starts pruning `weight` (a variable); `name` defaults to its path or name.
+
+        The name is what `weight_sparsity_map` and `block_dims_map` patterns are
+        matched against; two rules matching it raise `SpecError`.
+        """
+        name = name or variable_name(weight)
+        if any(p.name == name for p in self.pruned_weights):
+            raise ValueError(f"a weight named {name!r} is already registered with this Pruner")
+        dtype = tf.as_dtype(weight.dtype)
+        if not dtype.is_floating:
+            raise TypeError(f"only float weights can be pruned; {name!r} is {dtype.name}")
+        self._spec.rule_index("weight_sparsity_map", name)  # ambiguous rules fail here
+        self._spec.rule_index("block_dims_map", name)
+        with tf.init_scope(), tf.name_scope(self.name):
+            mask = tf.Variable(
+                tf.ones(weight.shape, dtype), trainable=False, name=f"{_scope(name)}/mask"
+            )
+            threshold = tf.Variable(
+                tf.zeros([], dtype), trainable=False, name=f"{_scope(name)}/threshold"
+            )
+        self.masks.append(mask)
+        self.thresholds.append(threshold)
+        pruned = PrunedWeight(name, weight, mask, threshold)
+        self._registry.updater = MaskUpdater(
+            self._spec, (*self.pruned_weights, pruned), [self.last_mask_update_step]
+        )
+        return pruned
+
+    def update(self, step: Any) -> tf.Tensor:
+        """r1.15's conditional mask update at `step`; True when the masks were updated."""
+        return self._registry.updater.conditional_update(step)
+
+    def force_update(self, step: Any) -> tf.Operation:
+        """Updates the masks at `step` whatever the predicate says (r1.15's `mask_update_op`)."""
+        return self._registry.updater.update(step)
+
+    def apply_masks(self) -> tf.Operation:
+        """Zeroes the pruned values of every weight; call it after each optimizer step."""
+        return self._registry.updater.apply_masks()
+
+    def masked(self, weight: Any) -> tf.Tensor:
+        """`mask * weight`, for a forward pass that must not see pruned values."""
+        for pruned in self.pruned_weights:
+            if pruned.weight is weight:
+                return pruned.mask * weight
+        raise ValueError(f"{variable_name(weight)!r} is not registered with this Pruner")
+
+    def sparsity(self, step: Any, name: str | None = None) -> tf.Tensor:
+        """The scheduled sparsity at `step`, globally or for the weight called `name`."""
+        return self._registry.updater.sparsity(step, name)
+
+    def weight_sparsity(self) -> dict[str, tf.Tensor]:
+        return self._registry.updater.weight_sparsity()
+
+    def write_summaries(self, step: Any) -> None:
+        """Scalar summaries to the default `tf.summary` writer."""
+        self._registry.updater.write_summaries(step)
+
+
+class _Registry:
+    """Holds the weights out of `tf.Module`'s tracking: they belong to the model's checkpoint."""
+
+    def __init__(self, updater: MaskUpdater) -> None:
+        self.updater = updater
+
+
+def variable_name(variable: Any) -> str:
+    """A Keras variable's path (`dense_1/kernel`), else a tf.Variable's name without `:0`."""
+    path = getattr(variable, "path", None)
+    if isinstance(path, str) and path:
+        return path
+    return str(variable.name).split(":")[0]
+
+
+def _scope(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-/" else "_" for c in name)
