@@ -1,0 +1,160 @@
+"""`PruningCallback`: runs the spec's mask updates during `model.fit`, and logs them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from pruning_spec import NormalizedSpec
+
+from ._keras_layer import PrunedLayer, pruned_layers
+from ._pruner import MaskUpdater
+from ._spec_input import coerce_spec
+
+
+class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
+    """Updates masks on r1.15's schedule during `fit`, and writes TensorBoard scalars.
+
+    The step is the optimizer's `iterations`: after training step t the masks are
+    updated if r1.15's `conditional_mask_update_op` would have run at global step t.
+    Adds `sparsity` (the fraction of zeros over all pruned weights) to each epoch's
+    logs, so it shows in the progress bar and in `History`.
+
+    Args:
+      spec: the spec the model was pruned with (None: the model's own). Given
+        and different, `fit` stops at once: switch specs with `prune(model, spec)`.
+      log_dir: where to write scalars under `pruning/` (None: no summaries).
+      update_freq: `"epoch"`, or write the scalars every this many batches.
+    """
+
+    def __init__(
+        self, spec: Any = None, log_dir: str | None = None, update_freq: str | int = "epoch"
+    ) -> None:
+        super().__init__()
+        if update_freq != "epoch" and not (isinstance(update_freq, int) and update_freq > 0):
+            raise ValueError(f"update_freq must be 'epoch' or a positive int, not {update_freq!r}")
+        self._spec = None if spec is None else coerce_spec(spec)
+        self._log_dir = log_dir
+        self._update_freq = update_freq
+        self._updater: MaskUpdater | None = None
+        self._update_fn: Any = None
+        self._last_update = 0
+        self._writer: Any = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._updater = None
+        layers = pruned_layers(self.model)
+        if not layers:
+            raise ValueError(
+                f"model {self.model.name!r} has no pruned layers: call "
+                "pruning_spec.backends.tensorflow.keras.prune(model, spec) before fit"
+            )
+        if all(layer.built for layer in layers):
+            self._start(layers)
+        # else: a subclassed model builds its layers in the first step; start after it.
+
+    def _start(self, layers: list[PrunedLayer]) -> MaskUpdater:
+        weights = [w for layer in layers for w in layer.pruned_weights]
+        if not weights:
+            raise ValueError(
+                f"model {self.model.name!r} has no pruned weights: its PrunedLayers chose none"
+            )
+        spec = _model_spec(layers, self._spec)
+        updater = MaskUpdater(spec, weights, [layer.last_mask_update_step for layer in layers])
+        self._update_fn = tf.function(updater.conditional_update)
+        self._last_update = int(layers[0].last_mask_update_step.numpy())
+        step = int(self.model.optimizer.iterations.numpy())
+        if step < self._last_update:
+            raise ValueError(
+                f"the optimizer is at step {step}, but the masks were last updated at step "
+                f"{self._last_update}: its state was not restored (a .weights.h5 file holds no "
+                "optimizer), so the pruning schedule would start again. Resume from a .keras "
+                "file or a tf.train.Checkpoint with the optimizer, or set "
+                f"model.optimizer.iterations.assign({self._last_update}) if that is right"
+            )
+        if self._log_dir is not None and _is_chief(self.model):
+            self._writer = tf.summary.create_file_writer(self._log_dir)
+        self._updater = updater
+        return updater
+
+    def _ready(self) -> MaskUpdater:
+        return self._updater or self._start(pruned_layers(self.model))
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        updater = self._ready()
+        step = int(self.model.optimizer.iterations.numpy())
+        if updater.spec.mask_update_due(step, self._last_update):
+            self._update_fn(tf.constant(step, tf.int64))
+            self._last_update = step
+        if isinstance(self._update_freq, int) and step % self._update_freq == 0:
+            self._write(step)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        updater = self._ready()
+        if logs is not None:
+            logs["sparsity"] = overall_sparsity(updater)
+        if self._update_freq == "epoch":
+            self._write(int(self.model.optimizer.iterations.numpy()))
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._writer = None
+
+    def _write(self, step: int) -> None:
+        if self._writer is None or self._updater is None:
+            return
+        with self._writer.as_default():
+            self._updater.write_summaries(step)
+
+
+def weight_sparsity(model: Any) -> dict[str, float]:
+    """The fraction of zeros of each pruned weight of a model, by Keras path."""
+    return {
+        pruned.name: _zeros(pruned.weight) / math.prod(pruned.weight.shape)
+        for layer in pruned_layers(model)
+        for pruned in layer.pruned_weights
+    }
+
+
+def _zeros(variable: Any) -> int:
+    return int(math.prod(variable.shape)) - int(tf.math.count_nonzero(variable))
+
+
+def overall_sparsity(updater: MaskUpdater) -> float:
+    """The fraction of zeros over every pruned weight together."""
+    total = sum(math.prod(pruned.weight.shape) for pruned in updater.weights)
+    zeros = sum(_zeros(pruned.weight) for pruned in updater.weights)
+    return zeros / total if total else 0.0
+
+
+def _model_spec(layers: list[PrunedLayer], given: NormalizedSpec | None) -> NormalizedSpec:
+    specs = {layer.spec.fingerprint: layer.spec for layer in layers}
+    if len(specs) > 1:
+        raise ValueError(
+            "the model's layers were pruned with different specs; "
+            "call prune(model, spec) to give them one"
+        )
+    (own,) = specs.values()
+    if given is not None and given.fingerprint != own.fingerprint:
+        raise ValueError(
+            "PruningCallback was given a spec that differs from the one the model was pruned "
+            f"with:\n  model:    {own.to_hparams(include_defaults=False)}\n"
+            f"  callback: {given.to_hparams(include_defaults=False)}\n"
+            "call prune(model, spec) to switch the model to the new spec (masks are kept)"
+        )
+    return own
+
+
+def _is_chief(model: Any) -> bool:
+    """Whether this process writes summaries: not a non-chief multi-worker task."""
+    strategy = getattr(model, "distribute_strategy", None)
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    task_type, task_id = str(resolver.task_type), int(resolver.task_id or 0)
+    return task_type == "chief" or (task_type == "worker" and task_id == 0)

@@ -1,0 +1,69 @@
+"""`strip`: a pruned Keras model as a plain one, with the zeros baked in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from ._keras_layer import GRAPH_MODELS, PrunedLayer
+
+
+def strip(model: Any) -> Any:
+    """A new model of plain Keras layers with the pruned weights' values times their masks.
+
+    It has no pruning variables, no mask constraints and no `PrunedLayer`, so it
+    saves and loads without this package; the original model is left as it is.
+    A single `PrunedLayer` gives a copy of its inner layer.
+    """
+    if isinstance(model, PrunedLayer):
+        return _copy_layer(model)
+    if not isinstance(model, GRAPH_MODELS):
+        raise TypeError(
+            f"strip() rebuilds Sequential and Functional models, not {type(model).__name__}; "
+            "for a subclassed model, strip each PrunedLayer with strip(layer)"
+        )
+    sources: dict[int, Any] = {}
+
+    def plain(layer: Any) -> Any:
+        if isinstance(layer, GRAPH_MODELS):
+            return strip(layer)
+        inner = layer.layer if isinstance(layer, PrunedLayer) else layer
+        copy = inner.__class__.from_config(inner.get_config())
+        sources[id(copy)] = layer
+        return copy
+
+    stripped = keras.models.clone_model(model, clone_function=plain)
+    for copy in _all_layers(stripped):
+        if id(copy) in sources:
+            copy.set_weights(baked_weights(sources[id(copy)]))
+    return stripped
+
+
+def _copy_layer(layer: PrunedLayer) -> Any:
+    inner = layer.layer
+    copy = inner.__class__.from_config(inner.get_config())
+    copy.build_from_config(inner.get_build_config())
+    copy.set_weights(baked_weights(layer))
+    return copy
+
+
+def baked_weights(layer: Any) -> list[np.ndarray]:
+    """A layer's weights as numpy arrays, each pruned one multiplied by its mask."""
+    if not isinstance(layer, PrunedLayer):
+        return [np.asarray(v) for v in layer.get_weights()]
+    masks = {id(p.weight): np.asarray(p.mask.numpy()) for p in layer.pruned_weights}
+    return [
+        np.asarray(v.numpy()) * masks[id(v)] if id(v) in masks else np.asarray(v.numpy())
+        for v in layer.layer.weights
+    ]
+
+
+def _all_layers(model: Any) -> list[Any]:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, GRAPH_MODELS):
+            found += _all_layers(layer)
+    return found

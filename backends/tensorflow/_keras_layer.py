@@ -1,0 +1,281 @@
+"""`PrunedLayer` and `prune`: which Keras 3 weights are pruned, and where their masks live.
+
+A `PrunedLayer` wraps one layer and owns, for each pruned weight of it, a mask and
+a threshold, plus the step of the last mask update: all Keras weights, so
+`tf.train.Checkpoint`, `.keras` and `.weights.h5` files save and restore them.
+The pruned weights themselves are zeroed in place (at each mask update, and by a
+constraint the optimizer applies after every step), so the forward pass, a
+checkpoint and an export all see exactly the masked values.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import keras
+
+from pruning_spec import NormalizedSpec, SpecError
+from pruning_spec._inventory import Weight, plan_weights
+from pruning_spec._lints import inventory_lints
+
+from ._pruner import PrunedWeight
+from ._spec_input import coerce_spec
+
+VariableFilter = Callable[[Any], bool]
+
+try:  # Keras 3 does not export the class of `keras.Model(inputs, outputs)`.
+    from keras.src.models.functional import Functional
+except ImportError:  # pragma: no cover - a future Keras that moved it
+    Functional = keras.Model
+
+# The models `prune` and `strip` rebuild with `keras.models.clone_model`.
+GRAPH_MODELS = (keras.Sequential, Functional)
+
+
+def is_kernel(variable: Any) -> bool:
+    """The default choice: trainable kernels (`kernel`, `depthwise_kernel`, `recurrent_kernel`…).
+
+    Biases, embeddings and normalization parameters are never chosen by default.
+    """
+    name = str(variable.name)
+    return bool(variable.trainable) and (name == "kernel" or name.endswith("_kernel"))
+
+
+class _MaskConstraint:
+    """Re-applies a mask after every optimizer step, after the layer's own constraint."""
+
+    def __init__(self, mask: Any, inner: Callable[[Any], Any] | None) -> None:
+        self.mask = mask
+        self.inner = inner
+
+    def __call__(self, value: Any) -> Any:
+        if self.inner is not None:
+            value = self.inner(value)
+        return value * self.mask
+
+
+@keras.saving.register_keras_serializable(package="pruning_spec")
+class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
+    """A layer whose chosen weights are pruned by the spec's schedule.
+
+    Args:
+      layer: the layer to prune (built or not).
+      spec: anything `prune` accepts; kept in the layer's config, so a saved
+        model remembers what it was pruned with.
+      pruned: the weights to prune, as paths relative to the layer
+        (`kernel`, `forward_lstm/lstm_cell/kernel`); None chooses when the layer
+        is built, with `select` (default: its kernels).
+      select: a predicate on a Keras variable, used when `pruned` is None.
+
+    Rules match the weight's name, `<layer name>/<weight path in the layer>`
+    (`dense_1/kernel`, `lstm/lstm_cell/recurrent_kernel`): the wrapped layer's own
+    path, stable across saving and loading (Keras prefixes `sequential/` to the
+    paths of a Sequential model built from an `Input`, but not of a loaded one).
+    """
+
+    def __init__(
+        self,
+        layer: Any,
+        spec: Any = None,
+        pruned: list[str] | None = None,
+        select: VariableFilter | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", f"pruned_{layer.name}")
+        super().__init__(layer, **kwargs)
+        self.spec = coerce_spec(spec)
+        self._pruned_keys = None if pruned is None else list(pruned)
+        self._select = select or is_kernel
+
+    def build(self, input_shape: Any = None) -> None:
+        super().build(input_shape)
+        variables = dict(_relative_variables(self.layer))
+        if self._pruned_keys is None:
+            self._pruned_keys = chosen_keys(self.layer, self.spec, self._select)
+        missing = [key for key in self._pruned_keys if key not in variables]
+        if missing:
+            raise ValueError(
+                f"{self.name}: layer {self.layer.name!r} has no weight {missing[0]!r} to prune; "
+                f"it has {sorted(variables)}"
+            )
+        for key in self._pruned_keys:
+            variable = variables[key]
+            slot = _slot(key)
+            mask = self.add_weight(
+                name=f"{slot}_mask",
+                shape=variable.shape,
+                dtype=variable.dtype,
+                initializer="ones",
+                trainable=False,
+            )
+            threshold = self.add_weight(
+                name=f"{slot}_threshold",
+                shape=(),
+                dtype=variable.dtype,
+                initializer="zeros",
+                trainable=False,
+            )
+            # Attributes, not a list: tf.train.Checkpoint tracks attributes of Keras layers.
+            setattr(self, f"{slot}_mask", mask)
+            setattr(self, f"{slot}_threshold", threshold)
+            variable.constraint = _MaskConstraint(mask, variable.constraint)
+        self.last_mask_update_step = self.add_weight(
+            name="last_mask_update_step",
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
+        )
+
+    def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.layer(inputs, *args, **kwargs)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return self.layer.compute_output_shape(input_shape)
+
+    @property
+    def pruned_weights(self) -> tuple[PrunedWeight, ...]:
+        """Each pruned weight with its mask and threshold (the Keras variables)."""
+        if not self.built or self._pruned_keys is None:
+            return ()
+        variables = dict(_relative_variables(self.layer))
+        return tuple(
+            PrunedWeight(
+                weight_name(self.layer, key),
+                variables[key],
+                getattr(self, f"{_slot(key)}_mask"),
+                getattr(self, f"{_slot(key)}_threshold"),
+            )
+            for key in self._pruned_keys
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        config["spec"] = self.spec.to_hparams(include_defaults=False)
+        config["pruned"] = self._pruned_keys
+        return config
+
+
+def chosen_keys(layer: Any, spec: NormalizedSpec, select: VariableFilter) -> list[str]:
+    """The weights of a built layer to prune: chosen by `select`, unless the spec keeps them dense.
+
+    A weight whose rule gives it sparsity 0 with `initial_sparsity` 0 would keep a
+    mask of ones forever, so it gets none.
+    """
+    return [
+        key
+        for key, variable in _relative_variables(layer)
+        if select(variable)
+        and (spec.initial_sparsity > 0 or spec.target_sparsity_for(weight_name(layer, key)) > 0)
+    ]
+
+
+def weight_name(layer: Any, key: str) -> str:
+    """What rules match and summaries show: `<layer name>/<path in the layer>`."""
+    return f"{layer.name}/{key}"
+
+
+def _relative_variables(layer: Any) -> Iterator[tuple[str, Any]]:
+    """(path relative to the layer, variable) of each of its float weights."""
+    prefix = f"{layer.path}/" if layer.path else ""
+    for variable in layer.weights:
+        path = str(variable.path)
+        yield (path[len(prefix) :] if path.startswith(prefix) else path), variable
+
+
+def _slot(key: str) -> str:
+    return key.replace("/", "__")
+
+
+def prune(model: Any, spec: Any, *, select: VariableFilter | None = None) -> Any:
+    """Returns `model` with the spec's pruning attached.
+
+    `model` may be a built Sequential or Functional model (its layers are reused,
+    wrapped in `PrunedLayer` where they have weights to prune; compile the
+    result), a layer (wrapped, for subclassed models' constructors), or a model
+    already pruned (its spec is replaced; masks and steps are kept).
+
+    Raises `SpecError` when two rules claim one weight, and `ValueError` when
+    nothing would be pruned. Warns about rules that match no weight and weights
+    too small for their sparsity.
+    """
+    normalized = coerce_spec(spec)
+    choose = select or is_kernel
+    if isinstance(model, PrunedLayer):
+        model.spec = normalized
+        return model
+    if not isinstance(model, keras.Model):
+        if not isinstance(model, keras.layers.Layer):
+            raise TypeError(f"prune() takes a Keras model or layer, not {type(model).__name__}")
+        return PrunedLayer(model, normalized, select=choose)
+    already = pruned_layers(model)
+    if already:
+        for layer in already:
+            layer.spec = normalized
+        return model
+    if not isinstance(model, GRAPH_MODELS):
+        raise TypeError(
+            f"prune() rewrites Sequential and Functional models; {type(model).__name__} is "
+            "subclassed. Wrap its layers instead, e.g. "
+            "`self.dense = pks.prune(keras.layers.Dense(10), spec)` in its constructor."
+        )
+    if not model.built:
+        raise ValueError(
+            f"model {model.name!r} is not built, so its weights are unknown: give it an "
+            "Input, or call model.build(input_shape) before prune()"
+        )
+    _check_choice(model, normalized, choose)
+    return _wrap(model, normalized, choose)
+
+
+def _wrap(model: Any, spec: NormalizedSpec, select: VariableFilter) -> Any:
+    def wrap(layer: Any) -> Any:
+        if isinstance(layer, GRAPH_MODELS):
+            return _wrap(layer, spec, select)
+        keys = chosen_keys(layer, spec, select) if layer.built else []
+        return PrunedLayer(layer, spec, pruned=keys) if keys else layer
+
+    return keras.models.clone_model(model, clone_function=wrap)
+
+
+def _check_choice(model: Any, spec: NormalizedSpec, select: VariableFilter) -> None:
+    selected = [
+        (layer, key, variable)
+        for layer in _leaf_layers(model)
+        for key, variable in _relative_variables(layer)
+        if select(variable)
+    ]
+    inventory = [
+        Weight(weight_name(layer, key), tuple(int(d) for d in variable.shape))
+        for layer, key, variable in selected
+    ]
+    plans, problems = plan_weights(spec, inventory)
+    if problems:
+        raise SpecError(problems)
+    if not any(key in chosen_keys(layer, spec, select) for layer, key, _ in selected):
+        raise ValueError(
+            f"nothing to prune in model {model.name!r}: no weight is chosen (default: trainable "
+            "kernels whose sparsity is not 0); pass select= to choose others"
+        )
+    for diagnostic in inventory_lints(spec, inventory, plans):
+        warnings.warn(diagnostic.format(), UserWarning, stacklevel=3)
+
+
+def _leaf_layers(model: Any) -> Iterator[Any]:
+    for layer in model.layers:
+        if isinstance(layer, GRAPH_MODELS):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def pruned_layers(model: Any) -> list[PrunedLayer]:
+    """Every `PrunedLayer` in a model, nested models and subclassed models included."""
+    if isinstance(model, PrunedLayer):
+        return [model]
+    found: list[PrunedLayer] = []
+    for layer in getattr(model, "layers", []):
+        found += pruned_layers(layer)
+    return found

@@ -1,0 +1,325 @@
+"""Keras 3: what is pruned, fit, summaries, strip, saving and resuming, and graph-mode parity."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_pruner import read_scalars
+
+from pruning_spec import SpecError
+from pruning_spec.backends import tensorflow as pruning
+from pruning_spec.backends.tensorflow import keras as pks
+
+SPEC = (
+    "begin_pruning_step=0,pruning_frequency=4,target_sparsity=0.75,"
+    "sparsity_function_end_step=40,weight_sparsity_map=[out/kernel:0.5]"
+)
+RNG = np.random.RandomState(0)
+X = RNG.rand(128, 16).astype(np.float32)
+Y = RNG.randint(0, 4, 128)
+
+
+def mlp(name: str = "mlp") -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16,))
+    hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
+    hidden = keras.layers.BatchNormalization(name="norm")(hidden)
+    return keras.Model(inputs, keras.layers.Dense(4, name="out")(hidden), name=name)
+
+
+def compiled(model: keras.Model, learning_rate: float = 0.01) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def fit(model: keras.Model, epochs: int, **kwargs: Any) -> Any:
+    extra = kwargs.pop("extra", [])
+    callbacks = [pks.PruningCallback(SPEC, **kwargs), *extra]
+    return model.fit(
+        X, Y, batch_size=16, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks
+    )
+
+
+def state(model: keras.Model) -> dict[str, np.ndarray]:
+    """Every weight of the model, pruning variables and optimizer state included."""
+    found = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(model.weights)}
+    found.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
+    return found
+
+
+def assert_same_state(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+# Which weights are pruned.
+
+
+def test_prune_wraps_kernels_and_leaves_biases_and_normalization_alone() -> None:
+    model = pks.prune(mlp(), SPEC)
+    names = [w.name for layer in pks.pruned_layers(model) for w in layer.pruned_weights]
+    assert names == ["hidden/kernel", "out/kernel"]
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer",
+        "PrunedLayer",
+        "BatchNormalization",
+        "PrunedLayer",
+    ]
+
+
+def test_a_rule_of_sparsity_zero_keeps_a_weight_dense() -> None:
+    model = pks.prune(mlp(), "target_sparsity=0.5,weight_sparsity_map=[out:0]")
+    assert [w.name for w in pks.pruned_layers(model)[0].pruned_weights] == ["hidden/kernel"]
+    assert len(pks.pruned_layers(model)) == 1
+
+
+def test_select_chooses_other_weights() -> None:
+    inputs = keras.Input((5,), dtype="int32")
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.Embedding(50, 8, name="emb")(inputs))
+    model = pks.prune(
+        keras.Model(inputs, outputs), "target_sparsity=0.5", select=lambda v: v.name == "embeddings"
+    )
+    assert [w.name for layer in pks.pruned_layers(model) for w in layer.pruned_weights] == [
+        "emb/embeddings"
+    ]
+
+
+def test_what_cannot_be_pruned_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match=r"not built.*Input"):
+        pks.prune(keras.Sequential([keras.layers.Dense(3)]), SPEC)
+    with pytest.raises(ValueError, match="nothing to prune"):
+        pks.prune(keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()]), SPEC)
+    with pytest.raises(SpecError, match="'hidden/kernel' matches both"):
+        pks.prune(mlp(), "weight_sparsity_map=[hidden:0.5,kernel:0.6]")
+
+    class Subclassed(keras.Model):  # type: ignore[misc]
+        def call(self, x: Any) -> Any:
+            return x
+
+    with pytest.raises(TypeError, match=r"subclassed.*Wrap its layers"):
+        pks.prune(Subclassed(), SPEC)
+
+
+def test_a_rule_that_matches_no_weight_warns() -> None:
+    with pytest.warns(UserWarning, match=r"rule-matches-nothing.*'conv1' matches none of the 2"):
+        pks.prune(mlp(), "weight_sparsity_map=[conv1:0.5]")
+
+
+def test_a_subclassed_model_prunes_the_layers_it_wraps() -> None:
+    class Net(keras.Model):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden = pks.prune(keras.layers.Dense(8, name="hidden"), SPEC)
+            self.out = keras.layers.Dense(4, name="out")
+
+        def call(self, x: Any) -> Any:
+            return self.out(self.hidden(x))
+
+    net = compiled(Net())
+    fit(net, 6)
+    (layer,) = pks.pruned_layers(net)
+    assert pks.weight_sparsity(net) == {"hidden/kernel": 0.75}
+    assert [w.name for w in layer.pruned_weights] == ["hidden/kernel"]
+
+
+# Training.
+
+
+class ZeroWatcher(keras.callbacks.Callback):  # type: ignore[misc]
+    """Records the largest pruned value after every batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest: list[float] = []
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        for layer in pks.pruned_layers(self.model):
+            for w in layer.pruned_weights:
+                dead = np.asarray(w.weight.numpy()) * (1 - np.asarray(w.mask.numpy()))
+                self.largest.append(float(np.max(np.abs(dead))))
+
+
+def test_fit_reaches_the_spec_and_pruned_weights_stay_zero() -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    watcher = ZeroWatcher()
+    history = fit(model, 6, extra=[watcher])
+    assert pks.weight_sparsity(model) == {"hidden/kernel": 0.75, "out/kernel": 0.5}
+    assert watcher.largest and max(watcher.largest) == 0.0
+    assert history.history["sparsity"][-1] == pytest.approx((0.75 * 512 + 0.5 * 128) / 640)
+    assert [int(layer.last_mask_update_step.numpy()) for layer in pks.pruned_layers(model)] == [
+        48,
+        48,
+    ]
+
+
+def test_keras_masks_equal_graph_mode_for_the_same_weights_and_steps() -> None:
+    spec = SPEC + ",threshold_decay=0.2,block_height=2,block_width=4"
+    model = compiled(pks.prune(mlp(), spec), learning_rate=0.0)  # the weights stay put
+    kernels = {
+        w.name: w.weight.numpy() for layer in pks.pruned_layers(model) for w in layer.pruned_weights
+    }
+    model.fit(X, Y, batch_size=16, epochs=3, shuffle=False, verbose=0,
+              callbacks=[pks.PruningCallback(spec)])  # fmt: skip
+    with tf.Graph().as_default():
+        step = tf.compat.v1.train.get_or_create_global_step()
+        for name, value in kernels.items():
+            variable = tf.compat.v1.get_variable(name.replace("/", "_"), initializer=value)
+            pruning.apply_mask(variable, name.split("/")[0])
+        graph = pruning.Pruning(spec.replace("out/kernel", "out_kernel"), global_step=step)
+        update = graph.conditional_mask_update_op()
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            for t in range(1, 25):
+                session.run(step.assign(t))
+                session.run(update)
+            want = session.run(pruning.get_masks() + pruning.get_thresholds())
+    got = [w.mask.numpy() for layer in pks.pruned_layers(model) for w in layer.pruned_weights]
+    got += [w.threshold.numpy() for layer in pks.pruned_layers(model) for w in layer.pruned_weights]
+    assert 0 < float(np.mean(got[0])) < 1
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_summaries_equal_the_exported_models_sparsity(tmp_path: Path) -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 4, log_dir=str(tmp_path))
+    scalars = read_scalars(tmp_path)
+    exported = pks.strip(model)
+    for layer_name in ("hidden", "out"):
+        kernel = exported.get_layer(layer_name).kernel.numpy()
+        assert scalars[f"pruning/{layer_name}/kernel/sparsity"] == pytest.approx(
+            float(np.mean(kernel == 0)), abs=1e-7
+        )
+    assert scalars["pruning/sparsity"] == pytest.approx(0.75 * (1 - (1 - 32 / 40) ** 3), abs=1e-6)
+
+
+def test_a_callback_spec_other_than_the_models_stops_fit() -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    with pytest.raises(ValueError, match="differs from the one the model was pruned with"):
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[pks.PruningCallback("target_sparsity=0.9")])
+    pks.prune(model, "target_sparsity=0.9")  # switching specs keeps the layers
+    model.fit(X, Y, epochs=1, verbose=0, callbacks=[pks.PruningCallback("target_sparsity=0.9")])
+    with pytest.raises(ValueError, match="no pruned layers"):
+        compiled(mlp()).fit(X, Y, epochs=1, verbose=0, callbacks=[pks.PruningCallback(SPEC)])
+
+
+# Export.
+
+
+def test_strip_gives_a_plain_model_with_the_zeros_baked_in(tmp_path: Path) -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 6)
+    exported = pks.strip(model)
+    assert not any("mask" in v.path or "threshold" in v.path for v in exported.weights)
+    assert [type(layer).__name__ for layer in exported.layers] == [
+        "InputLayer",
+        "Dense",
+        "BatchNormalization",
+        "Dense",
+    ]
+    np.testing.assert_array_equal(exported.predict(X, verbose=0), model.predict(X, verbose=0))
+    exported.save(tmp_path / "plain.keras")
+    # Loads where this package was never imported.
+    script = (
+        "import keras, numpy as np, sys; m = keras.models.load_model(sys.argv[1]); "
+        "print(float(np.mean(m.get_layer('hidden').kernel.numpy() == 0)))"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "plain.keras")],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) == 0.75
+
+
+# Saving and resuming.
+
+
+def test_resuming_from_a_keras_file_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    uninterrupted = compiled(pks.prune(mlp(), SPEC))
+    fit(uninterrupted, 4)  # 32 steps: updates at 4, 8, ..., 32
+
+    first = compiled(pks.prune(mlp(), SPEC))
+    fit(first, 2)
+    first.save(tmp_path / "half.keras")
+    resumed = keras.models.load_model(tmp_path / "half.keras")
+    assert [int(layer.last_mask_update_step.numpy()) for layer in pks.pruned_layers(resumed)] == [
+        16,
+        16,
+    ]
+    fit(resumed, 2)
+    assert_same_state(state(resumed), state(uninterrupted))
+
+
+def test_resuming_from_a_tf_train_checkpoint_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    uninterrupted = compiled(pks.prune(mlp(), SPEC))
+    fit(uninterrupted, 4)
+
+    first = compiled(pks.prune(mlp(), SPEC))
+    fit(first, 2)
+    path = tf.train.Checkpoint(model=first, optimizer=first.optimizer).save(str(tmp_path / "c"))
+    resumed = compiled(pks.prune(mlp("other"), SPEC))
+    resumed.optimizer.build(resumed.trainable_variables)
+    tf.train.Checkpoint(model=resumed, optimizer=resumed.optimizer).restore(path).assert_consumed()
+    fit(resumed, 2)
+    assert_same_state(state(resumed), state(uninterrupted))
+
+
+def test_weights_files_keep_the_pruning_state_but_not_the_optimizer(tmp_path: Path) -> None:
+    first = compiled(pks.prune(mlp(), SPEC))
+    fit(first, 2)
+    first.save_weights(tmp_path / "half.weights.h5")
+    loaded = compiled(pks.prune(mlp(), SPEC))
+    loaded.load_weights(tmp_path / "half.weights.h5")
+    for got, want in zip(loaded.weights, first.weights, strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    with pytest.raises(ValueError, match=r"optimizer is at step 0.*last updated at step 16"):
+        fit(loaded, 1)
+
+
+@pytest.mark.parametrize(
+    ("backend", "script", "reason"),
+    [
+        # jax is not installed here: Keras itself fails to import.
+        ("jax", "", "failed to load its 'jax' backend (No module named 'jax')"),
+        # Keras imported on another backend (faked: neither jax nor torch is installed).
+        (
+            "tensorflow",
+            "import keras; keras.backend.backend = lambda: 'torch'; ",
+            "is using 'torch'",
+        ),
+    ],
+)
+def test_keras_on_another_backend_fails_at_import_with_the_reason(
+    backend: str, script: str, reason: str
+) -> None:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", script + "import pruning_spec.backends.tensorflow.keras"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ImportError: pruning_spec.backends.tensorflow.keras runs on")
+    assert reason in last_line
+    assert "set KERAS_BACKEND=tensorflow" in last_line
+
+
+def test_warnings_are_not_raised_for_a_clean_spec() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pks.prune(mlp(), SPEC)
