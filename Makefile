@@ -5,21 +5,25 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pruning_spec/v1/*.proto)
 
-.PHONY: test demo lint proto docs bench bench-smoke clean
+.PHONY: test demo tour lint proto docs bench bench-smoke clean
 
 $(STAMP): pyproject.toml setup.py $(PROTOS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,tensorflow,plot]'
+	$(PY) -m pip install --quiet -e '.[dev,tensorflow,plot,demo]'
 	touch $@
 
 ## test: lint, then the whole suite (creates the environment on first use)
 test: $(STAMP) lint bench-smoke
 	$(PY) -m pytest -q
 
-## demo: load, validate and print every example spec
+## demo: train a digit classifier dense, then prune it to 92% with examples/digits.txtpb
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	$(PY) examples/train_digits.py
+
+## tour: load, validate and print every example spec, in every format
+tour: $(STAMP)
+	$(PY) examples/spec_tour.py
 
 ## lint: ruff (lint and format) and mypy --strict on the package
 lint: $(STAMP)

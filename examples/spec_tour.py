@@ -1,6 +1,6 @@
 """Loads, validates and prints every example spec in every format.
 
-Run with `make demo`. Then shows what a flag override does, and what a broken
+Run with `make tour`. Then shows what a flag override does, and what a broken
 spec reports.
 """
 

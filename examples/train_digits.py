@@ -1,0 +1,193 @@
+"""Prune a digit classifier with Keras 3 from one spec file (`make demo`).
+
+Trains a small MLP on scikit-learn's handwritten digits (no download), first
+dense, then fine-tunes it while `examples/digits.txtpb` prunes it, and prints
+per-layer sparsity, test accuracy and exported file sizes, dense vs pruned.
+
+    python examples/train_digits.py --pruning_hparams='target_sparsity=0.95'
+
+Exits with status 1 if the pruned model misses the demo's targets: at least 90%
+of the prunable weights zero, within 2 accuracy points of the dense model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+
+import pruning_spec
+
+EXAMPLES = Path(__file__).resolve().parent
+MIN_SPARSITY = 0.90
+MAX_ACCURACY_DROP = 0.02
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, pruning_spec.NormalizedSpec]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    pruning_spec.add_argparse_flags(parser)
+    parser.set_defaults(pruning_spec=str(EXAMPLES / "digits.txtpb"))
+    parser.add_argument("--dense-epochs", type=int, default=30)
+    parser.add_argument("--pruning-epochs", type=int, default=30)
+    parser.add_argument("--output-dir", help="where the models and logs go (default: a temp dir)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    # A bad spec or flag ends here, with every problem located, before TensorFlow loads.
+    return args, pruning_spec.spec_from_args(args, parser)
+
+
+def load_data(seed: int) -> tuple[Any, Any, Any, Any]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype("float32")
+    return train_test_split(
+        x, digits.target, test_size=0.2, random_state=seed, stratify=digits.target
+    )
+
+
+def build_model() -> Any:
+    import keras
+
+    inputs = keras.Input((64,), name="pixels")
+    hidden = keras.layers.Dense(256, activation="relu", name="hidden_1")(inputs)
+    hidden = keras.layers.Dense(128, activation="relu", name="hidden_2")(hidden)
+    logits = keras.layers.Dense(10, name="logits")(hidden)
+    return keras.Model(inputs, logits, name="digits_mlp")
+
+
+def compile_model(model: Any) -> None:
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def saved_sizes(model: Any, path: Path) -> tuple[int, int]:
+    """Bytes of the model's `.keras` file (no optimizer state), and of it gzip-compressed."""
+    model.save(path)
+    data = path.read_bytes()
+    compressed = gzip.compress(data, compresslevel=9, mtime=0)
+    path.with_suffix(".keras.gz").write_bytes(compressed)
+    return len(data), len(compressed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, spec = parse_args(argv)
+    started = time.perf_counter()
+    import keras
+
+    from pruning_spec.backends.tensorflow import keras as pks
+
+    keras.utils.set_random_seed(args.seed)
+    out = Path(args.output_dir or tempfile.mkdtemp(prefix="digits-demo-"))
+    out.mkdir(parents=True, exist_ok=True)
+    x_train, x_test, y_train, y_test = load_data(args.seed)
+    print(f"digits: {len(x_train)} training and {len(x_test)} test images of 8x8 pixels")
+    print(f"spec: {spec.to_hparams(include_defaults=False)}\n")
+
+    print(f"== 1. dense training, {args.dense_epochs} epochs")
+    model = build_model()
+    compile_model(model)
+    model.fit(x_train, y_train, epochs=args.dense_epochs, batch_size=32, verbose=2)
+    dense_accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+    dense_export = keras.models.clone_model(model)
+    dense_export.set_weights(model.get_weights())
+    dense_sizes = saved_sizes(dense_export, out / "dense.keras")
+
+    print(f"\n== 2. pruning while fine-tuning, {args.pruning_epochs} epochs")
+    pruned = pks.prune(model, spec)
+    compile_model(pruned)
+    callback = pks.PruningCallback(spec, log_dir=str(out / "logs"))
+    pruned.fit(
+        x_train, y_train, epochs=args.pruning_epochs, batch_size=32, verbose=2, callbacks=[callback]
+    )
+    reported = pks.weight_sparsity(pruned)
+    exported = pks.strip(pruned)
+    pruned_sizes = saved_sizes(exported, out / "pruned.keras")
+    compile_model(exported)
+    pruned_accuracy = exported.evaluate(x_test, y_test, verbose=0)[1]
+
+    layers = layer_rows(exported, reported)
+    print_report(layers, dense_accuracy, pruned_accuracy, dense_sizes, pruned_sizes)
+    print(f"\nmodels, gzipped copies and TensorBoard logs in {out}")
+    print(f"took {time.perf_counter() - started:.0f} s")
+    return check(layers, dense_accuracy, pruned_accuracy)
+
+
+def layer_rows(
+    exported: Any, reported: dict[str, float]
+) -> list[tuple[str, str, int, float, float]]:
+    """(weight, shape, size, sparsity in the exported model, sparsity the summaries reported)."""
+    rows = []
+    for layer in exported.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        name = f"{layer.name}/kernel"
+        values = np.asarray(kernel.numpy())
+        zeros = float(np.mean(values == 0))
+        shape = "x".join(str(d) for d in values.shape)
+        rows.append((name, shape, values.size, zeros, reported.get(name, 0.0)))
+    return rows
+
+
+def print_report(
+    layers: list[tuple[str, str, int, float, float]],
+    dense_accuracy: float,
+    pruned_accuracy: float,
+    dense_sizes: tuple[int, int],
+    pruned_sizes: tuple[int, int],
+) -> None:
+    print(f"\n{'weight':<18}{'shape':>9}{'values':>9}{'sparsity':>10}{'(summaries)':>13}")
+    for name, shape, size, zeros, reported in layers:
+        print(f"{name:<18}{shape:>9}{size:>9}{zeros:>10.2%}{reported:>13.2%}")
+    total = sum(size for _, _, size, _, _ in layers)
+    overall = sum(size * zeros for _, _, size, zeros, _ in layers) / total
+    print(f"{'all pruned':<18}{'':>9}{total:>9}{overall:>10.2%}")
+    print(f"\n{'':<24}{'dense':>10}{'pruned':>10}")
+    print(f"{'test accuracy':<24}{dense_accuracy:>10.2%}{pruned_accuracy:>10.2%}")
+    print(f"{'.keras file (bytes)':<24}{dense_sizes[0]:>10}{pruned_sizes[0]:>10}")
+    print(f"{'gzip -9 of it (bytes)':<24}{dense_sizes[1]:>10}{pruned_sizes[1]:>10}")
+    print(f"compressed, the pruned model is {dense_sizes[1] / pruned_sizes[1]:.1f}x smaller")
+
+
+def check(
+    layers: list[tuple[str, str, int, float, float]], dense_accuracy: float, pruned_accuracy: float
+) -> int:
+    total = sum(size for _, _, size, _, _ in layers)
+    overall = sum(size * zeros for _, _, size, zeros, _ in layers) / total
+    drop = dense_accuracy - pruned_accuracy
+    misses = []
+    if overall < MIN_SPARSITY:
+        misses.append(f"sparsity {overall:.2%} is below {MIN_SPARSITY:.0%}")
+    if drop > MAX_ACCURACY_DROP:
+        misses.append(f"accuracy dropped {drop:.2%}, more than {MAX_ACCURACY_DROP:.0%}")
+    if any(zeros != reported for _, _, _, zeros, reported in layers):
+        misses.append("the summaries' sparsity differs from the exported model's")
+    for miss in misses:
+        print(f"MISS: {miss}", file=sys.stderr)
+    if not misses:
+        print(
+            f"OK: {overall:.2%} sparse (target >= {MIN_SPARSITY:.0%}), accuracy "
+            f"{-drop * 100:+.2f} points vs dense (allowed: -{MAX_ACCURACY_DROP * 100:.0f})"
+        )
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The digits demo end to end (shortened), and its refusal of a bad flag before TensorFlow loads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "train_digits.py"
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(DEMO), *args],
+        capture_output=True, text=True, env=ENV, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def test_a_short_run_prunes_to_the_spec_and_reports_it(tmp_path: Path) -> None:
+    done = run(
+        "--dense-epochs=4",
+        "--pruning-epochs=4",
+        "--pruning_hparams=sparsity_function_end_step=90,pruning_frequency=10",
+        f"--output-dir={tmp_path}",
+    )
+    assert done.returncode in (0, 1), done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if "/kernel" in line}
+    assert rows["hidden_1/kernel"][1:] == ["64x256", "16384", "92.00%", "92.00%"]
+    assert rows["hidden_2/kernel"][1:] == ["256x128", "32768", "92.00%", "92.00%"]
+    assert rows["logits/kernel"][1:] == ["128x10", "1280", "80.00%", "80.00%"]
+    assert "91.70%" in done.stdout
+    # The verdict matches the exit status, and a miss is never hidden.
+    assert ("OK: 91.70% sparse" in done.stdout) == (done.returncode == 0)
+    assert ("MISS:" in done.stderr) == (done.returncode == 1)
+    for name in ("dense.keras", "dense.keras.gz", "pruned.keras", "pruned.keras.gz"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert (tmp_path / "pruned.keras.gz").stat().st_size < (
+        tmp_path / "dense.keras.gz"
+    ).stat().st_size
+    assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
+
+
+def test_a_bad_override_stops_before_training_with_its_location() -> None:
+    done = run("--pruning_hparams=target_sparsity=1.5,pruning_frequncy=10")
+    assert done.returncode == 2
+    assert "target_sparsity" in done.stderr and "1.5" in done.stderr
+    assert "did you mean 'pruning_frequency'" in done.stderr
+    assert "digits:" not in done.stdout
