@@ -161,11 +161,12 @@ class Pruner(tf.Module):  # type: ignore[misc]
         """Starts pruning `weight` (a variable); `name` defaults to its path or name.
 
         The name is what `weight_sparsity_map` and `block_dims_map` patterns are
-        matched against; two rules matching it raise `SpecError`.
+        matched against; two rules matching it raise `SpecError`. A name already
+        taken gets `_1`, `_2`... as TensorFlow's graph names do (`Variable_1`).
         """
-        name = name or variable_name(weight)
-        if any(p.name == name for p in self.pruned_weights):
-            raise ValueError(f"a weight named {name!r} is already registered with this Pruner")
+        if any(p.weight is weight for p in self.pruned_weights):
+            raise ValueError(f"{variable_name(weight)!r} is already registered with this Pruner")
+        name = _unique(name or variable_name(weight), {p.name for p in self.pruned_weights})
         dtype = tf.as_dtype(weight.dtype)
         if not dtype.is_floating:
             raise TypeError(f"only float weights can be pruned; {name!r} is {dtype.name}")
@@ -190,13 +191,13 @@ class Pruner(tf.Module):  # type: ignore[misc]
         """r1.15's conditional mask update at `step`; True when the masks were updated."""
         return self._registry.updater.conditional_update(step)
 
-    def force_update(self, step: Any) -> tf.Operation:
+    def force_update(self, step: Any) -> None:
         """Updates the masks at `step` whatever the predicate says (r1.15's `mask_update_op`)."""
-        return self._registry.updater.update(step)
+        self._registry.updater.update(step)
 
-    def apply_masks(self) -> tf.Operation:
+    def apply_masks(self) -> None:
         """Zeroes the pruned values of every weight; call it after each optimizer step."""
-        return self._registry.updater.apply_masks()
+        self._registry.updater.apply_masks()
 
     def masked(self, weight: Any) -> tf.Tensor:
         """`mask * weight`, for a forward pass that must not see pruned values."""
@@ -230,6 +231,14 @@ def variable_name(variable: Any) -> str:
     if isinstance(path, str) and path:
         return path
     return str(variable.name).split(":")[0]
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, number = name, 0
+    while candidate in taken:
+        number += 1
+        candidate = f"{name}_{number}"
+    return candidate
 
 
 def _scope(name: str) -> str:

@@ -36,6 +36,9 @@ def graph(request: pytest.FixtureRequest) -> Iterator[tf.Graph]:
             yield fresh
     finally:
         if v1_behaviour:
+            # Eager code of earlier tests may have created the global default graph;
+            # with it, v2 behaviour cannot come back ("must be called at program startup").
+            tf.compat.v1.reset_default_graph()
             tf.compat.v1.enable_v2_behavior()
 
 

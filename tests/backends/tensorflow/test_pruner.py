@@ -199,7 +199,9 @@ def test_register_rejects_what_cannot_be_pruned() -> None:
     weight = tf.Variable(weight_values()["first"], name="w")
     pruner = Pruner(None, [weight])
     with pytest.raises(ValueError, match="'w' is already registered"):
-        pruner.register(tf.Variable(weight_values()["first"], name="w"))
+        pruner.register(weight)
+    same_name = pruner.register(tf.Variable(weight_values()["second"], name="w"))
+    assert [p.name for p in pruner.pruned_weights] == ["w", "w_1"] and same_name.name == "w_1"
     with pytest.raises(TypeError, match=r"only float weights.*int32"):
         pruner.register(tf.Variable([1, 2, 3], name="counts"))
     with pytest.raises(ValueError, match="not registered"):
