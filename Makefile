@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pruning_spec/v1/*.proto)
 
 .PHONY: test demo tour lint proto docs bench bench-smoke clean
@@ -39,17 +41,33 @@ proto: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m pruning_spec docs --output docs/reference.md
 
-## bench: speed figures against their targets (results in benchmarks/results/)
-bench: $(STAMP)
-	$(PY) benchmarks/bench_hparams.py --json benchmarks/results/hparams.json
-	$(PY) benchmarks/bench_cli.py --json benchmarks/results/cli.json
+## bench: every speed figure, ours vs its baseline in the same run (results in benchmarks/results/)
+bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/bench_mask_update.py --json benchmarks/results/mask_update.json
+	$(PY) benchmarks/bench_model_update.py --json benchmarks/results/model_update.json
+	$(PY) benchmarks/bench_train_step.py --json benchmarks/results/train_step.json
+	$(PY) benchmarks/bench_cli.py --json benchmarks/results/cli.json
+	$(PY) benchmarks/bench_hparams.py --json benchmarks/results/hparams.json
+	$(PY) benchmarks/report.py benchmarks/results --output benchmarks/results/RESULTS.md
+
+# TensorFlow Model Optimization (with tf-keras) lives in its own environment: it needs
+# legacy Keras 2, which must not leak into the project's.
+$(BENCH_STAMP):
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet tensorflow-cpu==2.21.0 tf-keras==2.21.0 \
+		tensorflow-model-optimization==0.8.1
+	touch $@
 
 ## bench-smoke: every benchmark in quick mode, so the harness cannot rot (part of make test)
 bench-smoke: $(STAMP)
-	$(PY) benchmarks/bench_hparams.py --quick
-	$(PY) benchmarks/bench_cli.py --quick
-	$(PY) benchmarks/bench_mask_update.py --quick
+	rm -rf build/bench-smoke
+	$(PY) benchmarks/bench_hparams.py --quick --json build/bench-smoke/hparams.json
+	$(PY) benchmarks/bench_cli.py --quick --json build/bench-smoke/cli.json
+	$(PY) benchmarks/bench_mask_update.py --quick --json build/bench-smoke/mask_update.json
+	$(PY) benchmarks/bench_model_update.py --quick --json build/bench-smoke/model_update.json
+	$(PY) benchmarks/bench_train_step.py --quick --json build/bench-smoke/train_step.json
+	$(PY) benchmarks/report.py build/bench-smoke
 
 clean:
-	rm -rf $(VENV) build *.egg-info pruning_spec/v1/*_pb2.py pruning_spec/v1/*_pb2.pyi
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info pruning_spec/v1/*_pb2.py pruning_spec/v1/*_pb2.pyi

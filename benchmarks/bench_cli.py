@@ -13,13 +13,14 @@ and reports the ratio to it.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import Figure, Report, load_average, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cifar10.txtpb"
@@ -59,20 +60,34 @@ def main(argv: list[str] | None = None) -> int:
             "cold_validate_one_file_s": wall([*cli, str(EXAMPLE)], repeats),
             f"validate_{count}_files_s": wall([*cli, *files], repeats),
         }
-    cold = figures["cold_validate_one_file_s"]
-    many = figures[f"validate_{count}_files_s"]
-    checks = {
-        f"cold start <= {COLD_START_TARGET} s": cold <= COLD_START_TARGET,
-        f"{count} files <= {THOUSAND_FILES_TARGET} s": many <= THOUSAND_FILES_TARGET,
-    }
-    for name, value in figures.items():
-        print(f"{name:28s} {value:8.3f} s")
-    print(f"cold start / python start-up: {cold / figures['python_startup_s']:.1f}x")
-    for name, met in checks.items():
-        print(f"target {name}: {'MET' if met else 'MISSED'}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"figures": figures, "targets": checks}, indent=2) + "\n")
+    floor = figures["python_startup_s"]
+    cold, many = figures["cold_validate_one_file_s"], figures[f"validate_{count}_files_s"]
+    report = Report("cli", args.quick)
+    print(f"machine: {machine()} ({load_average()})")
+    print("baseline: `python -c pass`, the interpreter's own start-up")
+    report.add(
+        Figure(
+            "validate one file, cold start",
+            cold,
+            floor,
+            "s",
+            cold / floor,
+            f"<= {COLD_START_TARGET:g} s",
+            cold <= COLD_START_TARGET,
+        )
+    )
+    report.add(
+        Figure(
+            f"validate {count} files, one invocation",
+            many,
+            floor,
+            "s",
+            many / floor,
+            f"<= {THOUSAND_FILES_TARGET:g} s",
+            many <= THOUSAND_FILES_TARGET,
+        )
+    )
+    report.write(args.json, seconds=figures)
     return 0
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _common import Figure, Report, load_average, machine
 
 from pruning_spec import parse_hparams
 from pruning_spec._hparams import parse_hparams_source
@@ -61,20 +62,28 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "baseline_json_loads": rate(lambda: json.loads(json_text), seconds, repeats),
     }
-    ours = figures["parse_hparams"]
-    met = ours >= TARGET_PER_SECOND
-    machine = platform.processor() or platform.machine()
-    print(f"machine: {machine}, Python {platform.python_version()}")
-    for name, value in figures.items():
-        print(f"{name:26s} {value:12,.0f} /s")
-    baseline = figures["baseline_json_loads"]
-    print(f"ratio parse_hparams / json.loads: {ours / baseline:.3f}")
-    verdict = "MET" if met else "MISSED"
-    print(f"target >= {TARGET_PER_SECOND:,} parse_hparams/s: {verdict} ({ours:,.0f}/s)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        record = {"figures": figures, "target": TARGET_PER_SECOND, "met": met}
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    ours, baseline = figures["parse_hparams"], figures["baseline_json_loads"]
+    report = Report("hparams", args.quick)
+    print(f"machine: {machine()} ({load_average()})")
+    print("baseline: json.loads of the same spec's to_json()")
+    report.add(
+        Figure(
+            "parse_hparams (parse, validate, normalize)",
+            ours,
+            baseline,
+            "/s",
+            ours / baseline,
+            f">= {TARGET_PER_SECOND:,}/s",
+            ours >= TARGET_PER_SECOND,
+        )
+    )
+    grammar = figures["grammar_and_typing_only"]
+    report.add(
+        Figure(
+            "hparam grammar and typing only", grammar, baseline, "/s", grammar / baseline, "", None
+        )
+    )
+    report.write(args.json, per_second=figures)
     return 0
 
 

@@ -1,19 +1,22 @@
 """How fast and how lean one element-wise mask update of the TensorFlow backend is.
 
-Targets (issue 5, "Speed and memory"): on a 4096x4096 float32 weight at sparsity 0.9,
-  - a mask update (`element_mask`: radix select, then `|w| >= T`) is at least 20x faster
-    than the r1.15/tfmot algorithm (a full `top_k` sort, implemented below as the baseline);
-  - it takes at most 4x one element-wise pass over the weight (`cast(abs(w) >= c, w.dtype)`);
-  - its peak extra memory is at most 2x the weight's size (the new mask itself is 1x).
-All three ops run in the same session on the same weights (normal, fixed seed), each
-wrapped in `tf.function` and, separately, in a `tf.compat.v1.Session` graph (the drop-in's
-own mode); each time is the median of several runs after a warm-up, the runs of the three
-ops interleaved. The benchmark fails (AssertionError) unless our mask and threshold equal
-the baseline's exactly. Memory is measured in a fresh subprocess per algorithm, so that no
-allocator pool is left over from other work: the child creates the weight, traces and warms
-the op up on a small slice, then records the peak RSS of one full-size update above the
-RSS before it (VmHWM after resetting it through /proc/self/clear_refs; where that is not
-possible, the growth of ru_maxrss).
+Figures (issue 7, 1 and 4; first set by issue 5):
+  - one weight of 1M, 4M, 16.7M and 50M float32 values at sparsity 0.5 and 0.9: a mask
+    update (`element_mask`: radix select, then `|w| >= T`) against the r1.15/tfmot
+    algorithm (a full `top_k` sort, implemented below as the baseline) and against one
+    element-wise pass over the weight (`cast(abs(w) >= c, w.dtype)`, the floor). Targets
+    at 16.7M (4096x4096): at least 20x faster than the sort, at most 4x the floor;
+  - the same at 16.7M, sparsity 0.9, in a `tf.compat.v1.Session` graph (the drop-in's mode);
+  - peak extra memory of one update at 16.7M: at most half the sort's, and at most 2x the
+    weight's size (the new mask itself is 1x).
+All ops run in the same session on the same weights (normal, fixed seed), each wrapped in
+`tf.function`; each time is the median of several runs after a warm-up, the runs of the
+three ops interleaved. The benchmark fails (AssertionError) unless our mask and threshold
+equal the baseline's exactly. Memory is measured in a fresh subprocess per algorithm, so
+that no allocator pool is left over from other work: the child creates the weight, traces
+and warms the op up on a small slice, then records the peak RSS of one full-size update
+above the RSS before it (VmHWM after resetting it through /proc/self/clear_refs; where that
+is not possible, the growth of ru_maxrss).
 
     python benchmarks/bench_mask_update.py [--quick] [--json PATH]
 """
@@ -26,23 +29,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: n
 
 import argparse
 import json
-import platform
 import resource
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from _common import MIB, Figure, Report, load_average, machine, median_times
 
 from pruning_spec.backends.tensorflow._kernels import element_mask
 
-SIZE, QUICK_SIZE = 4096, 512
-SPARSITY = 0.9
+# Weight shapes by their size; the targets apply to TARGET_SIZE.
+SIZES = {"1M": (1024, 1024), "4M": (2048, 2048), "16.7M": (4096, 4096), "50M": (5000, 10000)}
+QUICK_SIZES = {"0.26M": (512, 512)}
+TARGET_SIZE = "16.7M"
+SPARSITIES = (0.5, 0.9)
+SPARSITY = 0.9  # of the graph-mode and memory figures
 DECAY = 0.0  # r1.15's default threshold_decay; the smoothing arithmetic still runs
 OLD_THRESHOLD = 0.0
 FLOOR_CONSTANT = 1.0
@@ -50,12 +54,12 @@ SEED = 20191015
 SPEEDUP_TARGET = 20.0  # ours at least this many times faster than the baseline
 FLOOR_TARGET = 4.0  # ours at most this many times one element-wise pass
 MEMORY_TARGET = 2.0  # peak extra memory at most this many times the weight's size
+MEMORY_SHARE_TARGET = 0.5  # and at most this share of the full sort's
 ALGORITHMS = ("ours", "baseline")
-MIB = 1 << 20
 
 
-def make_weights(size: int) -> np.ndarray[Any, np.dtype[np.float32]]:
-    return np.random.default_rng(SEED).standard_normal((size, size), dtype=np.float32)
+def make_weights(shape: tuple[int, int]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    return np.random.default_rng(SEED).standard_normal(shape, dtype=np.float32)
 
 
 # The three ops, as plain TensorFlow functions (usable in tf.function and in a v1 graph).
@@ -86,20 +90,6 @@ def floor(weights: tf.Tensor, constant: tf.Tensor) -> Any:
 # Timing.
 
 
-def median_times(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time of each call; runs interleaved so drift hits every call alike."""
-    for call in calls.values():  # warm-up: tracing, graph optimisation, allocator pools
-        call()
-        call()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(times) for name, times in samples.items()}
-
-
 def check_identical(mode: str, got: tuple[Any, Any], expected: tuple[Any, Any]) -> int:
     """Fail loudly unless our threshold and mask equal the baseline's; the kept count."""
     (threshold, mask), (ref_threshold, ref_mask) = got, expected
@@ -116,10 +106,10 @@ def check_identical(mode: str, got: tuple[Any, Any], expected: tuple[Any, Any]) 
 
 
 def time_tf_function(
-    weights_np: np.ndarray[Any, np.dtype[np.float32]], repeats: int
+    weights_np: np.ndarray[Any, np.dtype[np.float32]], sparsity_value: float, repeats: int
 ) -> tuple[dict[str, float], int]:
     weights = tf.constant(weights_np)
-    sparsity = tf.constant(SPARSITY, tf.float32)
+    sparsity = tf.constant(sparsity_value, tf.float32)
     old = tf.constant(OLD_THRESHOLD, tf.float32)
     constant = tf.constant(FLOOR_CONSTANT, tf.float32)
     ours_fn, baseline_fn, floor_fn = tf.function(ours), tf.function(baseline), tf.function(floor)
@@ -134,6 +124,7 @@ def time_tf_function(
             "floor": lambda: floor_fn(weights, constant),
         },
         repeats,
+        warmups=1,
     )
     return times, kept
 
@@ -202,7 +193,7 @@ def _max_rss_bytes() -> int:
 
 def memory_child(algorithm: str, size: int) -> int:
     """Print, as JSON, the peak RSS growth of one update of a fresh weight."""
-    weights_np = make_weights(size)
+    weights_np = make_weights((size, size))
     weights = tf.constant(weights_np)
     sparsity = tf.constant(SPARSITY, tf.float32)
     old = tf.constant(OLD_THRESHOLD, tf.float32)
@@ -253,88 +244,90 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="512x512 weight, 2 runs (smoke)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--memory-child", choices=ALGORITHMS, help=argparse.SUPPRESS)
-    parser.add_argument("--size", type=int, default=SIZE, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
         return memory_child(args.memory_child, args.size)
-    size, repeats = (QUICK_SIZE, 2) if args.quick else (SIZE, 7)
-    weight_bytes = size * size * 4
-    load = os.getloadavg()[0]
-
+    sizes, target_size = (QUICK_SIZES, "0.26M") if args.quick else (SIZES, TARGET_SIZE)
+    report = Report("mask_update", args.quick)
+    print(f"machine: {machine()} ({load_average()})")
     # Memory first, while this process is idle, so the children do not disturb the timings.
-    memory, method = measure_memory(size, parallel=args.quick)
-    weights_np = make_weights(size)
-    modes = {}
-    modes["tf.function"], kept = time_tf_function(weights_np, repeats)
-    modes["graph mode"], graph_kept = time_graph_mode(weights_np, repeats)
-    assert kept == graph_kept, (kept, graph_kept)
-
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-        f"(load average {load:.1f} at start), Python {platform.python_version()}, "
-        f"TensorFlow {tf.__version__}"
-    )
-    print(
-        f"weight {size}x{size} float32 ({weight_bytes / MIB:.1f} MiB), sparsity {SPARSITY}, "
-        f"median of {repeats} runs; masks identical to the baseline's, {kept:,} of "
-        f"{size * size:,} kept"
-    )
-    checks: list[tuple[str, bool, str]] = []
-    ratios: dict[str, dict[str, float]] = {}
-    for mode, times in modes.items():
-        print(f"{mode}:")
-        print(f"  ours (element_mask)            {times['ours']:9.4f} s")
-        print(f"  baseline (full top_k sort)     {times['baseline']:9.4f} s")
-        print(f"  floor (one element-wise pass)  {times['floor']:9.4f} s")
-        speedup, over_floor = times["baseline"] / times["ours"], times["ours"] / times["floor"]
-        ratios[mode] = {"baseline_over_ours": speedup, "ours_over_floor": over_floor}
-        print(f"  baseline / ours: {speedup:.1f}x; ours / floor: {over_floor:.1f}x")
-        checks.append(
-            (
-                f"{mode}: ours >= {SPEEDUP_TARGET:g}x faster than the baseline",
-                speedup >= SPEEDUP_TARGET,
-                f"{speedup:.1f}x",
-            )
-        )
-        checks.append(
-            (
-                f"{mode}: ours <= {FLOOR_TARGET:g}x the floor",
-                over_floor <= FLOOR_TARGET,
-                f"{over_floor:.1f}x",
-            )
-        )
-    print(f"peak extra memory of one update (fresh process each; {method}):")
-    for algorithm in ALGORITHMS:
-        delta = memory[algorithm]
-        print(f"  {algorithm:8s} {delta / MIB:9.1f} MiB = {delta / weight_bytes:.2f}x the weight")
-    print(f"  ours / baseline: {memory['ours'] / max(memory['baseline'], 1):.2f}")
-    memory_limit = MEMORY_TARGET * weight_bytes
-    checks.append(
-        (
-            f"peak extra memory <= {MEMORY_TARGET:g}x the weight ({memory_limit / MIB:g} MiB)",
-            memory["ours"] <= memory_limit,
-            f"{memory['ours'] / MIB:.1f} MiB",
-        )
-    )
-    note = " (quick mode: not the target's weight size)" if args.quick else ""
-    for name, met, figure in checks:
-        print(f"target {name}: {'MET' if met else 'MISSED'} ({figure}){note}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        record = {
-            "size": [size, size],
-            "sparsity": SPARSITY,
-            "repeats": repeats,
-            "load_average_at_start": load,
-            "seconds": modes,
-            "ratios": ratios,
-            "peak_extra_memory_bytes": memory,
-            "memory_method": method,
-            "weight_bytes": weight_bytes,
-            "targets": {name: met for name, met, _ in checks},
-        }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    side = sizes[target_size][0]
+    memory, method = measure_memory(side, parallel=args.quick)
+    seconds: dict[str, dict[str, float]] = {}
+    for label, shape in sizes.items():
+        weights_np = make_weights(shape)
+        for sparsity in SPARSITIES:
+            repeats = 2 if args.quick else (3 if shape[0] * shape[1] > 20e6 else 5)
+            times, kept = time_tf_function(weights_np, sparsity, repeats)
+            seconds[f"{label} s={sparsity}"] = times
+            add_speed_figures(report, f"{label} s={sparsity}", times, label == target_size)
+            print(f"  masks identical to the sort's ({kept:,} of {weights_np.size:,} kept)")
+        del weights_np
+    weights_np = make_weights(sizes[target_size])
+    graph_times, _ = time_graph_mode(weights_np, 2 if args.quick else 7)
+    seconds[f"{target_size} s={SPARSITY} graph mode"] = graph_times
+    add_speed_figures(report, f"{target_size} s={SPARSITY} graph mode", graph_times, True)
+    add_memory_figures(report, memory, weights_np.nbytes, method, target_size)
+    report.write(args.json, seconds=seconds, peak_extra_memory_bytes=memory)
     return 0
+
+
+def add_speed_figures(report: Report, case: str, times: dict[str, float], targeted: bool) -> None:
+    speedup, over_floor = times["baseline"] / times["ours"], times["ours"] / times["floor"]
+    report.add(
+        Figure(
+            f"{case}: ours vs full sort",
+            times["ours"],
+            times["baseline"],
+            "s",
+            speedup,
+            f">= {SPEEDUP_TARGET:g}x" if targeted else "",
+            speedup >= SPEEDUP_TARGET if targeted else None,
+        )
+    )
+    report.add(
+        Figure(
+            f"{case}: ours vs one pass (floor)",
+            times["ours"],
+            times["floor"],
+            "s",
+            over_floor,
+            f"<= {FLOOR_TARGET:g}x" if targeted else "",
+            over_floor <= FLOOR_TARGET if targeted else None,
+        )
+    )
+
+
+def add_memory_figures(
+    report: Report, memory: dict[str, int], weight_bytes: int, method: str, label: str
+) -> None:
+    ours, baseline = memory["ours"] / MIB, memory["baseline"] / MIB
+    share = memory["ours"] / max(memory["baseline"], 1)
+    report.add(
+        Figure(
+            f"{label}: peak extra memory vs full sort",
+            ours,
+            baseline,
+            "MiB",
+            share,
+            f"<= {MEMORY_SHARE_TARGET:g}x",
+            share <= MEMORY_SHARE_TARGET,
+        )
+    )
+    over_weight = memory["ours"] / weight_bytes
+    report.add(
+        Figure(
+            f"{label}: peak extra memory vs the weight",
+            ours,
+            weight_bytes / MIB,
+            "MiB",
+            over_weight,
+            f"<= {MEMORY_TARGET:g}x",
+            over_weight <= MEMORY_TARGET,
+        )
+    )
+    report.note(f"memory measured in a fresh process per algorithm ({method})")
 
 
 if __name__ == "__main__":

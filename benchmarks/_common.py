@@ -1,0 +1,118 @@
+"""What every benchmark shares: interleaved median timing, the machine, and how figures print.
+
+A figure is ours vs a baseline measured in the same run on the same inputs, their
+ratio, and the target; a missed target is printed as MISSED, never left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MIB = 1 << 20
+
+
+def median_times(
+    calls: dict[str, Callable[[], object]], repeats: int, warmups: int = 2
+) -> dict[str, float]:
+    """Median wall time of each call; runs interleaved so drift hits every call alike."""
+    for call in calls.values():  # warm-up: tracing, graph optimisation, allocator pools
+        for _ in range(warmups):
+            call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def machine() -> str:
+    """The CPU, its core count and the software the figures were measured with."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    try:  # from the package metadata: naming the version must not cost a TensorFlow import
+        software = f", TensorFlow {metadata.version('tensorflow-cpu')}"
+    except metadata.PackageNotFoundError:
+        software = ""
+    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}{software}"
+
+
+def load_average() -> str:
+    return f"load average {os.getloadavg()[0]:.1f}"
+
+
+@dataclasses.dataclass
+class Figure:
+    """One measured comparison. `ratio` is oriented so that bigger is better for us."""
+
+    name: str
+    ours: float
+    baseline: float
+    unit: str
+    ratio: float
+    target: str
+    met: bool | None  # None: no target for this row
+
+    def line(self) -> str:
+        verdict = "" if self.met is None else ("MET" if self.met else "MISSED")
+        return (
+            f"{self.name:<44} ours {format_value(self.ours, self.unit):>12}  baseline "
+            f"{format_value(self.baseline, self.unit):>12}  ratio {self.ratio:8.2f}x  "
+            f"{self.target:<14} {verdict}"
+        )
+
+
+def format_value(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.4f} s" if value < 10 else f"{value:.2f} s"
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
+    return f"{value:,.0f} {unit}"
+
+
+class Report:
+    """Figures of one benchmark: printed as they come, then written as JSON."""
+
+    def __init__(self, benchmark: str, quick: bool) -> None:
+        self.benchmark = benchmark
+        self.quick = quick
+        self.figures: list[Figure] = []
+        self.notes: list[str] = []
+
+    def add(self, figure: Figure) -> None:
+        self.figures.append(figure)
+        print(figure.line() + (" (quick mode: not the target's size)" if self.quick else ""))
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(text)
+
+    def write(self, path: Path | None, **extra: Any) -> None:
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "benchmark": self.benchmark,
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": machine(),
+            "load_average_at_end": os.getloadavg()[0],
+            "quick": self.quick,
+            "figures": [dataclasses.asdict(f) for f in self.figures],
+            "notes": self.notes,
+            **extra,
+        }
+        path.write_text(json.dumps(record, indent=2) + "\n")
