@@ -23,13 +23,18 @@ MIB = 1 << 20
 def median_times(
     calls: dict[str, Callable[[], object]], repeats: int, warmups: int = 2
 ) -> dict[str, float]:
-    """Median wall time of each call; runs interleaved so drift hits every call alike."""
+    """Median wall time of each call; runs interleaved so drift hits every call alike.
+
+    Every other round runs the calls in reverse order, so that none always runs
+    right after a particular other one (caches, CPU frequency, collector pauses).
+    """
     for call in calls.values():  # warm-up: tracing, graph optimisation, allocator pools
         for _ in range(warmups):
             call()
     samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
+    for round_number in range(repeats):
+        order = list(calls.items())
+        for name, call in order if round_number % 2 == 0 else reversed(order):
             start = time.perf_counter()
             call()
             samples[name].append(time.perf_counter() - start)

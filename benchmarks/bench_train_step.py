@@ -29,7 +29,7 @@ from _common import Figure, Report, load_average, machine, median_times
 from pruning_spec.backends.tensorflow import keras as pks
 
 BATCH = 128
-STEPS, QUICK_STEPS = 200, 10
+STEPS, QUICK_STEPS = 50, 10
 MAX_SLOWDOWN = 0.05
 NO_UPDATE_SPEC = "begin_pruning_step=1000000,target_sparsity=0.9"
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10 steps an epoch, 2 runs (smoke)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
-    steps, repeats = (QUICK_STEPS, 2) if args.quick else (STEPS, 7)
+    steps, repeats = (QUICK_STEPS, 2) if args.quick else (STEPS, 41)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((steps * BATCH, 784), dtype=np.float32)
     y = rng.integers(0, 10, steps * BATCH)

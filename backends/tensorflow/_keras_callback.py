@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import keras
@@ -74,6 +75,15 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 "optimizer), so the pruning schedule would start again. Resume from a .keras "
                 "file or a tf.train.Checkpoint with the optimizer, or set "
                 f"model.optimizer.iterations.assign({self._last_update}) if that is right"
+            )
+        chunk = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        if chunk > 1:
+            warnings.warn(
+                f"the model runs {chunk} steps per execution, and callbacks see only every "
+                f"{chunk}th step: a mask update due in between runs at the next one seen, with "
+                "that step's sparsity. Compile with steps_per_execution=1 for r1.15's steps.",
+                UserWarning,
+                stacklevel=2,
             )
         if self._log_dir is not None and _is_chief(self.model):
             self._writer = tf.summary.create_file_writer(self._log_dir)

@@ -54,7 +54,45 @@ def keep_count(size: int | tf.Tensor, sparsity: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(k, 0, tf.cast(size, tf.int64))
 
 
+# Below this many values (known when tracing), a sort beats radix select's fixed cost of
+# about 2.5 ms on a 2-core CPU (its 2^16-bin histograms and compaction); ResNet-50 has many
+# kernels this small (`benchmarks/bench_model_update.py`).
+SORT_BELOW = 1 << 16
+
+
 def kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """The k-th largest (1-based) magnitude |x| of `values`, exactly; k must be >= 1.
+
+    Radix select (O(n)) in general; a `top_k` sort for small tensors of known size.
+    Both return the same value: the k-th largest is one of the magnitudes.
+    """
+    values = tf.reshape(values, [-1])
+    size = values.shape[0]
+    if size is not None and size < SORT_BELOW:
+        return sorted_kth_largest(values, k)
+    return radix_kth_largest(values, k)
+
+
+def sorted_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """The k-th largest magnitude by a partial `top_k` sort, O(n log k).
+
+    It sorts the bit patterns with the sign cleared, as integers, like radix select:
+    a float sort on the CPU treats subnormals as zero and could return either.
+    """
+    flat = tf.reshape(values, [-1])
+    dtype = flat.dtype
+    if dtype in (tf.float16, tf.bfloat16):
+        flat = tf.cast(flat, tf.float32)  # exact
+    int_dtype, bits = (tf.int64, 64) if flat.dtype == tf.float64 else (tf.int32, 32)
+    patterns = tf.bitwise.bitwise_and(
+        tf.bitcast(flat, int_dtype), tf.constant((1 << (bits - 1)) - 1, int_dtype)
+    )
+    rank = tf.cast(k, tf.int32)
+    largest = tf.math.top_k(patterns, k=rank, sorted=True).values[rank - 1]
+    return tf.cast(tf.bitcast(largest, flat.dtype), dtype)
+
+
+def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     """The k-th largest (1-based) magnitude |x| of `values`, exactly, in O(n); k must be >= 1.
 
     Radix select over the bit pattern with the sign cleared (|x| is never materialised).

@@ -323,3 +323,10 @@ def test_warnings_are_not_raised_for_a_clean_spec() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pks.prune(mlp(), SPEC)
+
+
+def test_several_steps_per_execution_warn_that_updates_come_late() -> None:
+    model = pks.prune(mlp(), SPEC)
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    with pytest.warns(UserWarning, match="runs 4 steps per execution"):
+        model.fit(X, np.ones((128, 4)), epochs=1, verbose=0, callbacks=[pks.PruningCallback(SPEC)])

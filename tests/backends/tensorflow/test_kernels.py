@@ -98,6 +98,26 @@ def test_kth_largest_is_exact_against_a_numpy_sort(tf2_graph, dtype) -> None:
     assert not wrong, f"(n, k, expected, got): {wrong[:5]}"
 
 
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_the_sort_for_small_tensors_and_radix_select_agree(tf2_graph, dtype) -> None:
+    rng = np.random.default_rng(7)
+    wrong = []
+    with v1.Session() as session:
+        for data, rank in _kth_cases(dtype, rng):
+            values = tf.constant(data)  # a known size: kth_largest takes the sort
+            assert data.size < _kernels.SORT_BELOW
+            got = session.run(
+                [
+                    _kernels.kth_largest(values, rank),
+                    _kernels.radix_kth_largest(values, rank),
+                ]
+            )
+            expected = np.sort(data)[::-1][rank - 1]
+            if {float(g) for g in got} != {float(expected)}:
+                wrong.append((data.size, rank, float(expected), [float(g) for g in got]))
+    assert not wrong, f"(n, k, expected, [sort, radix]): {wrong[:5]}"
+
+
 def test_kth_largest_of_a_2d_tensor_reads_it_flattened(tf2_graph) -> None:
     data = np.array([[3.0, 1.0, 4.0], [1.0, 5.0, 9.0]], np.float32)
     got = _run([_kernels.kth_largest(tf.constant(data), k) for k in range(1, 7)])
