@@ -9,9 +9,10 @@ values with normal random values (fixed seed, the same in both processes). Spars
 - tfmot: one `pruning_impl.Pruning` per weight, as each `PruneLowMagnitude` wrapper holds,
   and what the wrapper's `call` runs on an update step: `conditional_mask_update()`, then
   `weight_mask_op()` (weights = weights * mask, the same zeroing ours does), all in one
-  `tf.function` (ConstantSparsity(0.9), frequency 1, so every call updates). It runs in its own process, in the benchmark-only
-  environment `.venv-bench` (tensorflow-cpu 2.21, tf-keras 2.21, tensorflow-model-
-  optimization 0.8.1; `make bench` creates it), with TF_USE_LEGACY_KERAS=1.
+  `tf.function` (ConstantSparsity(0.9), frequency 1, so every call updates). It runs in
+  its own process, in the benchmark-only environment `.venv-bench` (tensorflow-cpu 2.21,
+  tf-keras 2.21, tensorflow-model-optimization 0.8.1; `make bench` creates it), with
+  TF_USE_LEGACY_KERAS=1.
 
 Each side reports the median of several updates after a warm-up, each starting from the
 dense random values (restored, untimed, before every update: on the zeros an update leaves,
