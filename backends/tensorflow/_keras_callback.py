@@ -123,7 +123,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
 
 def weight_sparsity(model: Any) -> dict[str, float]:
-    """The fraction of zeros of each pruned weight of a model, by Keras path."""
+    """The fraction of zeros of each pruned weight of a model, by weight name."""
     return {
         pruned.name: _zeros(pruned.weight) / math.prod(pruned.weight.shape)
         for layer in pruned_layers(model)
