@@ -21,6 +21,7 @@ from pruning_spec import _schedule
 
 _DIGIT_BITS = 16
 _DIGITS = 1 << _DIGIT_BITS
+_BLOCK = 256  # bins per block when a digit is selected
 
 
 def polynomial_sparsity(
@@ -55,9 +56,9 @@ def keep_count(size: int | tf.Tensor, sparsity: tf.Tensor) -> tf.Tensor:
 
 
 # Below this many values (known when tracing), a sort beats radix select's fixed cost of
-# about 2.5 ms on a 2-core CPU (its 2^16-bin histograms and compaction); ResNet-50 has many
+# about 0.5 ms on a 2-core CPU (its 2^16-bin histograms and compaction); ResNet-50 has many
 # kernels this small (`benchmarks/bench_model_update.py`).
-SORT_BELOW = 1 << 16
+SORT_BELOW = 1 << 15
 
 
 def kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
@@ -113,11 +114,18 @@ def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     remaining = tf.cast(k, int_dtype)
 
     def select(counts: tf.Tensor) -> tf.Tensor:
+        """The digit holding the remaining-th largest value; counts what lies above it.
+
+        In two levels of 256 bins, as a cumulative sum over all 2^16 bins costs more than
+        the histogram itself.
+        """
         nonlocal remaining
-        at_or_above = tf.cumsum(counts, reverse=True)
-        digit = tf.reduce_sum(tf.cast(at_or_above >= remaining, int_dtype)) - 1
-        remaining -= at_or_above[digit] - counts[digit]
-        return digit
+        blocks = tf.reshape(counts, [-1, _BLOCK])
+        block_counts = tf.reduce_sum(blocks, axis=1)
+        block, above_block = _highest_reaching(block_counts, remaining, int_dtype)
+        within, above_within = _highest_reaching(blocks[block], remaining - above_block, int_dtype)
+        remaining -= above_block + above_within
+        return block * _BLOCK + within
 
     top = tf.bitwise.right_shift(tf.bitcast(values, unsigned), total_bits - _DIGIT_BITS)
     top = tf.bitcast(top, tf.int32) if not wide else tf.cast(top, tf.int32)
@@ -140,6 +148,15 @@ def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
         if shift:
             bits = tf.boolean_mask(bits, tf.equal(key, tf.cast(digit, tf.int32)))
     return tf.cast(tf.bitcast(prefix, values.dtype), dtype)  # exact, as the value is one of them
+
+
+def _highest_reaching(
+    counts: tf.Tensor, rank: tf.Tensor, int_dtype: tf.DType
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The highest bin i with count(bins >= i) >= rank, and count(bins > i)."""
+    at_or_above = tf.cumsum(counts, reverse=True)
+    index = tf.reduce_sum(tf.cast(at_or_above >= rank, int_dtype)) - 1
+    return index, at_or_above[index] - counts[index]
 
 
 def smoothed_threshold(
