@@ -20,7 +20,8 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
     """Updates masks on r1.15's schedule during `fit`, and writes TensorBoard scalars.
 
     The step is the optimizer's `iterations`: after training step t the masks are
-    updated if r1.15's `conditional_mask_update_op` would have run at global step t.
+    updated if r1.15's `conditional_mask_update_op` would have run at global step t
+    (as step t+1 begins, or at the end of the epoch).
     Adds `sparsity` (the fraction of zeros over all pruned weights) to each epoch's
     logs, so it shows in the progress bar and in `History`.
 
@@ -44,6 +45,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._update_fn: Any = None
         self._last_update = 0
         self._writer: Any = None
+        self._last_written = -1
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._updater = None
@@ -55,7 +57,6 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
             )
         if all(layer.built for layer in layers):
             self._start(layers)
-        # else: a subclassed model builds its layers in the first step; start after it.
 
     def _start(self, layers: list[PrunedLayer]) -> MaskUpdater:
         weights = [w for layer in layers for w in layer.pruned_weights]
@@ -90,24 +91,41 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._updater = updater
         return updater
 
-    def _ready(self) -> MaskUpdater:
-        return self._updater or self._start(pruned_layers(self.model))
+    def _ready(self) -> MaskUpdater | None:
+        """The updater, once every PrunedLayer is built (a subclassed model's, in step 1)."""
+        if self._updater is None:
+            layers = pruned_layers(self.model)
+            if all(layer.built for layer in layers):
+                self._start(layers)
+        return self._updater
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    # Updates run before a step, not after: Keras runs other callbacks' batch-end hooks on a
+    # thread of their own unless a callback overrides one. Before step t+1 nothing has changed
+    # since step t, and `on_epoch_end` catches the last step.
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._update_if_due()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        step = self._update_if_due()
         updater = self._ready()
+        if updater is None:
+            raise ValueError(f"model {self.model.name!r}: its PrunedLayers were never built")
+        if logs is not None:
+            logs["sparsity"] = overall_sparsity(updater)
+        if self._update_freq == "epoch":
+            self._write(step)
+
+    def _update_if_due(self) -> int:
         step = int(self.model.optimizer.iterations.numpy())
+        updater = self._ready()
+        if updater is None:
+            return step
         if updater.spec.mask_update_due(step, self._last_update):
             self._update_fn(tf.constant(step, tf.int64))
             self._last_update = step
         if isinstance(self._update_freq, int) and step % self._update_freq == 0:
             self._write(step)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        updater = self._ready()
-        if logs is not None:
-            logs["sparsity"] = overall_sparsity(updater)
-        if self._update_freq == "epoch":
-            self._write(int(self.model.optimizer.iterations.numpy()))
+        return step
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._writer is not None:
@@ -116,8 +134,9 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self._writer = None
 
     def _write(self, step: int) -> None:
-        if self._writer is None or self._updater is None:
+        if self._writer is None or self._updater is None or step == self._last_written:
             return
+        self._last_written = step
         with self._writer.as_default():
             self._updater.write_summaries(step)
 

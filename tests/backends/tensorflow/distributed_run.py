@@ -129,15 +129,27 @@ def local(strategy: tf.distribute.Strategy, variable: Any) -> list[np.ndarray]:
 class Trace(keras.callbacks.Callback):  # type: ignore[misc]
     """Masks, thresholds and weights on every local replica after each step.
 
-    Listed after `PruningCallback`, so it sees the step's mask update.
+    Listed after `PruningCallback`, which updates the masks for step t before step t+1
+    (and at the end of an epoch), so it records there, once per step.
     """
 
     def __init__(self, strategy: tf.distribute.Strategy) -> None:
         super().__init__()
         self.strategy = strategy
         self.values: dict[str, list[list[np.ndarray]]] = {}
+        self.recorded_step = 0
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._record()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._record()
+
+    def _record(self) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        if step == self.recorded_step:
+            return
+        self.recorded_step = step
         layers = pks.pruned_layers(self.model)
         for layer in layers:
             for pruned in layer.pruned_weights:
