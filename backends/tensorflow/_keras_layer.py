@@ -69,10 +69,14 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         is built, with `select` (default: its kernels).
       select: a predicate on a Keras variable, used when `pruned` is None.
 
-    Rules match the weight's name, `<layer name>/<weight path in the layer>`
-    (`dense_1/kernel`, `lstm/lstm_cell/recurrent_kernel`): the wrapped layer's own
-    path, stable across saving and loading (Keras prefixes `sequential/` to the
-    paths of a Sequential model built from an `Input`, but not of a loaded one).
+      scope: the names of the models the layer sits in, outermost first, below the
+        model `prune` was given (`encoder/` for a layer of sub-model `encoder`).
+
+    Rules match the weight's name, `<scope><layer name>/<weight path in the layer>`
+    (`dense_1/kernel`, `encoder/proj/kernel`, `lstm/lstm_cell/recurrent_kernel`): the
+    wrapped layer's own path, stable across saving and loading (Keras prefixes
+    `sequential/` to the paths of a Sequential model built from an `Input`, but not of a
+    loaded one).
     """
 
     def __init__(
@@ -81,19 +85,25 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         spec: Any = None,
         pruned: list[str] | None = None,
         select: VariableFilter | None = None,
+        scope: str = "",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", f"pruned_{layer.name}")
+        # The wrapped layer's policy, not the global one: a float32 layer in a
+        # mixed-precision model must keep float32 inputs.
+        kwargs.setdefault("dtype", layer.dtype_policy)
         super().__init__(layer, **kwargs)
         self.spec = coerce_spec(spec)
+        self.scope = scope
         self._pruned_keys = None if pruned is None else list(pruned)
         self._select = select or is_kernel
+        self.supports_masking = bool(getattr(layer, "supports_masking", False))
 
     def build(self, input_shape: Any = None) -> None:
         super().build(input_shape)
         variables = dict(_relative_variables(self.layer))
         if self._pruned_keys is None:
-            self._pruned_keys = chosen_keys(self.layer, self.spec, self._select)
+            self._pruned_keys = chosen_keys(self.layer, self.spec, self._select, self.scope)
         missing = [key for key in self._pruned_keys if key not in variables]
         if missing:
             raise ValueError(
@@ -120,7 +130,17 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
             # Attributes, not a list: tf.train.Checkpoint tracks attributes of Keras layers.
             setattr(self, f"{slot}_mask", mask)
             setattr(self, f"{slot}_threshold", threshold)
-            variable.constraint = _MaskConstraint(mask, variable.constraint)
+            own = variable.constraint
+            if isinstance(own, _MaskConstraint):  # the layer was pruned before: this takes over
+                warnings.warn(
+                    f"{weight_name(self.layer, key, self.scope)!r} was already pruned by another "
+                    "PrunedLayer; its mask no longer applies. Prune the pruned model, not the "
+                    "original twice.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                own = own.inner
+            variable.constraint = _MaskConstraint(mask, own)
         self.last_mask_update_step = self.add_weight(
             name="last_mask_update_step",
             shape=(),
@@ -132,8 +152,11 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
     def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         return self.layer(inputs, *args, **kwargs)
 
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return self.layer.compute_output_shape(input_shape)
+    def compute_output_spec(self, *args: Any, **kwargs: Any) -> Any:
+        return self.layer.compute_output_spec(*args, **kwargs)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return self.layer.compute_mask(inputs, mask)
 
     @property
     def pruned_weights(self) -> tuple[PrunedWeight, ...]:
@@ -143,7 +166,7 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         variables = dict(_relative_variables(self.layer))
         return tuple(
             PrunedWeight(
-                weight_name(self.layer, key),
+                weight_name(self.layer, key, self.scope),
                 variables[key],
                 getattr(self, f"{_slot(key)}_mask"),
                 getattr(self, f"{_slot(key)}_threshold"),
@@ -155,10 +178,13 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         config: dict[str, Any] = super().get_config()
         config["spec"] = self.spec.to_hparams(include_defaults=False)
         config["pruned"] = self._pruned_keys
+        config["scope"] = self.scope
         return config
 
 
-def chosen_keys(layer: Any, spec: NormalizedSpec, select: VariableFilter) -> list[str]:
+def chosen_keys(
+    layer: Any, spec: NormalizedSpec, select: VariableFilter, scope: str = ""
+) -> list[str]:
     """The weights of a built layer to prune: chosen by `select`, unless the spec keeps them dense.
 
     A weight whose rule gives it sparsity 0 with `initial_sparsity` 0 would keep a
@@ -168,13 +194,16 @@ def chosen_keys(layer: Any, spec: NormalizedSpec, select: VariableFilter) -> lis
         key
         for key, variable in _relative_variables(layer)
         if select(variable)
-        and (spec.initial_sparsity > 0 or spec.target_sparsity_for(weight_name(layer, key)) > 0)
+        and (
+            spec.initial_sparsity > 0
+            or spec.target_sparsity_for(weight_name(layer, key, scope)) > 0
+        )
     ]
 
 
-def weight_name(layer: Any, key: str) -> str:
-    """What rules match and summaries show: `<layer name>/<path in the layer>`."""
-    return f"{layer.name}/{key}"
+def weight_name(layer: Any, key: str, scope: str = "") -> str:
+    """What rules match and summaries show: `<scope><layer name>/<path in the layer>`."""
+    return f"{scope}{layer.name}/{key}"
 
 
 def _relative_variables(layer: Any) -> Iterator[tuple[str, Any]]:
@@ -230,31 +259,41 @@ def prune(model: Any, spec: Any, *, select: VariableFilter | None = None) -> Any
     return _wrap(model, normalized, choose)
 
 
-def _wrap(model: Any, spec: NormalizedSpec, select: VariableFilter) -> Any:
+def _wrap(model: Any, spec: NormalizedSpec, select: VariableFilter, scope: str = "") -> Any:
     def wrap(layer: Any) -> Any:
+        if not isinstance(layer, keras.layers.Layer):  # keras.ops calls in a Functional graph
+            return layer
         if isinstance(layer, GRAPH_MODELS):
-            return _wrap(layer, spec, select)
-        keys = chosen_keys(layer, spec, select) if layer.built else []
-        return PrunedLayer(layer, spec, pruned=keys) if keys else layer
+            return _wrap(layer, spec, select, f"{scope}{layer.name}/")
+        keys = chosen_keys(layer, spec, select, scope) if layer.built else []
+        return PrunedLayer(layer, spec, pruned=keys, scope=scope) if keys else layer
 
     return keras.models.clone_model(model, clone_function=wrap)
 
 
 def _check_choice(model: Any, spec: NormalizedSpec, select: VariableFilter) -> None:
     selected = [
-        (layer, key, variable)
-        for layer in _leaf_layers(model)
+        (weight_name(layer, key, scope), layer, key, scope, variable)
+        for scope, layer in _leaf_layers(model)
         for key, variable in _relative_variables(layer)
         if select(variable)
     ]
+    names = [name for name, *_ in selected]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(
+            f"two weights of model {model.name!r} would both be called {twice[0]!r}: "
+            "rename one of their layers (names must tell weights apart for rules and summaries)"
+        )
     inventory = [
-        Weight(weight_name(layer, key), tuple(int(d) for d in variable.shape))
-        for layer, key, variable in selected
+        Weight(name, tuple(int(d) for d in variable.shape)) for name, *_, variable in selected
     ]
     plans, problems = plan_weights(spec, inventory)
     if problems:
         raise SpecError(problems)
-    if not any(key in chosen_keys(layer, spec, select) for layer, key, _ in selected):
+    if not any(
+        key in chosen_keys(layer, spec, select, scope) for _, layer, key, scope, _ in selected
+    ):
         raise ValueError(
             f"nothing to prune in model {model.name!r}: no weight is chosen (default: trainable "
             "kernels whose sparsity is not 0); pass select= to choose others"
@@ -263,12 +302,17 @@ def _check_choice(model: Any, spec: NormalizedSpec, select: VariableFilter) -> N
         warnings.warn(diagnostic.format(), UserWarning, stacklevel=3)
 
 
-def _leaf_layers(model: Any) -> Iterator[Any]:
+def _leaf_layers(model: Any, scope: str = "") -> Iterator[tuple[str, Any]]:
+    """(scope, layer) of every layer that is not itself a Sequential or Functional model."""
+    seen: set[int] = set()
     for layer in model.layers:
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
         if isinstance(layer, GRAPH_MODELS):
-            yield from _leaf_layers(layer)
+            yield from _leaf_layers(layer, f"{scope}{layer.name}/")
         else:
-            yield layer
+            yield scope, layer
 
 
 def pruned_layers(model: Any) -> list[PrunedLayer]:

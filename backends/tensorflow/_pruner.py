@@ -132,7 +132,9 @@ class Pruner(tf.Module):  # type: ignore[misc]
       name: the module's name.
 
     Save it with `tf.train.Checkpoint(..., pruner=pruner)`; a run restored at
-    step N continues with exactly the masks of an uninterrupted run.
+    step N continues with exactly the masks of an uninterrupted run. Masks and
+    thresholds are saved under their weight's name (`by_name`), so the order of
+    registration does not matter.
     """
 
     def __init__(
@@ -143,8 +145,9 @@ class Pruner(tf.Module):  # type: ignore[misc]
         self.last_mask_update_step = tf.Variable(
             0, dtype=tf.int64, trainable=False, name="last_mask_update_step"
         )
-        self.masks: list[tf.Variable] = []
-        self.thresholds: list[tf.Variable] = []
+        # Tracked by weight name, so a checkpoint restores into a Pruner whatever the order
+        # its weights were registered in.
+        self.by_name: dict[str, dict[str, tf.Variable]] = {}
         self._registry = _Registry(MaskUpdater(self._spec, (), [self.last_mask_update_step]))
         for weight in weights:
             self.register(weight)
@@ -156,6 +159,15 @@ class Pruner(tf.Module):  # type: ignore[misc]
     @property
     def pruned_weights(self) -> tuple[PrunedWeight, ...]:
         return self._registry.updater.weights
+
+    @property
+    def masks(self) -> list[Any]:
+        """The masks, in the order the weights were registered."""
+        return [p.mask for p in self.pruned_weights]
+
+    @property
+    def thresholds(self) -> list[Any]:
+        return [p.threshold for p in self.pruned_weights]
 
     def register(self, weight: Any, name: str | None = None) -> PrunedWeight:
         """Starts pruning `weight` (a variable); `name` defaults to its path or name.
@@ -179,8 +191,7 @@ class Pruner(tf.Module):  # type: ignore[misc]
             threshold = tf.Variable(
                 tf.zeros([], dtype), trainable=False, name=f"{_scope(name)}/threshold"
             )
-        self.masks.append(mask)
-        self.thresholds.append(threshold)
+        self.by_name[name] = {"mask": mask, "threshold": threshold}
         pruned = PrunedWeight(name, weight, mask, threshold)
         self._registry.updater = MaskUpdater(
             self._spec, (*self.pruned_weights, pruned), [self.last_mask_update_step]

@@ -330,3 +330,92 @@ def test_several_steps_per_execution_warn_that_updates_come_late() -> None:
     model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
     with pytest.warns(UserWarning, match="runs 4 steps per execution"):
         model.fit(X, np.ones((128, 4)), epochs=1, verbose=0, callbacks=[pks.PruningCallback(SPEC)])
+
+
+# Models of every shape.
+
+
+def assert_same_outputs(model: keras.Model, pruned: keras.Model, inputs: Any) -> None:
+    np.testing.assert_array_equal(
+        np.asarray(pruned(inputs, training=False)), np.asarray(model(inputs, training=False))
+    )
+
+
+def test_ops_and_masked_sequences_in_a_functional_graph_pass_through() -> None:
+    inputs = keras.Input((6,), dtype="int32")
+    embedded = keras.layers.Embedding(20, 4, mask_zero=True, name="emb")(inputs)
+    recurrent = keras.layers.LSTM(5, name="lstm")(embedded)
+    outputs = keras.layers.Dense(2, name="head")(keras.ops.relu(recurrent) * 2.0)
+    model = keras.Model(inputs, outputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "will destroy the mask information"
+        pruned = pks.prune(model, "target_sparsity=0.5")
+    names = [w.name for layer in pks.pruned_layers(pruned) for w in layer.pruned_weights]
+    assert names == ["lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel", "head/kernel"]
+    assert_same_outputs(model, pruned, np.array([[3, 4, 5, 0, 0, 0], [1, 2, 0, 0, 0, 0]]))
+
+
+class PlainDense(keras.layers.Layer):  # type: ignore[misc]
+    """A custom layer with only build and call, as most are."""
+
+    def build(self, input_shape: Any) -> None:
+        self.kernel = self.add_weight(shape=(input_shape[-1], 3), name="kernel")
+
+    def call(self, x: Any) -> Any:
+        return keras.ops.matmul(x, self.kernel)
+
+
+def test_layers_with_several_inputs_and_custom_layers_can_be_pruned() -> None:
+    query = keras.Input((4, 8))
+    value = keras.Input((5, 8))
+    attended = keras.layers.MultiHeadAttention(2, 4, name="attention")(query, value)
+    outputs = PlainDense(name="custom")(attended)
+    model = keras.Model([query, value], outputs)
+    pruned = pks.prune(model, "target_sparsity=0.5")
+    names = {w.name for layer in pks.pruned_layers(pruned) for w in layer.pruned_weights}
+    assert "custom/kernel" in names and "attention/query/kernel" in names
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((2, 4, 8)), rng.standard_normal((2, 5, 8))]
+    assert_same_outputs(model, pruned, inputs)
+
+
+def test_a_float32_layer_in_a_mixed_precision_model_keeps_float32() -> None:
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inputs = keras.Input((16,))
+        hidden = keras.layers.Dense(8, name="hidden")(inputs)
+        outputs = keras.layers.Dense(2, dtype="float32", name="out")(hidden)
+        model = keras.Model(inputs, outputs)
+        pruned = pks.prune(model, "target_sparsity=0.5")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert pruned.output.dtype == "float32"
+    assert_same_outputs(model, pruned, X)
+
+
+def test_weights_of_sub_models_are_named_by_their_sub_model() -> None:
+    def block(name: str) -> keras.Model:
+        return keras.Sequential(
+            [keras.Input((16,)), keras.layers.Dense(16, name="proj")], name=name
+        )
+
+    inputs = keras.Input((16,))
+    model = keras.Model(inputs, keras.layers.Dense(4, name="out")(block("b")(block("a")(inputs))))
+    spec = SPEC.replace("out/kernel:0.5", "a/proj/kernel:0.5")
+    pruned = compiled(pks.prune(model, spec))
+    pruned.fit(X, Y, batch_size=16, epochs=6, verbose=0, callbacks=[pks.PruningCallback(spec)])
+    assert pks.weight_sparsity(pruned) == {
+        "a/proj/kernel": 0.5,
+        "b/proj/kernel": 0.75,
+        "out/kernel": 0.75,
+    }
+
+
+def test_pruning_the_original_model_twice_warns_and_the_last_mask_rules() -> None:
+    model = mlp()
+    pks.prune(model, SPEC)
+    with pytest.warns(UserWarning, match="'hidden/kernel' was already pruned"):
+        second = pks.prune(model, SPEC)
+    (hidden, _) = pks.pruned_layers(second)
+    constraint = hidden.pruned_weights[0].weight.constraint
+    assert constraint.mask is hidden.pruned_weights[0].mask and constraint.inner is None

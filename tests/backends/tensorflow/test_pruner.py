@@ -233,3 +233,14 @@ def test_a_custom_loop_under_mirrored_strategy_keeps_replicas_identical() -> Non
         "last_update": 12,
         "steps": 12,
     }
+
+
+def test_a_checkpoint_restores_masks_by_name_whatever_the_order(tmp_path: Path) -> None:
+    first, second = (tf.Variable(np.ones((4, 4), np.float32), name=n) for n in ("a", "b"))
+    saved = Pruner(None, [first, second])
+    saved.by_name["a"]["mask"].assign(np.zeros((4, 4), np.float32))
+    path = tf.train.Checkpoint(pruner=saved).save(str(tmp_path / "ckpt"))
+    restored = Pruner(None, [second, first])  # registered the other way round
+    tf.train.Checkpoint(pruner=restored).restore(path).assert_consumed()
+    assert float(restored.by_name["a"]["mask"].numpy().sum()) == 0.0
+    assert float(restored.by_name["b"]["mask"].numpy().sum()) == 16.0
