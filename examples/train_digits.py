@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 def layer_rows(
     exported: Any, reported: dict[str, float]
 ) -> list[tuple[str, str, int, float, float]]:
-    """(weight, shape, size, sparsity in the exported model, sparsity the summaries reported)."""
+    """(weight, shape, size, sparsity in the exported model, sparsity training reported)."""
     rows = []
     for layer in exported.layers:
         kernel = getattr(layer, "kernel", None)
@@ -153,7 +153,7 @@ def print_report(
     dense_sizes: tuple[int, int],
     pruned_sizes: tuple[int, int],
 ) -> None:
-    print(f"\n{'weight':<18}{'shape':>9}{'values':>9}{'sparsity':>10}{'(summaries)':>13}")
+    print(f"\n{'weight':<18}{'shape':>9}{'values':>9}{'sparsity':>10}{'in training':>13}")
     for name, shape, size, zeros, reported in layers:
         print(f"{name:<18}{shape:>9}{size:>9}{zeros:>10.2%}{reported:>13.2%}")
     total = sum(size for _, _, size, _, _ in layers)
@@ -178,7 +178,7 @@ def check(
     if drop > MAX_ACCURACY_DROP:
         misses.append(f"accuracy dropped {drop:.2%}, more than {MAX_ACCURACY_DROP:.0%}")
     if any(zeros != reported for _, _, _, zeros, reported in layers):
-        misses.append("the summaries' sparsity differs from the exported model's")
+        misses.append("the sparsity training reported differs from the exported model's")
     for miss in misses:
         print(f"MISS: {miss}", file=sys.stderr)
     if not misses:
