@@ -39,7 +39,7 @@ def add_commands(commands: Any) -> None:
         "compute them. Lints about the schedule follow on stderr.",
     )
     _common(schedule)
-    schedule.add_argument("--total-steps", type=_positive, required=True, metavar="N")
+    schedule.add_argument("--total-steps", type=positive_int, required=True, metavar="N")
     schedule.add_argument("--format", choices=("table", "csv", "json"), default="table")
     schedule.add_argument("--plot", metavar="PNG", help="also draw the curves (needs matplotlib)")
     schedule.set_defaults(run=run_schedule)
@@ -54,7 +54,7 @@ def add_commands(commands: Any) -> None:
     source = explain.add_mutually_exclusive_group(required=True)
     source.add_argument("--weights", metavar="INVENTORY", help="text file of 'name shape' lines")
     source.add_argument("--checkpoint", metavar="PATH", help="TF checkpoint, .keras or .weights.h5")
-    explain.add_argument("--total-steps", type=_positive, metavar="N", help="length of the run")
+    explain.add_argument("--total-steps", type=positive_int, metavar="N", help="length of the run")
     explain.add_argument("--tolerance", type=float, default=0.01)
     explain.add_argument("--format", choices=("table", "json"), default="table")
     explain.set_defaults(run=run_explain)
@@ -79,7 +79,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type of a step count: a positive integer."""
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import TextIO
 
 from pruning_spec import _docs, _format, _loader
-from pruning_spec._analyze import EXIT_FOUND, EXIT_OK, EXIT_USAGE, CommandError, load
+from pruning_spec._analyze import (
+    EXIT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    load,
+    positive_int,
+)
 from pruning_spec._analyze import add_commands as add_analysis_commands
 from pruning_spec._diagnostics import Diagnostic, Span
 from pruning_spec._hparams import parse_hparams_source
@@ -54,7 +61,10 @@ def _build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--hparams", default="", help="hparam overrides applied to each file")
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
     validate.add_argument(
-        "--total-steps", type=int, metavar="N", help="also lint the schedule of an N-step run"
+        "--total-steps",
+        type=positive_int,
+        metavar="N",
+        help="also lint the schedule of an N-step run",
     )
     validate.add_argument(
         "--weights", metavar="INVENTORY", help="also lint the rules against these weights"

@@ -237,6 +237,17 @@ def test_usage_errors_exit_two(capsys: pytest.CaptureFixture[str]) -> None:
     assert exited.value.code == 2
 
 
+@pytest.mark.parametrize("command", ["validate", "schedule", "explain"])
+@pytest.mark.parametrize("steps", ["0", "-5"])
+def test_a_run_length_must_be_positive(
+    capsys: pytest.CaptureFixture[str], command: str, steps: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, CIFAR10, "--total-steps", steps, "--weights", "w.txt"])
+    assert exited.value.code == 2
+    assert f"--total-steps: must be a positive integer, got {steps}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [[], ["validate"], ["print"], ["fmt"], ["docs"]])
 def test_help_on_every_command(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
