@@ -14,6 +14,7 @@ passes over 16-bit digits find it without sorting (radix select).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -74,23 +75,46 @@ def kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     return radix_kth_largest(values, k)
 
 
+class _BitView(NamedTuple):
+    """A tensor flattened for selection on its bit patterns, half floats widened exactly."""
+
+    values: tf.Tensor
+    dtype: tf.DType  # the caller's, which the selected value is returned in
+    int_dtype: tf.DType  # signed integers as wide as `values`
+    unsigned: tf.DType
+    width: int
+
+    def magnitudes(self, values: tf.Tensor | None = None) -> tf.Tensor:
+        """The bit patterns of |x| read as integers: the sign bit cleared."""
+        patterns = tf.bitcast(self.values if values is None else values, self.int_dtype)
+        return tf.bitwise.bitwise_and(
+            patterns, tf.constant((1 << (self.width - 1)) - 1, self.int_dtype)
+        )
+
+    def value_of(self, pattern: tf.Tensor) -> tf.Tensor:
+        """The float whose magnitude pattern this is, in the caller's dtype (exact)."""
+        return tf.cast(tf.bitcast(pattern, self.values.dtype), self.dtype)
+
+
+def _bit_view(values: tf.Tensor) -> _BitView:
+    flat = tf.reshape(values, [-1])
+    dtype = flat.dtype
+    if dtype in (tf.float16, tf.bfloat16):
+        flat = tf.cast(flat, tf.float32)  # exact: every half value is a float32
+    if flat.dtype == tf.float64:
+        return _BitView(flat, dtype, tf.int64, tf.uint64, 64)
+    return _BitView(flat, dtype, tf.int32, tf.uint32, 32)
+
+
 def sorted_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     """The k-th largest magnitude by a partial `top_k` sort, O(n log k).
 
     It sorts the bit patterns with the sign cleared, as integers, like radix select:
     a float sort on the CPU treats subnormals as zero and could return either.
     """
-    flat = tf.reshape(values, [-1])
-    dtype = flat.dtype
-    if dtype in (tf.float16, tf.bfloat16):
-        flat = tf.cast(flat, tf.float32)  # exact
-    int_dtype, bits = (tf.int64, 64) if flat.dtype == tf.float64 else (tf.int32, 32)
-    patterns = tf.bitwise.bitwise_and(
-        tf.bitcast(flat, int_dtype), tf.constant((1 << (bits - 1)) - 1, int_dtype)
-    )
+    view = _bit_view(values)
     rank = tf.cast(k, tf.int32)
-    largest = tf.math.top_k(patterns, k=rank, sorted=True).values[rank - 1]
-    return tf.cast(tf.bitcast(largest, flat.dtype), dtype)
+    return view.value_of(tf.math.top_k(view.magnitudes(), k=rank, sorted=True).values[rank - 1])
 
 
 def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
@@ -102,13 +126,9 @@ def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     only the values in the selected bucket are kept (compaction), so the later digits
     cost almost nothing.
     """
-    values = tf.reshape(values, [-1])
-    dtype = values.dtype
-    if dtype in (tf.float16, tf.bfloat16):
-        values = tf.cast(values, tf.float32)  # exact: every half value is a float32
-    wide = values.dtype == tf.float64
-    int_dtype, unsigned = (tf.int64, tf.uint64) if wide else (tf.int32, tf.uint32)
-    total_bits = 64 if wide else 32
+    view = _bit_view(values)
+    int_dtype, total_bits = view.int_dtype, view.width
+    wide = total_bits == 64
     half = _DIGITS // 2
     no_weights = tf.zeros([0], int_dtype)
     remaining = tf.cast(k, int_dtype)
@@ -127,7 +147,7 @@ def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
         remaining -= above_block + above_within
         return block * _BLOCK + within
 
-    top = tf.bitwise.right_shift(tf.bitcast(values, unsigned), total_bits - _DIGIT_BITS)
+    top = tf.bitwise.right_shift(tf.bitcast(view.values, view.unsigned), total_bits - _DIGIT_BITS)
     top = tf.bitcast(top, tf.int32) if not wide else tf.cast(top, tf.int32)
     both_signs = tf.raw_ops.DenseBincount(input=top, size=_DIGITS, weights=no_weights)
     digit = select(both_signs[:half] + both_signs[half:])
@@ -135,10 +155,7 @@ def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     with tf.control_dependencies([digit]):  # after the histogram: the AND reuses top's buffer
         top = tf.bitwise.bitwise_and(top, half - 1)
     in_bucket = tf.equal(top, tf.cast(digit, tf.int32))
-    bits = tf.bitwise.bitwise_and(
-        tf.boolean_mask(tf.bitcast(values, int_dtype), in_bucket),
-        tf.constant((1 << (total_bits - 1)) - 1, int_dtype),
-    )
+    bits = view.magnitudes(tf.boolean_mask(view.values, in_bucket))
     for shift in range(total_bits - 2 * _DIGIT_BITS, -1, -_DIGIT_BITS):
         key = tf.cast(
             tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, shift), _DIGITS - 1), tf.int32
@@ -147,7 +164,7 @@ def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
         prefix = prefix * _DIGITS + digit
         if shift:
             bits = tf.boolean_mask(bits, tf.equal(key, tf.cast(digit, tf.int32)))
-    return tf.cast(tf.bitcast(prefix, values.dtype), dtype)  # exact, as the value is one of them
+    return view.value_of(prefix)  # exact, as the value is one of them
 
 
 def _highest_reaching(
