@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -12,7 +11,7 @@ import tensorflow as tf
 from pruning_spec import NormalizedSpec
 
 from ._keras_layer import PrunedLayer, pruned_layers
-from ._pruner import MaskUpdater
+from ._pruner import MaskUpdater, overall_zero_fraction, zero_fractions
 from ._spec_input import coerce_spec
 
 
@@ -111,7 +110,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if updater is None:
             raise ValueError(f"model {self.model.name!r}: its PrunedLayers were never built")
         if logs is not None:
-            logs["sparsity"] = overall_sparsity(updater)
+            logs["sparsity"] = overall_zero_fraction(updater.weights)
         if self._update_freq == "epoch":
             self._write(step)
 
@@ -143,22 +142,9 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
 def weight_sparsity(model: Any) -> dict[str, float]:
     """The fraction of zeros of each pruned weight of a model, by weight name."""
-    return {
-        pruned.name: _zeros(pruned.weight) / math.prod(pruned.weight.shape)
-        for layer in pruned_layers(model)
-        for pruned in layer.pruned_weights
-    }
-
-
-def _zeros(variable: Any) -> int:
-    return int(math.prod(variable.shape)) - int(tf.math.count_nonzero(variable))
-
-
-def overall_sparsity(updater: MaskUpdater) -> float:
-    """The fraction of zeros over every pruned weight together."""
-    total = sum(math.prod(pruned.weight.shape) for pruned in updater.weights)
-    zeros = sum(_zeros(pruned.weight) for pruned in updater.weights)
-    return zeros / total if total else 0.0
+    return zero_fractions(
+        pruned for layer in pruned_layers(model) for pruned in layer.pruned_weights
+    )
 
 
 def _model_spec(layers: list[PrunedLayer], given: NormalizedSpec | None) -> NormalizedSpec:

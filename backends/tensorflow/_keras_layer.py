@@ -11,6 +11,7 @@ checkpoint and an export all see exactly the masked values.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -272,28 +273,23 @@ def _wrap(model: Any, spec: NormalizedSpec, select: VariableFilter, scope: str =
 
 
 def _check_choice(model: Any, spec: NormalizedSpec, select: VariableFilter) -> None:
-    selected = [
-        (weight_name(layer, key, scope), layer, key, scope, variable)
-        for scope, layer in _leaf_layers(model)
+    layers = list(_leaf_layers(model))
+    inventory = [
+        Weight(weight_name(layer, key, scope), tuple(int(d) for d in variable.shape))
+        for scope, layer in layers
         for key, variable in _relative_variables(layer)
         if select(variable)
     ]
-    names = [name for name, *_ in selected]
-    twice = sorted({name for name in names if names.count(name) > 1})
+    twice = sorted(name for name, count in Counter(w.name for w in inventory).items() if count > 1)
     if twice:
         raise ValueError(
             f"two weights of model {model.name!r} would both be called {twice[0]!r}: "
             "rename one of their layers (names must tell weights apart for rules and summaries)"
         )
-    inventory = [
-        Weight(name, tuple(int(d) for d in variable.shape)) for name, *_, variable in selected
-    ]
     plans, problems = plan_weights(spec, inventory)
     if problems:
         raise SpecError(problems)
-    if not any(
-        key in chosen_keys(layer, spec, select, scope) for _, layer, key, scope, _ in selected
-    ):
+    if not any(chosen_keys(layer, spec, select, scope) for scope, layer in layers):
         raise ValueError(
             f"nothing to prune in model {model.name!r}: no weight is chosen (default: trainable "
             "kernels whose sparsity is not 0); pass select= to choose others"

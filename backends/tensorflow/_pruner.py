@@ -18,6 +18,7 @@ graph mode, so the same weights, spec and steps give the same masks and threshol
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -98,9 +99,8 @@ class MaskUpdater:
         """Zeroes the pruned values of every weight (after an optimizer step, say)."""
         return tf.group(*(p.weight.assign(p.weight * p.mask) for p in self.weights))
 
-    def weight_sparsity(self) -> dict[str, tf.Tensor]:
-        """The fraction of zeros of each weight as it stands: what an export contains."""
-        return {p.name: tf.nn.zero_fraction(p.weight) for p in self.weights}
+    def weight_sparsity(self) -> dict[str, float]:
+        return zero_fractions(self.weights)
 
     def write_summaries(self, step: Any) -> None:
         """Scalars under `pruning/`: the schedule, each weight's sparsity and threshold."""
@@ -116,6 +116,25 @@ class MaskUpdater:
                 f"pruning/{pruned.name}/sparsity", tf.nn.zero_fraction(pruned.weight), step=step
             )
             tf.summary.scalar(f"pruning/{pruned.name}/threshold", pruned.threshold, step=step)
+
+
+def zero_fractions(weights: Iterable[PrunedWeight]) -> dict[str, float]:
+    """The fraction of zeros of each weight as it stands (what an export holds), exactly."""
+    return {p.name: _zeros(p.weight) / _size(p.weight) for p in weights}
+
+
+def overall_zero_fraction(weights: Sequence[PrunedWeight]) -> float:
+    """The fraction of zeros over the weights together."""
+    total = sum(_size(p.weight) for p in weights)
+    return sum(_zeros(p.weight) for p in weights) / total if total else 0.0
+
+
+def _zeros(variable: Any) -> int:
+    return _size(variable) - int(tf.math.count_nonzero(variable))
+
+
+def _size(variable: Any) -> int:
+    return math.prod(int(d) for d in variable.shape)
 
 
 def _as_step(step: Any) -> tf.Tensor:
@@ -221,7 +240,8 @@ class Pruner(tf.Module):  # type: ignore[misc]
         """The scheduled sparsity at `step`, globally or for the weight called `name`."""
         return self._registry.updater.sparsity(step, name)
 
-    def weight_sparsity(self) -> dict[str, tf.Tensor]:
+    def weight_sparsity(self) -> dict[str, float]:
+        """The fraction of zeros of each registered weight, by name (eager)."""
         return self._registry.updater.weight_sparsity()
 
     def write_summaries(self, step: Any) -> None:

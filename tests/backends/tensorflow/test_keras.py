@@ -176,9 +176,11 @@ def test_keras_masks_equal_graph_mode_for_the_same_weights_and_steps() -> None:
     with tf.Graph().as_default():
         step = tf.compat.v1.train.get_or_create_global_step()
         for name, value in kernels.items():
-            variable = tf.compat.v1.get_variable(name.replace("/", "_"), initializer=value)
-            pruning.apply_mask(variable, name.split("/")[0])
-        graph = pruning.Pruning(spec.replace("out/kernel", "out_kernel"), global_step=step)
+            layer, weight = name.split("/")
+            with tf.compat.v1.variable_scope(layer):  # graph names equal Keras's: out/kernel
+                variable = tf.compat.v1.get_variable(weight, initializer=value)
+            pruning.apply_mask(variable, layer)
+        graph = pruning.Pruning(spec, global_step=step)
         update = graph.conditional_mask_update_op()
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())

@@ -146,6 +146,7 @@ def test_the_optimizer_cannot_revive_pruned_weights_between_updates() -> None:
     largest_pruned: list[float] = []
     train(pruner, weight, optimizer, 40, largest_pruned)
     assert largest_pruned == [0.0] * 40  # momentum keeps pushing them; apply_masks wins
+    assert pruner.weight_sparsity() == {"dense/kernel": float(np.mean(weight.numpy() == 0))}
     assert float(np.mean(weight.numpy() == 0)) == pytest.approx(0.7, abs=1 / 120)
 
 
