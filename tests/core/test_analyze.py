@@ -8,19 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-
-from pruning_spec._cli import main
+from cli_run import run
 
 ROOT = Path(__file__).resolve().parents[2]
 CIFAR10 = str(ROOT / "examples" / "cifar10.txtpb")
 BLOCKS = str(ROOT / "examples" / "block_sparse_dense.txtpb")
 INVENTORY = "conv1/kernel 3,3,1,32\nconv1/bias 32\ndense1/kernel 784,256\nlogits/kernel 256,10\n"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture

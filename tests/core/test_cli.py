@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run
 
 from pruning_spec import load_spec, parse_spec_text
 from pruning_spec._cli import main
@@ -19,12 +20,6 @@ CIFAR10 = str(ROOT / "examples" / "cifar10.txtpb")
 BROKEN = (
     "target_sparsty: 0.9\ntarget_sparsity: 1.5\nbegin_pruning_step: 500\nend_pruning_step: 100\n"
 )
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv))
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_pruner import read_scalars
+from summaries import read_scalars
 
 from pruning_spec import SpecError
 from pruning_spec.backends import tensorflow as pruning

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
+from summaries import read_scalars
 
 from pruning_spec import SpecError
 from pruning_spec.backends import tensorflow as pruning
@@ -188,16 +189,6 @@ def test_summaries_report_the_weights_own_sparsity(tmp_path: Path) -> None:
     )
     assert scalars["pruning/last_mask_update_step"] == 30
     assert scalars["pruning/sparsity"] == pytest.approx(0.7)
-
-
-def read_scalars(log_dir: Path) -> dict[str, float]:
-    """The last value of each scalar tag in a directory's event files."""
-    found: dict[str, float] = {}
-    for event_file in sorted(log_dir.rglob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
-            for value in event.summary.value:
-                found[value.tag] = float(tf.make_ndarray(value.tensor))
-    return found
 
 
 def test_register_rejects_what_cannot_be_pruned() -> None:
