@@ -13,14 +13,12 @@ and reports the ratio to it.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import Figure, Report, load_average, machine
+from _common import Figure, Report, load_average, machine, median_times
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cifar10.txtpb"
@@ -28,16 +26,11 @@ COLD_START_TARGET = 0.25
 THOUSAND_FILES_TARGET = 3.0
 
 
-def wall(command: list[str], repeats: int) -> float:
-    subprocess.run(command, capture_output=True, check=False)  # warm-up: OS file cache
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, check=False)
-        times.append(time.perf_counter() - start)
-        if result.returncode != 0:
-            raise SystemExit(f"{command[:3]} failed: {result.stdout.decode()[-500:]}")
-    return statistics.median(times)
+def succeeds(command: list[str]) -> None:
+    """Runs a command; a benchmark of a failing command would time its error path."""
+    result = subprocess.run(command, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{command[:3]} failed: {result.stdout.decode()[-500:]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,11 +48,17 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(folder) / f"spec_{index}.txtpb"
             path.write_text(text.replace("cifar10_pruning", f"spec_{index}"))
             files.append(str(path))
-        figures = {
-            "python_startup_s": wall([sys.executable, "-c", "pass"], repeats),
-            "cold_validate_one_file_s": wall([*cli, str(EXAMPLE)], repeats),
-            f"validate_{count}_files_s": wall([*cli, *files], repeats),
+        commands = {
+            "python_startup_s": [sys.executable, "-c", "pass"],
+            "cold_validate_one_file_s": [*cli, str(EXAMPLE)],
+            f"validate_{count}_files_s": [*cli, *files],
         }
+        # The warm-up run fills the OS file cache.
+        figures = median_times(
+            {name: (lambda c=command: succeeds(c)) for name, command in commands.items()},
+            repeats,
+            warmups=1,
+        )
     floor = figures["python_startup_s"]
     cold, many = figures["cold_validate_one_file_s"], figures[f"validate_{count}_files_s"]
     report = Report("cli", args.quick)
