@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -122,17 +122,24 @@ def main(argv: list[str] | None = None) -> int:
     compile_model(exported)
     pruned_accuracy = exported.evaluate(x_test, y_test, verbose=0)[1]
 
-    layers = layer_rows(exported, reported)
-    print_report(layers, dense_accuracy, pruned_accuracy, dense_sizes, pruned_sizes)
+    rows = layer_rows(exported, reported)
+    print_report(rows, dense_accuracy, pruned_accuracy, dense_sizes, pruned_sizes)
     print(f"\nmodels, gzipped copies and TensorBoard logs in {out}")
     print(f"took {time.perf_counter() - started:.0f} s")
-    return check(layers, dense_accuracy, pruned_accuracy)
+    return check(rows, dense_accuracy, pruned_accuracy)
 
 
-def layer_rows(
-    exported: Any, reported: dict[str, float]
-) -> list[tuple[str, str, int, float, float]]:
-    """(weight, shape, size, sparsity in the exported model, sparsity training reported)."""
+class Row(NamedTuple):
+    """One pruned kernel in the report."""
+
+    name: str
+    shape: str
+    size: int
+    zeros: float  # its fraction of zeros in the exported model
+    reported: float  # the fraction training reported
+
+
+def layer_rows(exported: Any, reported: dict[str, float]) -> list[Row]:
     rows = []
     for layer in exported.layers:
         kernel = getattr(layer, "kernel", None)
@@ -140,25 +147,27 @@ def layer_rows(
             continue
         name = f"{layer.name}/kernel"
         values = np.asarray(kernel.numpy())
-        zeros = float(np.mean(values == 0))
         shape = "x".join(str(d) for d in values.shape)
-        rows.append((name, shape, values.size, zeros, reported.get(name, 0.0)))
+        rows.append(Row(name, shape, values.size, float(np.mean(values == 0)), reported[name]))
     return rows
 
 
+def overall_sparsity(rows: list[Row]) -> float:
+    return sum(row.size * row.zeros for row in rows) / sum(row.size for row in rows)
+
+
 def print_report(
-    layers: list[tuple[str, str, int, float, float]],
+    rows: list[Row],
     dense_accuracy: float,
     pruned_accuracy: float,
     dense_sizes: tuple[int, int],
     pruned_sizes: tuple[int, int],
 ) -> None:
     print(f"\n{'weight':<18}{'shape':>9}{'values':>9}{'sparsity':>10}{'in training':>13}")
-    for name, shape, size, zeros, reported in layers:
-        print(f"{name:<18}{shape:>9}{size:>9}{zeros:>10.2%}{reported:>13.2%}")
-    total = sum(size for _, _, size, _, _ in layers)
-    overall = sum(size * zeros for _, _, size, zeros, _ in layers) / total
-    print(f"{'all pruned':<18}{'':>9}{total:>9}{overall:>10.2%}")
+    for row in rows:
+        print(f"{row.name:<18}{row.shape:>9}{row.size:>9}{row.zeros:>10.2%}{row.reported:>13.2%}")
+    total = sum(row.size for row in rows)
+    print(f"{'all pruned':<18}{'':>9}{total:>9}{overall_sparsity(rows):>10.2%}")
     print(f"\n{'':<24}{'dense':>10}{'pruned':>10}")
     print(f"{'test accuracy':<24}{dense_accuracy:>10.2%}{pruned_accuracy:>10.2%}")
     print(f"{'.keras file (bytes)':<24}{dense_sizes[0]:>10}{pruned_sizes[0]:>10}")
@@ -166,18 +175,15 @@ def print_report(
     print(f"compressed, the pruned model is {dense_sizes[1] / pruned_sizes[1]:.1f}x smaller")
 
 
-def check(
-    layers: list[tuple[str, str, int, float, float]], dense_accuracy: float, pruned_accuracy: float
-) -> int:
-    total = sum(size for _, _, size, _, _ in layers)
-    overall = sum(size * zeros for _, _, size, zeros, _ in layers) / total
+def check(rows: list[Row], dense_accuracy: float, pruned_accuracy: float) -> int:
+    overall = overall_sparsity(rows)
     drop = dense_accuracy - pruned_accuracy
     misses = []
     if overall < MIN_SPARSITY:
         misses.append(f"sparsity {overall:.2%} is below {MIN_SPARSITY:.0%}")
     if drop > MAX_ACCURACY_DROP:
         misses.append(f"accuracy dropped {drop:.2%}, more than {MAX_ACCURACY_DROP:.0%}")
-    if any(zeros != reported for _, _, _, zeros, reported in layers):
+    if any(row.zeros != row.reported for row in rows):
         misses.append("the sparsity training reported differs from the exported model's")
     for miss in misses:
         print(f"MISS: {miss}", file=sys.stderr)
