@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from typing import Any
 
@@ -37,6 +38,13 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         super().__init__()
         if update_freq != "epoch" and not (isinstance(update_freq, int) and update_freq > 0):
             raise ValueError(f"update_freq must be 'epoch' or a positive int, not {update_freq!r}")
+        if log_dir is not None and importlib.util.find_spec("tensorboard") is None:
+            # tf.summary needs it, and would say so only after the first epoch.
+            raise ImportError(
+                f"PruningCallback(log_dir={log_dir!r}) writes TensorBoard summaries, but the "
+                "tensorboard package is not installed: pip install 'pruning-spec[tensorflow]' "
+                "(or tensorboard), or leave log_dir out"
+            )
         self._spec = None if spec is None else coerce_spec(spec)
         self._log_dir = log_dir
         self._update_freq = update_freq

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -206,6 +207,20 @@ def test_summaries_equal_the_exported_models_sparsity(tmp_path: Path) -> None:
             float(np.mean(kernel == 0)), abs=1e-7
         )
     assert scalars["pruning/sparsity"] == pytest.approx(0.75 * (1 - (1 - 32 / 40) ** 3), abs=1e-6)
+
+
+def test_summaries_without_tensorboard_fail_before_training(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *rest: None if name == "tensorboard" else real_find_spec(name, *rest),
+    )
+    with pytest.raises(ImportError, match=r"tensorboard package is not installed"):
+        pks.PruningCallback(SPEC, log_dir="logs")
+    pks.PruningCallback(SPEC)  # without summaries it needs no tensorboard: no error
 
 
 def test_a_callback_spec_other_than_the_models_stops_fit() -> None:
