@@ -77,6 +77,14 @@ class Diagnostic:
         return dataclasses.replace(self, span=span)
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """`repr(text)`, its middle elided when long: messages echo input, never all of it."""
+    if len(text) <= limit:
+        return repr(text)
+    half = limit // 2
+    return f"{text[:half]!r}...{text[-half:]!r} ({len(text):,} characters)"
+
+
 def line_and_column(text: str | bytes, offset: int) -> tuple[int, int]:
     """The 1-based line and column of `offset`; lines end at '\\n' only, as in text format."""
     newline = "\n" if isinstance(text, str) else b"\n"

@@ -1,161 +1,292 @@
-"""Spotting weight-name patterns that can make Python's regex engine backtrack exponentially.
+"""Rule patterns: Python regular expressions, matched by RE2 in time linear in the name.
 
-`(a+)+$` searched in a long name of `a`s takes 2^n steps: the engine tries every
-way of splitting the run between the inner and the outer repeat. Two shapes do
-this and are flagged:
-- an unbounded repeat whose body is itself only a repeat plus optional parts
-  (`(a+)+`, `(\\w+\\s?)*`); a body with a mandatory literal (`(conv\\d+/)+`) is fine;
-- an unbounded repeat over alternatives that can start with the same character
-  (`(a|aa)+`, `(.|\\s)*`); `(conv|dense)+` is fine.
-First characters are judged on ASCII, so a few safe patterns over character
-classes may be flagged; none of the exponential shapes above is missed.
+A rule's pattern is searched (`re.search` semantics: unanchored) in weight names
+that come from models and checkpoints anyone can hand us. Python's backtracking
+engine takes exponential time on patterns such as `(a|a){0,100}b` or
+`a*a*a*a*a*a*a*a*b`, and no heuristic catches them all, so every match goes
+through RE2 (`google-re2`), whose automata never backtrack.
+
+A pattern is accepted when it is a valid Python regular expression (what the
+schema has always documented, and what r1.15 used) that RE2 can run with the
+same meaning. It is refused with a reason otherwise:
+
+- `invalid-regex`: Python's `re` rejects it;
+- `unsupported-regex`: a construct only a backtracking engine runs
+  (backreferences, lookarounds, conditionals, atomic groups, possessive repeats,
+  repeat counts over 1000, `\\Z`, the `x`/`a`/`L`/`u` flags), or syntax RE2 reads
+  with another meaning (`a{,3}`, POSIX classes such as `[[:alpha:]]`).
+
+Where the two engines differ on a pattern both accept, RE2's meaning applies:
+`\\w \\d \\s \\b` are ASCII-only, `$` matches only at the very end of the name,
+and case-insensitive matching has no Turkish-i special cases (README,
+"Patterns").
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sys
 import warnings
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+import re2
+
+from pruning_spec._diagnostics import shorten
 
 if sys.version_info >= (3, 11):
+    import re._constants as _sre_constants  # type: ignore[import-not-found]
     import re._parser as _sre_parse  # type: ignore[import-not-found]
 else:  # pragma: no cover
+    import sre_constants as _sre_constants
     import sre_parse as _sre_parse
 
-_REPEATS = {_sre_parse.MAX_REPEAT, _sre_parse.MIN_REPEAT}
-_ZERO_WIDTH = {_sre_parse.AT, _sre_parse.ASSERT, _sre_parse.ASSERT_NOT}
+INVALID_REGEX = "invalid-regex"
+UNSUPPORTED_REGEX = "unsupported-regex"
+_MAX_REPEAT_COUNT = 1000  # RE2's limit on {n,m}
+
+
+class PatternProblem(NamedTuple):
+    """Why a rule pattern cannot be used: a diagnostic code, a message and a hint."""
+
+    code: str
+    message: str
+    hint: str = ""
+
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # problems are reported as diagnostics, not on stderr
+    options.never_capture = True  # only whether a pattern matches is ever asked
+    return options
+
+
+_OPTIONS = _options()
 
 
 @functools.lru_cache(maxsize=4096)
-def compile_pattern(pattern: str) -> re.Pattern[str] | str:
-    """The compiled pattern, or the reason it does not compile.
+def pattern_problem(pattern: str) -> PatternProblem | None:
+    """Why `pattern` cannot be a rule pattern, or None when it can."""
+    shown = shorten(pattern)
+    python_error = _python_error(pattern)
+    if python_error is not None:
+        return PatternProblem(
+            INVALID_REGEX, f"{shown} is not a valid regular expression: {python_error}"
+        )
+    construct = _python_only_construct(pattern)
+    if construct is not None:
+        what, hint = construct
+        return PatternProblem(
+            UNSUPPORTED_REGEX,
+            f"{shown} uses {what}, which RE2's linear-time matching does not support",
+            hint,
+        )
+    error = _re2_error(pattern)
+    if error is None:
+        return None
+    hint = next((h for prefix, h in _RE2_HINTS if error.startswith(prefix)), "")
+    return PatternProblem(
+        UNSUPPORTED_REGEX, f"{shown} is refused by RE2, which matches in linear time: {error}", hint
+    )
 
-    Python's FutureWarnings about patterns (`[[` "possible nested set") are not
-    the user's business here: the pattern means today what it says.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+
+def _python_error(pattern: str) -> str | None:
+    with _quietly():
         try:
-            return re.compile(pattern)
+            re.compile(pattern)
         except re.error as error:
             return str(error)
-
-
-@functools.lru_cache(maxsize=4096)
-def nested_repeat(pattern: str) -> str | None:
-    """The source of a repeat that nests another unbounded one, or None if there is none."""
-    try:
-        tree = _sre_parse.parse(pattern)
-    except Exception:
-        return None
-    return _find(list(tree), pattern)
-
-
-def _find(items: list[tuple[Any, Any]], pattern: str) -> str | None:
-    for op, arg in items:
-        if op in _REPEATS:
-            _, high, body = arg
-            mandatory, unbounded = _shape(list(body))
-            if high == _sre_parse.MAXREPEAT and (
-                (unbounded and not mandatory) or _overlapping_branch(list(body))
-            ):
-                return pattern
-            found = _find(list(body), pattern)
-        elif op is _sre_parse.SUBPATTERN:
-            found = _find(list(arg[-1]), pattern)
-        elif op is _sre_parse.BRANCH:
-            found = next((f for alt in arg[1] if (f := _find(list(alt), pattern))), None)
-        else:
-            found = None
-        if found:
-            return found
+        except (RecursionError, OverflowError):
+            return "it is nested too deeply"
     return None
 
 
-def _shape(items: list[tuple[Any, Any]]) -> tuple[bool, bool]:
-    """(has a mandatory non-repeated element, has an unbounded repeat), looking through groups."""
-    mandatory = unbounded = False
-    for op, arg in items:
-        if op in _REPEATS:
-            _, high, body = arg
-            unbounded = unbounded or high == _sre_parse.MAXREPEAT or _shape(list(body))[1]
-        elif op is _sre_parse.SUBPATTERN:
-            inner_mandatory, inner_unbounded = _shape(list(arg[-1]))
-            mandatory, unbounded = mandatory or inner_mandatory, unbounded or inner_unbounded
-        elif op is _sre_parse.BRANCH:
-            shapes = [_shape(list(alt)) for alt in arg[1]]
-            mandatory = mandatory or all(m for m, _ in shapes)
-            unbounded = unbounded or any(u for _, u in shapes)
-        elif op not in _ZERO_WIDTH:
-            mandatory = True
-    return mandatory, unbounded
+@contextlib.contextmanager
+def _quietly() -> Iterator[None]:
+    # Python's FutureWarnings about patterns (`[[` "possible nested set") are not the
+    # user's business here: such patterns are judged by what RE2 makes of them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
-_CATEGORY_CHARS = {
-    _sre_parse.CATEGORY_DIGIT: frozenset(range(48, 58)),
-    _sre_parse.CATEGORY_SPACE: frozenset(map(ord, " \t\n\r\f\v")),
-    _sre_parse.CATEGORY_WORD: frozenset(c for c in range(128) if chr(c).isalnum() or chr(c) == "_"),
+def _encoded(text: str) -> bytes:
+    # Lone surrogates (possible in names read from files) become bytes no pattern matches.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _re2_error(pattern: str) -> str | None:
+    try:
+        re2.compile(_encoded(pattern), _OPTIONS)
+    except re2.error as error:
+        message = error.args[0] if error.args else ""
+        return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    return None
+
+
+_RE2_HINTS = (
+    ("invalid escape sequence", "write the character itself"),
+    ("invalid perl operator", "RE2 knows (?:...), (?P<name>...) and the flags i, m and s"),
+    ("invalid repetition size", f"RE2 counts repeats up to {_MAX_REPEAT_COUNT} in all"),
+    ("pattern too large", "the pattern is too large for RE2's memory budget: simplify it"),
+    ("invalid UTF-8", "patterns are UTF-8 text"),
+)
+
+
+# Constructs of Python's parse tree RE2 cannot run, with what to write instead.
+_UNSUPPORTED_OPS: dict[Any, tuple[str, str]] = {
+    _sre_constants.GROUPREF: (
+        "a backreference",
+        "a backreference can take exponential time; match the name without it",
+    ),
+    _sre_constants.GROUPREF_EXISTS: (
+        "a conditional group (?(id)yes|no)",
+        "write the alternatives out with |",
+    ),
+    _sre_constants.ASSERT: (
+        "a lookahead or lookbehind",
+        "match the text itself, or split the rule in two",
+    ),
+    _sre_constants.ASSERT_NOT: (
+        "a negative lookahead or lookbehind",
+        "list the weights you mean instead of the ones you don't",
+    ),
 }
+if sys.version_info >= (3, 11):
+    _UNSUPPORTED_OPS[_sre_constants.ATOMIC_GROUP] = (
+        "an atomic group (?>...)",
+        "a linear-time engine needs none: write the group as (?:...)",
+    )
+    _UNSUPPORTED_OPS[_sre_constants.POSSESSIVE_REPEAT] = (
+        "a possessive repeat (*+, ++, ?+)",
+        "a linear-time engine needs none: drop the second +",
+    )
+_REPEATS = {_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT}
+# `{,n}` and `{,}` repeat in Python but are literal text to RE2.
+_OPEN_MIN_REPEAT = re.compile(r"\{,\d*\}")
+_POSIX_CLASS = re.compile(r"\[:\^?[A-Za-z]+:\]")
+_INLINE_FLAGS = re.compile(r"\(\?([A-Za-z]*)(?:-([A-Za-z]*))?[:)]")
+_RE2_FLAGS = frozenset("imsU")
 
 
-def _overlapping_branch(items: list[tuple[Any, Any]]) -> bool:
-    """A top-level alternation (through groups) with two alternatives that may match alike.
-
-    Alternatives overlap when they can start with the same character, or when one
-    can match the empty string (Python factors `a|aa` into `a(?:|a)`).
-    """
-    for op, arg in items:
-        if op is _sre_parse.SUBPATTERN and _overlapping_branch(list(arg[-1])):
-            return True
-        if op is _sre_parse.BRANCH:
-            starts = [_first_chars(list(alternative)) for alternative in arg[1]]
-            for index, (first, first_empty) in enumerate(starts):
-                for other, other_empty in starts[index + 1 :]:
-                    if first_empty or other_empty or first is None or other is None:
-                        return True
-                    if first & other:
-                        return True
-    return False
-
-
-def _first_chars(items: list[tuple[Any, Any]]) -> tuple[frozenset[int] | None, bool]:
-    """(ASCII code points a sequence can start with, or None for anything; can it be empty)."""
-    chars: set[int] = set()
-    for op, arg in items:
-        if op is _sre_parse.LITERAL:
-            return frozenset(chars | {arg}), False
-        if op is _sre_parse.IN:
-            found = _class_chars(arg)
-            return (None if found is None else frozenset(chars | found)), False
-        if op in _REPEATS or op is _sre_parse.SUBPATTERN or op is _sre_parse.BRANCH:
-            alternatives = (
-                [arg[2]] if op in _REPEATS else arg[1] if op is _sre_parse.BRANCH else [arg[-1]]
+def _python_only_construct(pattern: str) -> tuple[str, str] | None:
+    """(what, hint) for the first construct RE2 would refuse or read differently."""
+    literal = _literal_syntax_difference(pattern)
+    if literal is not None:
+        return literal
+    with _quietly():
+        tree = _sre_parse.parse(pattern)
+    for op, argument in _walk(list(tree)):
+        if op in _UNSUPPORTED_OPS:
+            return _UNSUPPORTED_OPS[op]
+        if op is _sre_constants.AT and argument is _sre_constants.AT_END_STRING:
+            return "\\Z", "write $: RE2's $ matches only at the end of the name, as \\Z does"
+        if op in _REPEATS and _largest_count(argument) > _MAX_REPEAT_COUNT:
+            return (
+                "a repeat count over 1000",
+                f"RE2 counts repeats up to {_MAX_REPEAT_COUNT}; write + or * instead",
             )
-            empty = op in _REPEATS and arg[0] == 0
-            for alternative in alternatives:
-                start, alternative_empty = _first_chars(list(alternative))
-                if start is None:
-                    return None, False
-                chars |= start
-                empty = empty or alternative_empty
-            if not empty:
-                return frozenset(chars), False
-        elif op not in _ZERO_WIDTH:
-            return None, False
-    return frozenset(chars), True
+    return None
 
 
-def _class_chars(items: list[tuple[Any, Any]]) -> set[int] | None:
-    chars: set[int] = set()
-    for op, arg in items:
-        if op is _sre_parse.LITERAL:
-            chars.add(arg)
-        elif op is _sre_parse.RANGE and arg[1] - arg[0] < 1024:
-            chars.update(range(arg[0], arg[1] + 1))
-        elif op is _sre_parse.CATEGORY and arg in _CATEGORY_CHARS:
-            chars |= _CATEGORY_CHARS[arg]
-        else:  # negated classes, wide ranges, other categories
-            return None
-    return chars
+def _largest_count(repeat: tuple[int, int, Any]) -> int:
+    low, high, _ = repeat
+    return max(low, 0 if high == _sre_constants.MAXREPEAT else high)
+
+
+def _literal_syntax_difference(pattern: str) -> tuple[str, str] | None:
+    """Syntax both engines accept but read differently (or only Python reads), outside escapes."""
+    for in_class, text in _unescaped_runs(pattern):
+        if in_class:
+            if _POSIX_CLASS.search(text):
+                return (
+                    "a POSIX class such as [:alpha:] inside a set",
+                    "Python reads it as the characters [ : a l p h ...; write the set you mean",
+                )
+            continue
+        if _OPEN_MIN_REPEAT.search(text):
+            return (
+                "a repeat {,n} with no minimum",
+                "RE2 reads {,n} as literal text: write {0,n}, or \\{ for a literal brace",
+            )
+        for flags in _INLINE_FLAGS.finditer(text):
+            unknown = set("".join(f for f in flags.groups() if f)) - _RE2_FLAGS
+            if unknown:
+                return (
+                    f"the flag (?{''.join(sorted(unknown))})",
+                    "RE2 accepts only the flags i, m and s; patterns are Unicode text already",
+                )
+    return None
+
+
+def _unescaped_runs(pattern: str) -> list[tuple[bool, str]]:
+    """(inside a set, text) runs of `pattern`, escaped characters blanked out."""
+    chars = list(pattern)
+    runs: list[tuple[bool, str]] = []
+    index, in_class, run_start = 0, False, 0
+    while index < len(chars):
+        char = chars[index]
+        if char == "\\":
+            chars[index : index + 2] = ["\0"] * len(chars[index : index + 2])
+            index += 2
+        elif not in_class and char == "[":
+            runs.append((False, "".join(chars[run_start:index])))
+            in_class, run_start = True, index
+            index += 1
+            # A ']' right after '[' or '[^' is a member, not the end of the set.
+            index += index < len(chars) and chars[index] == "^"
+            index += index < len(chars) and chars[index] == "]"
+        elif in_class and char == "]":
+            runs.append((True, "".join(chars[run_start : index + 1])))
+            in_class, run_start = False, index + 1
+            index += 1
+        else:
+            index += 1
+    runs.append((in_class, "".join(chars[run_start:])))
+    return runs
+
+
+def _walk(items: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+    """Every node of a parse tree, depth first."""
+    stack = list(reversed(items))
+    while stack:
+        op, argument = stack.pop()
+        yield op, argument
+        if op in _REPEATS or op is _sre_constants.SUBPATTERN:
+            children = [argument[-1]]
+        elif op is _sre_constants.BRANCH:
+            children = list(argument[1])
+        else:
+            children = []
+        for child in reversed(children):
+            stack.extend(reversed(list(child)))
+
+
+class RuleMatcher:
+    """Which of a list of accepted patterns are found (searched) in a name.
+
+    One pass over the name per call whatever the number of rules: RE2's
+    FilteredRE2 first looks for the literal pieces each pattern needs, then runs
+    only the patterns whose pieces are present.
+    """
+
+    __slots__ = ("_filter",)
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._filter: re2.Filter | None = None
+        if not patterns:
+            return
+        found = re2.Filter()
+        for pattern in patterns:
+            found.Add(_encoded(pattern), _OPTIONS)
+        found.Compile()
+        self._filter = found
+
+    def matching(self, name: str) -> list[int]:
+        """The indices of the patterns found in `name`, in increasing order."""
+        if self._filter is None:
+            return []
+        found = self._filter.Match(_encoded(name))
+        return sorted(found) if found else []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -18,7 +17,7 @@ from google.protobuf.message import Message
 
 from pruning_spec import _hparams, _printers, _schedule, _schema
 from pruning_spec._diagnostics import Diagnostic, SpecError
-from pruning_spec._regex import compile_pattern
+from pruning_spec._regex import RuleMatcher
 from pruning_spec._schema import Kind
 from pruning_spec._validate import Validator
 from pruning_spec.v1 import pruning_pb2
@@ -166,12 +165,12 @@ class NormalizedSpec:
     # What backends need.
 
     def rule_for(self, weight_name: str) -> pruning_pb2.WeightSparsityRule | None:
-        """The `weight_sparsity_map` rule matching `weight_name` (`re.search`), if any."""
+        """The `weight_sparsity_map` rule found in `weight_name` (as `re.search` finds), if any."""
         index = self.rule_index("weight_sparsity_map", weight_name)
         return None if index is None else self.weight_sparsity_map[index]
 
     def block_rule_for(self, weight_name: str) -> pruning_pb2.BlockDimsRule | None:
-        """The `block_dims_map` rule matching `weight_name` (`re.search`), if any."""
+        """The `block_dims_map` rule found in `weight_name` (as `re.search` finds), if any."""
         index = self.rule_index("block_dims_map", weight_name)
         return None if index is None else self.block_dims_map[index]
 
@@ -233,8 +232,8 @@ class NormalizedSpec:
 
         Raises `SpecError` (`ambiguous-rule`) when two rules match.
         """
-        rules = _compiled_rules(self, map_name)
-        matches = [index for index, (regex, _) in enumerate(rules) if regex.search(weight_name)]
+        patterns, matcher = _patterns(self, map_name)
+        matches = matcher.matching(weight_name)
         if len(matches) > 1:
             first, second = matches[:2]
             raise SpecError(
@@ -242,7 +241,7 @@ class NormalizedSpec:
                     Diagnostic(
                         "ambiguous-rule",
                         f"weight {weight_name!r} matches both {map_name}[{first}] "
-                        f"({rules[first][1]!r}) and {map_name}[{second}] ({rules[second][1]!r})",
+                        f"({patterns[first]!r}) and {map_name}[{second}] ({patterns[second]!r})",
                         map_name,
                         hint="make the patterns disjoint",
                     )
@@ -252,18 +251,11 @@ class NormalizedSpec:
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled_rules(spec: NormalizedSpec, map_name: str) -> tuple[tuple[re.Pattern[str], str], ...]:
-    """(compiled pattern, pattern) of each rule of a map, in order."""
+def _patterns(spec: NormalizedSpec, map_name: str) -> tuple[tuple[str, ...], RuleMatcher]:
+    """The patterns of a map's rules, and RE2 matching them all in one pass over a name."""
     key = _schema.rule_shape(_schema.FIELDS[map_name]).key
-    patterns = [getattr(rule, key) for rule in getattr(spec._proto, map_name)]
-    return tuple((_compiled(pattern), pattern) for pattern in patterns)
-
-
-def _compiled(pattern: str) -> re.Pattern[str]:
-    compiled = compile_pattern(pattern)
-    if isinstance(compiled, str):  # validation rejects such specs before they get here
-        raise AssertionError(f"unvalidated pattern {pattern!r}: {compiled}")
-    return compiled
+    patterns = tuple(getattr(rule, key) for rule in getattr(spec._proto, map_name))
+    return patterns, RuleMatcher(patterns)
 
 
 def _copy(message: _M) -> _M:

@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from pruning_spec import _schema
 from pruning_spec._diagnostics import Diagnostic, Severity, Span, SpecError
-from pruning_spec._regex import compile_pattern, nested_repeat
+from pruning_spec._regex import pattern_problem
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import options_pb2, pruning_pb2
 
@@ -233,11 +233,9 @@ def _accepts(field: _schema.Field) -> Callable[[Any], bool]:
     return lambda v: True
 
 
-@functools.lru_cache(maxsize=4096)
 def _usable_pattern(pattern: str) -> bool:
-    """Non-empty, compiles, and cannot backtrack exponentially."""
-    compiled = compile_pattern(pattern)
-    return bool(pattern) and not isinstance(compiled, str) and not nested_repeat(pattern)
+    """Non-empty, and RE2 runs it with Python's meaning."""
+    return bool(pattern) and pattern_problem(pattern) is None
 
 
 def _check_number(
@@ -279,20 +277,9 @@ def _check_string(rules: options_pb2.FieldRules, value: str, path: str) -> Itera
             hint="use '.*' if every weight is meant",
         )
         return
-    compiled = compile_pattern(value)
-    if isinstance(compiled, str):
-        yield Diagnostic(
-            "invalid-regex", f"{value!r} is not a valid regular expression: {compiled}", path
-        )
-        return
-    if nested_repeat(value):
-        yield Diagnostic(
-            "regex-backtracking",
-            f"{value!r} nests a repeat inside a repeat, which can take exponential time "
-            "to search some weight names",
-            path,
-            hint="repeat once: write a+ rather than (a+)+, or put a literal inside the group",
-        )
+    problem = pattern_problem(value)
+    if problem is not None:
+        yield Diagnostic(problem.code, problem.message, path, hint=problem.hint)
 
 
 def _check_orderings(spec: Message, skip: Collection[str]) -> Iterator[Diagnostic]:

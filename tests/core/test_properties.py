@@ -9,9 +9,7 @@ hang).
 from __future__ import annotations
 
 import json
-import re
 import time
-import warnings
 from collections.abc import Callable, Sized
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from pruning_spec import (
     parse_spec_text,
 )
 from pruning_spec._hparams import quote
+from pruning_spec._regex import pattern_problem
 from pruning_spec._schema import Kind
 
 INT64_MAX = 2**63 - 1
@@ -64,13 +63,7 @@ block_dim = st.just(-1) | st.integers(1, INT64_MAX) | st.integers(1, 16)
 
 
 def _valid_regex(text: str) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # "possible nested set": still valid
-            re.compile(text)
-    except (re.error, OverflowError, RecursionError):
-        return False
-    return True
+    return pattern_problem(text) is None
 
 
 # Characters that stress quoting and escaping in every printer: separators of the hparam
