@@ -17,7 +17,13 @@ from google.protobuf import text_format
 from pruning_spec import _schema
 from pruning_spec._printers import text_value
 from pruning_spec._schema import Kind
-from pruning_spec._textproto import MESSAGE_CLOSING, parse_textproto, read_scalar, text_lines
+from pruning_spec._textproto import (
+    MESSAGE_CLOSING,
+    parse_textproto,
+    read_scalar,
+    text_lines,
+    token_position,
+)
 from pruning_spec.v1 import pruning_pb2
 
 
@@ -85,7 +91,7 @@ class _Walker:
         return self._block(pruning_pb2.PruningSpec.DESCRIPTOR, None)
 
     def _line(self) -> int:
-        return int(self._tokenizer.ParseError("").GetLine())  # type: ignore[arg-type]
+        return token_position(self._tokenizer)[0]
 
     def _next(self) -> str:
         token = self._tokenizer.token

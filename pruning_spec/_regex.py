@@ -66,41 +66,51 @@ def _options() -> re2.Options:
 _OPTIONS = _options()
 
 
+# Letters, digits and punctuation that mean themselves in both engines, and `.`, which
+# means the same in both: such a pattern needs no Python parse (most patterns are these).
+_PLAIN = re.compile(r"[\w/\-:,;=<>@#%&~ .]*", re.ASCII)
+
+
 @functools.lru_cache(maxsize=4096)
 def pattern_problem(pattern: str) -> PatternProblem | None:
     """Why `pattern` cannot be a rule pattern, or None when it can."""
-    shown = shorten(pattern)
-    python_error = _python_error(pattern)
-    if python_error is not None:
-        return PatternProblem(
-            INVALID_REGEX, f"{shown} is not a valid regular expression: {python_error}"
-        )
-    construct = _python_only_construct(pattern)
-    if construct is not None:
-        what, hint = construct
-        return PatternProblem(
-            UNSUPPORTED_REGEX,
-            f"{shown} uses {what}, which RE2's linear-time matching does not support",
-            hint,
-        )
+    if not _PLAIN.fullmatch(pattern):
+        problem = _python_problem(pattern)
+        if problem is not None:
+            return problem
     error = _re2_error(pattern)
     if error is None:
         return None
     hint = next((h for prefix, h in _RE2_HINTS if error.startswith(prefix)), "")
     return PatternProblem(
-        UNSUPPORTED_REGEX, f"{shown} is refused by RE2, which matches in linear time: {error}", hint
+        UNSUPPORTED_REGEX,
+        f"{shorten(pattern)} is refused by RE2, which matches in linear time: {error}",
+        hint,
     )
 
 
-def _python_error(pattern: str) -> str | None:
-    with _quietly():
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            return str(error)
-        except (RecursionError, OverflowError):
-            return "it is nested too deeply"
-    return None
+def _python_problem(pattern: str) -> PatternProblem | None:
+    """Invalid in Python, or a construct RE2 cannot run with Python's meaning."""
+    try:
+        with _quietly():
+            tree = _sre_parse.parse(pattern)
+    except re.error as error:
+        reason = str(error)
+    except (RecursionError, OverflowError):
+        reason = "it is nested too deeply"
+    else:
+        construct = _python_only_construct(pattern, tree)
+        if construct is None:
+            return None
+        what, hint = construct
+        return PatternProblem(
+            UNSUPPORTED_REGEX,
+            f"{shorten(pattern)} uses {what}, which RE2's linear-time matching does not support",
+            hint,
+        )
+    return PatternProblem(
+        INVALID_REGEX, f"{shorten(pattern)} is not a valid regular expression: {reason}"
+    )
 
 
 @contextlib.contextmanager
@@ -171,13 +181,11 @@ _INLINE_FLAGS = re.compile(r"\(\?([A-Za-z]*)(?:-([A-Za-z]*))?[:)]")
 _RE2_FLAGS = frozenset("imsU")
 
 
-def _python_only_construct(pattern: str) -> tuple[str, str] | None:
+def _python_only_construct(pattern: str, tree: Any) -> tuple[str, str] | None:
     """(what, hint) for the first construct RE2 would refuse or read differently."""
     literal = _literal_syntax_difference(pattern)
     if literal is not None:
         return literal
-    with _quietly():
-        tree = _sre_parse.parse(pattern)
     for op, argument in _walk(list(tree)):
         if op in _UNSUPPORTED_OPS:
             return _UNSUPPORTED_OPS[op]

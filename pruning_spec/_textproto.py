@@ -162,6 +162,15 @@ def invalid_text(span: Span) -> Diagnostic:
     )
 
 
+def token_position(tokenizer: text_format.Tokenizer) -> tuple[int, int]:
+    """The 1-based line and column of the tokenizer's current token.
+
+    Read from its fields: its public way, `ParseError("")`, copies the whole current
+    line, which made locating every token of a one-line file quadratic.
+    """
+    return tokenizer._line + 1, tokenizer._column + 1  # type: ignore[attr-defined]
+
+
 class _TextParser:
     def __init__(self, text: str, source: str) -> None:
         self._tokenizer = text_format.Tokenizer(text_lines(text))
@@ -175,9 +184,8 @@ class _TextParser:
     # Positions and diagnostics.
 
     def _here(self, length: int = 1) -> Span:
-        # The tokenizer's only public view of its position (the stub mistypes the argument).
-        position = self._tokenizer.ParseError("")  # type: ignore[arg-type]
-        return Span(self._source, position.GetLine(), position.GetColumn(), length=length)
+        line, column = token_position(self._tokenizer)
+        return Span(self._source, line, column, length=length)
 
     def _report(self, code: str, message: str, span: Span, path: str = "", hint: str = "") -> None:
         self._result.diagnostics.append(Diagnostic(code, message, path, span=span, hint=hint))
