@@ -6,16 +6,25 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from pruning_spec import _loader
-from pruning_spec._diagnostics import Diagnostic, Span, SpecError
+from pruning_spec._diagnostics import (
+    Diagnostic,
+    Span,
+    SpecError,
+    capped,
+    hidden_line,
+    printable,
+)
+from pruning_spec._hparams import parse_hparams_source
 from pruning_spec._inventory import Weight, WeightPlan, plan_weights, read_inventory
 from pruning_spec._lints import inventory_lints, schedule_lints
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
-from pruning_spec._timeline import compile_schedule
+from pruning_spec._timeline import UpdatePoint, compile_schedule, update_steps
 from pruning_spec.v1 import pruning_pb2
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
@@ -55,7 +64,7 @@ def add_commands(commands: Any) -> None:
     source.add_argument("--weights", metavar="INVENTORY", help="text file of 'name shape' lines")
     source.add_argument("--checkpoint", metavar="PATH", help="TF checkpoint, .keras or .weights.h5")
     explain.add_argument("--total-steps", type=positive_int, metavar="N", help="length of the run")
-    explain.add_argument("--tolerance", type=float, default=0.01)
+    explain.add_argument("--tolerance", type=tolerance, default=0.01)
     explain.add_argument("--format", choices=("table", "json"), default="table")
     explain.set_defaults(run=run_explain)
 
@@ -69,7 +78,7 @@ def add_commands(commands: Any) -> None:
     _common(verify)
     verify.add_argument("--checkpoint", metavar="PATH", required=True)
     verify.add_argument("--step", type=int, help="the step, when the checkpoint does not store it")
-    verify.add_argument("--tolerance", type=float, default=0.01)
+    verify.add_argument("--tolerance", type=tolerance, default=0.01)
     verify.set_defaults(run=run_verify)
 
 
@@ -87,8 +96,27 @@ def positive_int(text: str) -> int:
     return value
 
 
+def tolerance(text: str) -> float:
+    """argparse type of a sparsity tolerance: a finite number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text}")
+    return value
+
+
+def flag_problems(hparams: str) -> list[Diagnostic]:
+    """The errors of an --hparams flag: a usage problem (exit 2) in every command."""
+    return [d for d in parse_hparams_source(hparams).diagnostics if d.is_error]
+
+
 def load(args: argparse.Namespace) -> tuple[NormalizedSpec, ParsedSource]:
     """The spec of `args.file` (the defaults without one) with `args.hparams` applied."""
+    problems = flag_problems(args.hparams)
+    if problems:
+        raise CommandError(problems, EXIT_USAGE)
     if args.file:
         parsed = _loader.read_spec_file(args.file)
     else:
@@ -104,9 +132,12 @@ def load(args: argparse.Namespace) -> tuple[NormalizedSpec, ParsedSource]:
 
 def finish(lints: list[Diagnostic], parsed: ParsedSource, strict: bool) -> int:
     """Prints lints on stderr, located in the spec where they are about a field."""
-    for lint in lints:
+    shown, hidden = capped(lints)
+    for lint in shown:
         span = lint.span or parsed.locate(lint.field_path) or Span(parsed.source or "<spec>")
         sys.stderr.write(lint.with_span(span).format(caret=False) + "\n")
+    if hidden:
+        sys.stderr.write(hidden_line(hidden) + "\n")
     return EXIT_FOUND if any(d.is_error or strict for d in lints) else EXIT_OK
 
 
@@ -115,33 +146,62 @@ def finish(lints: list[Diagnostic], parsed: ParsedSource, strict: bool) -> int:
 
 def run_schedule(args: argparse.Namespace, out: TextIO) -> int:
     spec, parsed = load(args)
-    points = compile_schedule(spec, args.total_steps)
     patterns = [rule.pattern for rule in spec.weight_sparsity_map]
-    header = ["step", "sparsity", *patterns]
-    rows = [[p.step, p.sparsity, *p.rule_sparsities] for p in points]
+    points = compile_schedule(spec, args.total_steps)
     if args.format == "json":
-        document = {
-            "total_steps": args.total_steps,
-            "rules": patterns,
-            "updates": [
-                dict(zip(["step", "sparsity"], r[:2], strict=True)) | {"rule_sparsities": r[2:]}
-                for r in rows
-            ],
-        }
-        out.write(json.dumps(document, indent=2) + "\n")
+        _write_schedule_json(out, args.total_steps, patterns, points)
     elif args.format == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows([row[0], *(f"{v:.9g}" for v in row[1:])] for row in rows)
+        writer.writerow(["step", "sparsity", *patterns])
+        for p in points:
+            writer.writerow([p.step, *(f"{v:.9g}" for v in (p.sparsity, *p.rule_sparsities))])
     else:
-        out.write(_table(header, [[f"{row[0]:,}", *(f"{v:.6f}" for v in row[1:])] for row in rows]))
-        out.write(f"{len(points):,} mask updates in {args.total_steps:,} steps\n")
+        _write_schedule_table(out, spec, args.total_steps, patterns, points)
     if args.plot:
-        _plot(spec, args.total_steps, points, patterns, args.plot)
+        _plot(spec, args.total_steps, patterns, args.plot)
     return finish(schedule_lints(spec, args.total_steps), parsed, args.strict)
 
 
+def _write_schedule_json(
+    out: TextIO, total_steps: int, patterns: list[str], points: Iterator[UpdatePoint]
+) -> None:
+    """`json.dumps(document, indent=2)`'s layout, written one update at a time."""
+    head = json.dumps({"total_steps": total_steps, "rules": patterns}, indent=2)
+    out.write(head[:-2] + ',\n  "updates": [')
+    separator = "\n"
+    for p in points:
+        update = {
+            "step": p.step,
+            "sparsity": p.sparsity,
+            "rule_sparsities": list(p.rule_sparsities),
+        }
+        out.write(separator + textwrap.indent(json.dumps(update, indent=2), "    "))
+        separator = ",\n"
+    out.write("\n  ]\n}\n" if separator == ",\n" else "]\n}\n")
+
+
+def _write_schedule_table(
+    out: TextIO,
+    spec: NormalizedSpec,
+    total_steps: int,
+    patterns: list[str],
+    points: Iterator[UpdatePoint],
+) -> None:
+    """The table, written row by row: column widths are known before the first row."""
+    steps = update_steps(spec, total_steps)
+    step_width = max(len("step"), len(f"{steps[-1]:,}") if len(steps) else 0)
+    header = ["step", "sparsity", *patterns]
+    widths = [step_width, *(max(len(h), len("0.000000")) for h in header[1:])]
+    out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
+    for p in points:
+        values = (p.sparsity, *p.rule_sparsities)
+        cells = [f"{v:.6f}".rjust(w) for v, w in zip(values, widths[1:], strict=True)]
+        out.write("  ".join([f"{p.step:,}".ljust(step_width), *cells]) + "\n")
+    out.write(f"{len(steps):,} mask updates in {total_steps:,} steps\n")
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     lines += [
@@ -153,9 +213,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(
-    spec: NormalizedSpec, total_steps: int, points: Sequence[Any], patterns: list[str], path: str
-) -> None:
+_PLOTTED_UPDATES = 2_000  # markers a plot can show apart
+
+
+def _plot(spec: NormalizedSpec, total_steps: int, patterns: list[str], path: str) -> None:
     try:
         import matplotlib  # noqa: PLC0415 - optional
 
@@ -175,17 +236,23 @@ def _plot(
         ) from None
     stride = max(1, total_steps // 1000)
     steps = list(range(0, total_steps, stride))
+    all_updates = update_steps(spec, total_steps)
+    points = list(
+        compile_schedule(
+            spec, total_steps, all_updates[:: max(1, -(-len(all_updates) // _PLOTTED_UPDATES))]
+        )
+    )
     figure, axes = plt.subplots(figsize=(8, 4.5))
     axes.plot(steps, [spec.sparsity_at(t) for t in steps], label="target_sparsity (global)")
-    update_steps = [p.step for p in points]
-    axes.plot(update_steps, [p.sparsity for p in points], "o", markersize=3, color="C0")
+    plotted_steps = [p.step for p in points]
+    axes.plot(plotted_steps, [p.sparsity for p in points], "o", markersize=3, color="C0")
     for index, pattern in enumerate(patterns):
         target = spec.weight_sparsity_map[index].sparsity
         curve = [p.rule_sparsities[index] for p in points]
-        axes.plot(update_steps, curve, "o-", markersize=3, label=f"{pattern!r} -> {target:g}")
+        axes.plot(plotted_steps, curve, "o-", markersize=3, label=f"{pattern!r} -> {target:g}")
     axes.set_xlabel("global step")
     axes.set_ylabel("sparsity")
-    axes.set_title(f"{spec.name}: {len(points):,} mask updates in {total_steps:,} steps")
+    axes.set_title(f"{spec.name}: {len(all_updates):,} mask updates in {total_steps:,} steps")
     axes.set_ylim(0, 1)
     axes.legend(loc="lower right")
     figure.tight_layout()
@@ -235,9 +302,12 @@ def _read_checkpoint(path: str) -> Any:
     try:
         return read_checkpoint(path)
     except CheckpointError as error:
-        raise CommandError(
-            [Diagnostic("checkpoint-error", str(error), span=Span(path))], EXIT_USAGE
-        ) from None
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: str, error: Exception) -> CommandError:
+    """A checkpoint that cannot be read is an I/O problem (exit 2), whatever the format."""
+    return CommandError([Diagnostic("io-error", str(error), span=Span(path))], EXIT_USAGE)
 
 
 def _rule_text(spec: NormalizedSpec, map_name: str, index: int | None) -> str:
@@ -294,11 +364,16 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
         )
     weights = [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.weights]
     plans, conflicts = plan_weights(spec, weights, step + 1)
+    from pruning_spec._checkpoints import CheckpointError  # noqa: PLC0415
+
     offenders = []
     for plan in plans:
         if plan.final_sparsity == 0 and plan.block == (1, 1):
             continue
-        row = _check_weight(checkpoint, plan, args.tolerance)
+        try:
+            row = _check_weight(checkpoint, plan, args.tolerance)
+        except CheckpointError as error:
+            raise _unreadable(args.checkpoint, error) from None
         if row is not None:
             offenders.append(row)
     header = ["weight", "expected", "actual", "problem"]
@@ -345,10 +420,11 @@ def _block_structured(values: Any, block: tuple[int, int]) -> bool:
     squeezed = np.squeeze(values)
     height, width = squeezed.shape
     rows, cols = -(-height // block[0]), -(-width // block[1])
-    zeros = np.zeros((rows * block[0], cols * block[1]), dtype=np.int64)
+    # Booleans: one byte a cell, so a checkpoint's largest weight fits beside its value.
+    zeros = np.zeros((rows * block[0], cols * block[1]), dtype=np.bool_)
     real = np.zeros_like(zeros)
     zeros[:height, :width] = squeezed == 0
-    real[:height, :width] = 1
+    real[:height, :width] = True
     per_block = (rows, block[0], cols, block[1])
     zero_count = zeros.reshape(per_block).sum(axis=(1, 3))
     real_count = real.reshape(per_block).sum(axis=(1, 3))

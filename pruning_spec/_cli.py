@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -21,19 +19,18 @@ from pruning_spec._analyze import (
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
+    flag_problems,
     load,
     positive_int,
 )
 from pruning_spec._analyze import add_commands as add_analysis_commands
-from pruning_spec._diagnostics import Diagnostic, Span
-from pruning_spec._hparams import parse_hparams_source
+from pruning_spec._diagnostics import Diagnostic, Span, capped, hidden_line
+from pruning_spec._files import FileError, write_atomically
 from pruning_spec._inventory import plan_weights, read_inventory
 from pruning_spec._lints import inventory_lints, schedule_lints
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
 from pruning_spec._version import __version__
-
-# Diagnostics that mean a file could not be read at all rather than that it is wrong.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,9 +152,9 @@ def _analysis_lints(
 
 def _run_validate(args: argparse.Namespace, out: TextIO) -> int:
     # A malformed --hparams is one usage problem, not one problem per file.
-    flag_problems = [d for d in parse_hparams_source(args.hparams).diagnostics if d.is_error]
-    if flag_problems:
-        _REPORTERS[args.format]([("--hparams", flag_problems)], out)
+    problems = flag_problems(args.hparams)
+    if problems:
+        _REPORTERS[args.format]([("--hparams", problems)], out)
         return EXIT_USAGE
     results = [(path, _diagnose_file(path, args)) for path in args.files]
     _REPORTERS[args.format](results, out)
@@ -172,13 +169,16 @@ Results = list[tuple[str, list[Diagnostic]]]
 
 
 def _report_text(results: Results, out: TextIO) -> None:
-    for _, diagnostics in results:
-        for diagnostic in diagnostics:
+    for path, diagnostics in results:
+        shown, hidden = capped(diagnostics)
+        for diagnostic in shown:
             out.write(diagnostic.format(caret=False, hint=False) + "\n")
             if diagnostic.span is not None and diagnostic.span.caret():
                 out.write(diagnostic.span.caret() + "\n")
             if diagnostic.hint:
                 out.write(f"  hint: {diagnostic.hint}\n")
+        if hidden:
+            out.write(f"{path}: {hidden_line(hidden)}\n")
     errors = sum(d.is_error for _, found in results for d in found)
     warnings = sum(not d.is_error for _, found in results for d in found)
     bad_files = sum(bool(found) for _, found in results)
@@ -196,7 +196,12 @@ def _count(number: int, noun: str) -> str:
 
 
 def _report_json(results: Results, out: TextIO) -> None:
-    files = [{"path": path, "diagnostics": [_as_json(d) for d in found]} for path, found in results]
+    files = []
+    for path, found in results:
+        shown, hidden = capped(found)
+        files.append(
+            {"path": path, "diagnostics": [_as_json(d) for d in shown], "not_shown": hidden}
+        )
     document = {
         "version": 1,
         "files": files,
@@ -224,7 +229,10 @@ def _as_json(diagnostic: Diagnostic) -> dict[str, object]:
 
 def _report_github(results: Results, out: TextIO) -> None:
     for path, diagnostics in results:
-        for diagnostic in diagnostics:
+        shown, hidden = capped(diagnostics)
+        if hidden:
+            out.write(f"::warning file={_escape_property(path)}::{hidden_line(hidden)}\n")
+        for diagnostic in shown:
             span = diagnostic.span
             properties = [f"file={_escape_property(path)}"]
             if span is not None and span.line is not None and span.source == path:
@@ -265,8 +273,11 @@ def _run_print(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _report_errors(diagnostics: Sequence[Diagnostic]) -> None:
-    for diagnostic in diagnostics:
+    shown, hidden = capped(diagnostics)
+    for diagnostic in shown:
         sys.stderr.write(diagnostic.format() + "\n")
+    if hidden:
+        sys.stderr.write(hidden_line(hidden) + "\n")
 
 
 # fmt
@@ -290,14 +301,16 @@ def _run_fmt(args: argparse.Namespace, out: TextIO) -> int:
 
 def _format_file(path: str, *, check: bool) -> Diagnostic | str | None:
     """None when already formatted, the new text when it changes, or why it cannot be done."""
-    parsed = _loader.read_spec_file(path)
+    data, parsed = _loader.read_spec_bytes(path)
     problems = [d for d in parsed.diagnostics if d.is_error]
     if problems:
         return problems[0]
-    if not path.endswith(_loader.TEXT_SUFFIXES):
+    if data is None or not path.endswith(_loader.TEXT_SUFFIXES):
         return Diagnostic("unknown-format", "fmt formats text-format files only", span=Span(path))
-    # Decode the bytes as the loader did: text mode would turn a lone '\r' into a line end.
-    text = Path(path).read_bytes().decode("utf-8")
+    # The bytes the loader checked, decoded as it did: text mode would turn a lone '\r'
+    # into a line end. A byte order mark stays where it was.
+    bom, body = _loader.split_bom(data)
+    text = body.decode("utf-8")
     try:
         formatted = _format.format_text(text)
     except _format.UnsafeToFormatError as error:
@@ -305,22 +318,11 @@ def _format_file(path: str, *, check: bool) -> Diagnostic | str | None:
     if formatted == text:
         return None
     if not check:
-        _write_atomically(Path(path).resolve(), formatted)  # through a symlink, to its target
+        try:
+            write_atomically(path, bom + formatted.encode("utf-8"))
+        except FileError as error:
+            return error.to_diagnostic()
     return formatted
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Replaces `path` in one step, so a crash never leaves half a file."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # docs
@@ -330,8 +332,11 @@ def _run_docs(args: argparse.Namespace, out: TextIO) -> int:
     reference = _docs.render_reference()
     if args.output is None:
         out.write(reference)
-    else:
-        _write_atomically(args.output, reference)
+        return EXIT_OK
+    try:
+        write_atomically(args.output, reference)
+    except FileError as error:
+        raise CommandError([error.to_diagnostic()], EXIT_USAGE) from None
     return EXIT_OK
 
 

@@ -7,9 +7,16 @@ when there is one, how to fix it (`hint`). `SpecError` carries all of them.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
+
+# Output stays proportional to what is worth reading: a hostile input can hold tens
+# of thousands of problems, each of which would otherwise echo the whole input.
+MAX_SHOWN = 100  # diagnostics printed per source; a summary line counts the rest
+CARET_WIDTH = 100  # characters of the input shown above a caret
 
 
 class Severity(enum.Enum):
@@ -41,12 +48,20 @@ class Span:
         return self.source
 
     def caret(self) -> str:
-        """The input and a caret line under the span (hparam strings only)."""
+        """The input and a caret line under the span (hparam strings only).
+
+        A long input is shown as a window of at most CARET_WIDTH characters around
+        the span, so that each diagnostic costs the same whatever the input's length.
+        """
         if self.text is None or self.offset is None:
             return ""
-        shown = self.text.replace("\n", " ").replace("\t", " ")
-        marker = "^" * max(1, min(self.length, len(shown) - self.offset))
-        return f"  {shown}\n  {' ' * self.offset}{marker}"
+        start = max(0, min(self.offset - CARET_WIDTH // 3, len(self.text) - CARET_WIDTH))
+        end = min(len(self.text), start + CARET_WIDTH)
+        shown = self.text[start:end].replace("\n", " ").replace("\t", " ")
+        before = "..." if start > 0 else ""
+        after = "..." if end < len(self.text) else ""
+        marker = "^" * max(1, min(self.length, end - self.offset))
+        return f"  {before}{shown}{after}\n  {' ' * (len(before) + self.offset - start)}{marker}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +100,27 @@ def shorten(text: str, limit: int = 80) -> str:
     return f"{text[:half]!r}...{text[-half:]!r} ({len(text):,} characters)"
 
 
+class LineIndex:
+    """Lines and columns of many offsets in one text, each found by bisection.
+
+    `line_and_column` scans the text up to the offset; locating thousands of
+    diagnostics that way is quadratic.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._starts = [0] + [match.end() for match in re.finditer("\n", text)]
+
+    def locate(self, offset: int) -> tuple[int, int]:
+        """The 1-based line and column of `offset`."""
+        line = bisect.bisect_right(self._starts, offset)
+        return line, offset - self._starts[line - 1] + 1
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped: names read from files go to terminals."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def line_and_column(text: str | bytes, offset: int) -> tuple[int, int]:
     """The 1-based line and column of `offset`; lines end at '\\n' only, as in text format."""
     newline = "\n" if isinstance(text, str) else b"\n"
@@ -115,4 +151,17 @@ class SpecError(ValueError):
         return tuple(d for d in self.diagnostics if not d.is_error)
 
     def _render(self) -> str:
-        return "\n".join(d.format() for d in self.diagnostics) or "invalid pruning spec"
+        shown, hidden = capped(self.diagnostics)
+        lines = [d.format() for d in shown]
+        if hidden:
+            lines.append(hidden_line(hidden))
+        return "\n".join(lines) or "invalid pruning spec"
+
+
+def capped(diagnostics: Sequence[Diagnostic]) -> tuple[Sequence[Diagnostic], int]:
+    """The first MAX_SHOWN diagnostics, and how many more there are."""
+    return diagnostics[:MAX_SHOWN], max(0, len(diagnostics) - MAX_SHOWN)
+
+
+def hidden_line(hidden: int) -> str:
+    return f"... and {hidden:,} more diagnostic{'' if hidden == 1 else 's'} not shown"

@@ -10,14 +10,16 @@ import dataclasses
 import math
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
-from pruning_spec._diagnostics import Diagnostic, Span, SpecError
+from pruning_spec._diagnostics import Diagnostic, Span, SpecError, line_and_column, shorten
+from pruning_spec._files import FileError, read_bounded
 from pruning_spec._schedule import float32
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._timeline import update_steps
 
-_LINE = re.compile(r"\s*(?P<name>\S+)\s+(?P<shape>[\[(]?[\d\s,x]*[\])]?)\s*(?:#.*)?$")
+MAX_INVENTORY_BYTES = 16 * 1024 * 1024
+_DIMENSION_SEPARATORS = re.compile(r"[\s,x]+")
+_LARGEST_SIZE = 2**63 - 1  # a weight larger than any framework's int64 size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,29 +39,50 @@ def parse_inventory(
     """The weights of an inventory text, and a diagnostic for each line that is not `name shape`."""
     weights, problems = [], []
     for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
             continue
         span = Span(source, number, len(line) - len(line.lstrip()) + 1)
-        match = _LINE.fullmatch(line)
-        dims = re.split(r"[\s,x]+", match["shape"].strip("[]() ")) if match else []
-        if match is None or not all(d.isdigit() and int(d) > 0 for d in dims):
-            problems.append(
-                Diagnostic(
-                    "bad-inventory-line",
-                    f"expected 'name shape', e.g. 'dense_1/kernel 784,256', got {line.strip()!r}",
-                    span=span,
-                )
-            )
-            continue
-        weights.append(Weight(match["name"], tuple(int(d) for d in dims), span))
+        weight = _parse_line(stripped, span)
+        if isinstance(weight, Weight):
+            weights.append(weight)
+        else:
+            problems.append(Diagnostic("bad-inventory-line", weight, span=span))
     return weights, problems
+
+
+def _parse_line(line: str, span: Span) -> Weight | str:
+    """The weight a stripped line lists, or what is wrong with the line.
+
+    String methods only, each a single pass, so a line costs time linear in its length.
+    """
+    name, *rest = line.split(None, 1)
+    shape = rest[0].split("#", 1)[0].strip() if rest else ""  # a comment may follow the shape
+    if shape[:1] in ("[", "("):
+        shape = shape[1:]
+    if shape[-1:] in ("]", ")"):
+        shape = shape[:-1]
+    dims = _DIMENSION_SEPARATORS.split(shape.strip())
+    # At most 19 digits: int64's range, and far below int()'s limit on digit strings.
+    if not all(d.isascii() and d.isdigit() and len(d) <= 19 and int(d) > 0 for d in dims):
+        return f"expected 'name shape', e.g. 'dense_1/kernel 784,256', got {shorten(line)}"
+    weight = Weight(name, tuple(int(d) for d in dims), span)
+    if weight.size > _LARGEST_SIZE:
+        return f"weight {shorten(name)} has {weight.size:.3g} values, more than any tensor can hold"
+    return weight
 
 
 def read_inventory(path: str) -> tuple[list[Weight], list[Diagnostic]]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        return [], [Diagnostic("io-error", f"cannot read the inventory: {error}", span=Span(path))]
+        data = read_bounded(path, MAX_INVENTORY_BYTES, what="inventory")
+    except FileError as error:
+        return [], [error.to_diagnostic()]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line, column = line_and_column(data, error.start)
+        problem = f"byte 0x{data[error.start]:02x} is not valid UTF-8"
+        return [], [Diagnostic("io-error", problem, span=Span(path, line, column))]
     return parse_inventory(text, path)
 
 

@@ -10,6 +10,7 @@ located in the source it came from.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
 import os
@@ -23,12 +24,15 @@ from google.protobuf.message import DecodeError, Message
 from pruning_spec import _hparams, _schema
 from pruning_spec._diagnostics import (
     Diagnostic,
+    LineIndex,
     Severity,
     Span,
     SpecError,
     line_and_column,
+    shorten,
     sort_key,
 )
+from pruning_spec._files import FileError, read_bounded
 from pruning_spec._schema import Kind
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource, parse_textproto, unencodable_offset
@@ -165,37 +169,58 @@ def _top_field(path: str) -> str:
 
 def read_source(path: PathLike) -> ParsedSource:
     """Reads and parses one spec file; problems become diagnostics, never exceptions."""
+    return read_spec_bytes(path)[1]
+
+
+def read_spec_bytes(path: PathLike) -> tuple[bytes | None, ParsedSource]:
+    """The bytes of a spec file (None when unreadable) and what they parse to.
+
+    Only a regular file of at most MAX_FILE_BYTES is read: a FIFO, a device or a
+    file that grows while it is read is refused without blocking or filling memory.
+    """
     name = os.fspath(path)
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
-        return failed_source(
+        problem = failed_source(
             name,
             "unknown-format",
-            f"unknown spec file suffix {suffix or '(none)'!r}",
+            f"unknown spec file suffix {shorten(suffix) if suffix else '(none)'}",
             "use one of " + ", ".join(SUFFIXES),
         )
+        return None, problem
     try:
-        data = Path(name).read_bytes()
-    except IsADirectoryError:
-        return failed_source(name, "io-error", "is a directory, not a spec file")
-    except OSError as error:
-        return failed_source(name, "io-error", f"cannot read the file: {error.strerror or error}")
+        data = read_bounded(name, MAX_FILE_BYTES, what="spec file")
+    except FileError as error:
+        return None, ParsedSource(
+            pruning_pb2.PruningSpec(), diagnostics=[error.to_diagnostic()], source=name
+        )
+    return data, parse_bytes(data, name, suffix)
+
+
+def parse_bytes(data: bytes, source: str, suffix: str) -> ParsedSource:
+    """Parses a spec file's bytes in the format its suffix names."""
     if suffix in BINARY_SUFFIXES:
-        return parse_binary(data, name)
+        return parse_binary(data, source)
     try:
-        text = data.decode("utf-8")
+        text = split_bom(data)[1].decode("utf-8")
     except UnicodeDecodeError as error:
-        line, column = line_and_column(data, error.start)
+        offset = error.start + len(split_bom(data)[0])
+        line, column = line_and_column(data, offset)
         return failed_source(
-            name,
+            source,
             "invalid-utf8",
-            f"byte 0x{data[error.start]:02x} is not valid UTF-8",
+            f"byte 0x{data[offset]:02x} is not valid UTF-8",
             "spec files are UTF-8 text",
-            Span(name, line, column),
+            Span(source, line, column),
         )
     if suffix in JSON_SUFFIXES:
-        return parse_json(text, name)
-    return parse_textproto(text, name)
+        return parse_json(text, source)
+    return parse_textproto(text, source)
+
+
+def split_bom(data: bytes) -> tuple[bytes, bytes]:
+    """(the UTF-8 byte order mark some editors write first, or b""; the rest)."""
+    return (codecs.BOM_UTF8, data[3:]) if data.startswith(codecs.BOM_UTF8) else (b"", data)
 
 
 def failed_source(
@@ -236,21 +261,9 @@ def _report_unknown_binary_fields(
 
 
 def read_spec_file(path: str) -> ParsedSource:
-    """`read_source` for tools: a size limit, and a warning for an empty file."""
-    try:
-        size = os.stat(path).st_size
-    except OSError:
-        size = 0  # read_source reports the problem
-    if size > MAX_FILE_BYTES:
-        limit = MAX_FILE_BYTES // (1024 * 1024)
-        return failed_source(
-            path,
-            "file-too-large",
-            f"is {size:,} bytes; spec files are limited to {limit} MiB",
-            "is this really a pruning spec?",
-        )
-    parsed = read_source(path)
-    if size == 0 and not parsed.diagnostics and os.path.isfile(path):
+    """`read_source` for tools: an empty file is worth a warning."""
+    data, parsed = read_spec_bytes(path)
+    if data == b"" and not parsed.diagnostics:
         parsed.diagnostics.append(
             Diagnostic(
                 "empty-file",
@@ -266,7 +279,26 @@ def read_spec_file(path: str) -> ParsedSource:
 # JSON: the r1.15 `to_json()` form (rules as "pattern:value" strings) or rule objects.
 
 
+# A spec nests three deep ({"map": [{...}]}); far deeper input is refused before
+# Python's json module recurses into it.
+MAX_JSON_DEPTH = 32
+# Every string is matched whole (the unrolled loop of `"(?:[^"\\]|\\.)*"`), so no match
+# ever starts inside one.
+_JSON_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_JSON_TOKEN = re.compile(_JSON_STRING + r"|[\[\]{}]")
+_JSON_STRING_OR_KEY = re.compile(_JSON_STRING + r"(\s*:)?")
+
+
 def parse_json(text: str, source: str = "<json>") -> ParsedSource:
+    too_deep = _too_deep_offset(text)
+    if too_deep is not None:
+        line, column = line_and_column(text, too_deep)
+        return failed_source(
+            source,
+            "syntax",
+            f"nested more than {MAX_JSON_DEPTH} deep; a spec is an object of values and lists",
+            span=Span(source, line, column),
+        )
     try:
         document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as error:
@@ -274,7 +306,9 @@ def parse_json(text: str, source: str = "<json>") -> ParsedSource:
             source, "syntax", error.msg, span=Span(source, error.lineno, error.colno)
         )
     except _DuplicateKeyError as error:
-        return failed_source(source, "duplicate-field", f"key {error.key!r} appears more than once")
+        return failed_source(
+            source, "duplicate-field", f"key {shorten(error.key)} appears more than once"
+        )
     except ValueError as error:  # e.g. an integer with more digits than Python converts
         return failed_source(source, "syntax", f"not a valid JSON document: {error}")
     if not isinstance(document, dict):
@@ -287,6 +321,20 @@ def parse_json(text: str, source: str = "<json>") -> ParsedSource:
             "part of a surrogate pair, which is not valid Unicode text",
         )
     return _JsonReader(text, source).read(document)
+
+
+def _too_deep_offset(text: str) -> int | None:
+    """Where brackets outside strings first nest deeper than MAX_JSON_DEPTH, if they do."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return token.start()
+        elif bracket in "]}":
+            depth -= 1
+    return None
 
 
 class _DuplicateKeyError(ValueError):
@@ -311,6 +359,8 @@ class _JsonReader:
 
     def __post_init__(self) -> None:
         self.parsed = ParsedSource(pruning_pb2.PruningSpec(), source=self.source)
+        self._key_offsets: dict[str, int] | None = None
+        self._lines = LineIndex(self.text)
 
     def read(self, document: dict[str, Any]) -> ParsedSource:
         fields = _schema.SPEC.fields_by_name
@@ -320,7 +370,7 @@ class _JsonReader:
             if field is None:
                 self._report(
                     "unknown-field",
-                    f"PruningSpec has no field named {key!r}",
+                    f"PruningSpec has no field named {shorten(key)}",
                     span,
                     hint=_schema.did_you_mean(key, fields),
                 )
@@ -333,15 +383,21 @@ class _JsonReader:
         return self.parsed
 
     def _key_span(self, key: str) -> Span:
-        # A key is a string followed by ':' (a value with the same text is not).
-        spelled = re.escape(json.dumps(key)) + r"\s*:"
-        found = re.search(spelled, self.text) or re.search(
-            re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:", self.text
-        )
-        if found is None:
+        offset = self._first_key_offsets().get(key)
+        if offset is None:
             return Span(self.source)
-        line, column = line_and_column(self.text, found.start())
+        line, column = self._lines.locate(offset)
         return Span(self.source, line, column, length=len(json.dumps(key)))
+
+    def _first_key_offsets(self) -> dict[str, int]:
+        """Where each key is first written (a string followed by ':'), found in one pass."""
+        if self._key_offsets is None:
+            self._key_offsets = {}
+            for written in _JSON_STRING_OR_KEY.finditer(self.text):
+                if written.group(1):
+                    key = json.loads(written.group()[: written.start(1) - written.start()])
+                    self._key_offsets.setdefault(key, written.start())
+        return self._key_offsets
 
     def _report(self, code: str, message: str, span: Span, path: str = "", hint: str = "") -> None:
         self.parsed.diagnostics.append(Diagnostic(code, message, path, span=span, hint=hint))
@@ -366,7 +422,7 @@ class _JsonReader:
                     if rule_field is None:
                         self._report(
                             "unknown-field",
-                            f"{field.name} rules have no field {key!r}",
+                            f"{field.name} rules have no field {shorten(key)}",
                             span,
                             path,
                             _schema.did_you_mean(key, rule.DESCRIPTOR.fields_by_name),
@@ -375,7 +431,10 @@ class _JsonReader:
                         self._set(rule, rule_field, rule_value, f"{path}.{key}", span)
             else:
                 self._report(
-                    "invalid-value", f"entries must be strings or objects, got {item!r}", span, path
+                    "invalid-value",
+                    f"entries must be strings or objects, got {shorten(json.dumps(item))}",
+                    span,
+                    path,
                 )
 
     def _read_entry(self, field: Any, container: Any, entry: str, path: str, span: Span) -> None:
@@ -383,7 +442,9 @@ class _JsonReader:
         pattern, colon, raw = entry.rpartition(":")
         parts = raw.split(shape.separator) if shape.separator else [raw]
         if not colon or len(parts) != len(shape.values):
-            self._report("bad-map-entry", f"entry {entry!r} is not {shape.syntax}", span, path)
+            self._report(
+                "bad-map-entry", f"entry {shorten(entry)} is not {shape.syntax}", span, path
+            )
             return
         rule = container.add()
         setattr(rule, shape.key, pattern)
@@ -404,7 +465,7 @@ class _JsonReader:
         if converted is None:
             expected = _schema.kind_of(field).value
             self._report(
-                "invalid-value", f"expects {expected}, got {json.dumps(value)}", span, path
+                "invalid-value", f"expects {expected}, got {shorten(json.dumps(value))}", span, path
             )
             return
         setattr(message, field.name, converted)

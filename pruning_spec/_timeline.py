@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Iterable, Iterator
 
 from pruning_spec._schedule import polynomial_sparsity
 from pruning_spec._spec import NormalizedSpec
@@ -32,14 +33,17 @@ def update_steps(spec: NormalizedSpec, total_steps: int) -> range:
     last = total_steps - 1
     if spec.end_pruning_step >= 0:
         last = min(last, spec.end_pruning_step)
-    frequency = spec.pruning_frequency
-    if frequency <= 0:  # the predicate holds at every step of the window
-        return range(spec.begin_pruning_step, last + 1)
+    frequency = spec.pruning_frequency  # >= 1, validated
     return range(max(spec.begin_pruning_step, frequency), last + 1, frequency)
 
 
-def compile_schedule(spec: NormalizedSpec, total_steps: int) -> list[UpdatePoint]:
-    """Every mask update of a run of `total_steps` steps, with the sparsities it applies."""
+def compile_schedule(
+    spec: NormalizedSpec, total_steps: int, steps: Iterable[int] | None = None
+) -> Iterator[UpdatePoint]:
+    """Every mask update of a run of `total_steps` steps (or those at `steps`), one at a time.
+
+    A generator: a run of 10^9 steps is printed as it is computed, never held whole.
+    """
     curve = functools.partial(
         polynomial_sparsity,
         begin_step=spec.sparsity_function_begin_step,
@@ -48,11 +52,9 @@ def compile_schedule(spec: NormalizedSpec, total_steps: int) -> list[UpdatePoint
         exponent=spec.sparsity_function_exponent,
     )
     targets = [rule.sparsity for rule in spec.weight_sparsity_map]
-    return [
-        UpdatePoint(
+    for step in update_steps(spec, total_steps) if steps is None else steps:
+        yield UpdatePoint(
             step,
             curve(step, target_sparsity=spec.target_sparsity),
             tuple(curve(step, target_sparsity=target) for target in targets),
         )
-        for step in update_steps(spec, total_steps)
-    ]

@@ -296,3 +296,183 @@ def test_fmt_writes_through_a_symlink(capsys: pytest.CaptureFixture[str], tmp_pa
     assert run(capsys, "fmt", str(link))[0] == 0
     assert link.is_symlink()
     assert real.read_text() == 'name: "x"\n'
+
+
+# Hostile input (issue 12): clear answers, documented exit codes, nothing changed unasked.
+
+
+def test_a_fifo_is_refused_without_blocking(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "spec.txtpb"
+    os.mkfifo(fifo)
+    status, out, _ = run(capsys, "validate", str(fifo))
+    assert status == 2
+    assert f"{fifo}: error[io-error]: is a FIFO, not a regular file" in out
+
+
+def test_a_symlink_to_a_device_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    link = tmp_path / "zero.txtpb"
+    link.symlink_to("/dev/zero")
+    status, out, _ = run(capsys, "validate", str(link))
+    assert status == 2
+    assert "error[io-error]: is a character device, not a regular file" in out
+
+
+@pytest.mark.parametrize("suffix", [".txtpb", ".json"])
+def test_a_byte_order_mark_is_accepted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"bom{suffix}"
+    body = '{"target_sparsity": 0.9}' if suffix == ".json" else "target_sparsity: 0.9\n"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    status, out, _ = run(capsys, "print", str(path), "--to", "hparams")
+    assert status == 0
+    assert "target_sparsity=0.9" in out
+
+
+def test_a_byte_order_mark_does_not_shift_columns(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bom.txtpb"
+    path.write_bytes(b"\xef\xbb\xbftarget_sparsity: 1.5\n")
+    status, out, _ = run(capsys, "validate", str(path))
+    assert status == 1
+    assert f"{path}:1:1: error[out-of-range]" in out
+
+
+def test_fmt_keeps_a_byte_order_mark(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "bom.txtpb"
+    path.write_bytes(b"\xef\xbb\xbftarget_sparsity:0.9")
+    assert run(capsys, "fmt", str(path))[0] == 0
+    assert path.read_bytes() == b"\xef\xbb\xbftarget_sparsity: 0.9\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["validate", CIFAR10],
+        ["print", CIFAR10],
+        ["schedule", CIFAR10, "--total-steps", "10"],
+        ["explain", CIFAR10, "--weights", CIFAR10],
+        ["verify", CIFAR10, "--checkpoint", CIFAR10],
+    ],
+    ids=lambda command: command[0],
+)
+def test_a_bad_hparams_flag_is_a_usage_problem_in_every_command(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    status, out, err = run(capsys, *command, "--hparams", "target_sparsty=0.9")
+    assert status == 2
+    assert "error[unknown-name]: unknown hyperparameter 'target_sparsty'" in out + err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.1", "1.5", "abc"])
+@pytest.mark.parametrize("command", ["explain", "verify"])
+def test_a_tolerance_outside_0_to_1_is_refused(
+    capsys: pytest.CaptureFixture[str], command: str, value: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, CIFAR10, "--checkpoint", "x", "--tolerance", value])
+    assert exited.value.code == 2
+    assert "--tolerance" in capsys.readouterr().err
+
+
+def test_fmt_leaves_a_read_only_file_alone(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "ro.txtpb"
+    path.write_text("target_sparsity:0.9")
+    path.chmod(0o444)
+    status, _, err = run(capsys, "fmt", str(path))
+    assert status == 2
+    assert "error[io-error]: is read-only; not changed" in err
+    assert path.read_text() == "target_sparsity:0.9"
+    assert path.stat().st_mode & 0o777 == 0o444
+
+
+def test_fmt_refuses_a_hard_linked_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "a.txtpb"
+    path.write_text("target_sparsity:0.9")
+    other = tmp_path / "b.txtpb"
+    os.link(path, other)
+    status, _, err = run(capsys, "fmt", str(path))
+    assert status == 2
+    assert "has 2 hard links; not changed" in err
+    assert path.read_text() == other.read_text() == "target_sparsity:0.9"
+    assert path.stat().st_ino == other.stat().st_ino
+
+
+def test_fmt_refuses_an_unsafe_file_and_says_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pruning_spec import _format  # noqa: PLC0415
+
+    path = tmp_path / "spec.txtpb"
+    path.write_text("target_sparsity:0.9")
+
+    def unsafe(text: str) -> str:
+        raise _format.UnsafeToFormatError("formatting would change the content")
+
+    monkeypatch.setattr(_format, "format_text", unsafe)
+    status, _, err = run(capsys, "fmt", str(path))
+    assert status == 1
+    assert "error[fmt-unsafe]: left unchanged: formatting would change the content" in err
+    assert path.read_text() == "target_sparsity:0.9"
+
+
+def test_docs_to_an_unwritable_place_is_an_io_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status, out, err = run(capsys, "docs", "--output", str(tmp_path))
+    assert status == 2
+    assert f"{tmp_path}: error[io-error]: is a directory, not a file; not changed" in err
+    assert "Traceback" not in out + err
+
+
+def test_thousands_of_problems_print_the_first_hundred_and_a_count(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "many.txtpb"
+    path.write_text("".join(f"unknown_{i}: 1\n" for i in range(3_000)))
+    status, out, _ = run(capsys, "validate", str(path))
+    assert status == 1
+    assert out.count("error[unknown-field]") == 100
+    assert f"{path}: ... and 2,900 more diagnostics not shown" in out
+    assert "Found 3000 errors" in out
+    status, out, _ = run(capsys, "validate", "--format", "json", str(path))
+    [report] = json.loads(out)["files"]
+    assert (len(report["diagnostics"]), report["not_shown"]) == (100, 2_900)
+
+
+def test_a_huge_hparams_flag_prints_a_bounded_report(capsys: pytest.CaptureFixture[str]) -> None:
+    flag = ",".join(f"x{i}=1" for i in range(4_000))  # 31 KB, 4,000 unknown names
+    status, out, _ = run(capsys, "validate", "--hparams", flag, CIFAR10)
+    assert status == 2
+    assert len(out) < 40_000  # 100 diagnostics with a 100-character window each
+    assert "... and 3,900 more diagnostics not shown" in out
+
+
+def test_schedule_streams_its_rows(tmp_path: Path) -> None:
+    # 10^14 updates cannot be built before printing; `head` must see rows at once.
+    command = [sys.executable, "-m", "pruning_spec", "schedule", CIFAR10]
+    command += ["--hparams", "end_pruning_step=-1", "--total-steps", str(10**15), "--format", "csv"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        process.kill()
+    assert lines[0] == b"step,sparsity,^conv1/\n"
+    assert lines[1].startswith(b"10000,0,")
+
+
+def test_table_cells_escape_control_characters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    inventory = tmp_path / "weights.txt"
+    inventory.write_text("conv1/\x1b[31mred 3,3\n")
+    status, out, _ = run(capsys, "explain", CIFAR10, "--weights", str(inventory))
+    assert status == 0
+    assert "conv1/\\x1b[31mred" in out
+    assert "\x1b" not in out

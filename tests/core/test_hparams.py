@@ -355,9 +355,9 @@ def test_unknown_name_in_the_middle_is_located() -> None:
     [
         # int: Python int(): sign, surrounding whitespace and underscores.
         pytest.param("pruning_frequency=1_000", "pruning_frequency", 1000, id="int-underscore"),
-        pytest.param("pruning_frequency=-5", "pruning_frequency", -5, id="int-minus"),
+        pytest.param("block_height=-1", "block_height", -1, id="int-minus"),
         pytest.param("pruning_frequency=+5", "pruning_frequency", 5, id="int-plus"),
-        pytest.param("pruning_frequency=0", "pruning_frequency", 0, id="int-zero"),
+        pytest.param("begin_pruning_step=0", "begin_pruning_step", 0, id="int-zero"),
         pytest.param("pruning_frequency= 7 ", "pruning_frequency", 7, id="int-spaces"),
         pytest.param("end_pruning_step=-1", "end_pruning_step", -1, id="int-minus-one"),
         # float: int accepted, '.5', exponents.

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from pruning_spec import parse_hparams
-from pruning_spec._inventory import Weight, keep_count, parse_inventory, plan_weights
+from pruning_spec._inventory import (
+    MAX_INVENTORY_BYTES,
+    Weight,
+    keep_count,
+    parse_inventory,
+    plan_weights,
+    read_inventory,
+)
 
 INVENTORY = """\
 # a small model
@@ -77,3 +87,55 @@ def test_weight_claimed_by_two_rules_is_an_error_at_its_line() -> None:
         ("ambiguous-rule", True, 3)
     ]
     assert "dense_1/kernel" not in {p.weight.name for p in plans}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a" + " " * 3_000 + "!",  # was cubic: 251 s
+        "w 3,\u0663",  # a Unicode digit int() would take
+        "w 3x\u00b2",  # a digit int() would refuse
+        "w " + "9" * 5_000,  # more digits than int() converts
+        "w 99999999999999999999",  # beyond int64
+    ],
+    ids=["spaces", "arabic-digit", "superscript", "5000-digits", "beyond-int64"],
+)
+def test_hostile_lines_are_bad_lines_and_echoed_short(line: str) -> None:
+    weights, problems = parse_inventory(f"ok 3\n{line}\n", "inv.txt")
+    assert [w.name for w in weights] == ["ok"]
+    [problem] = problems
+    assert problem.code == "bad-inventory-line"
+    assert len(problem.message) < 200
+
+
+def test_a_shape_whose_size_no_tensor_can_hold_is_refused() -> None:
+    _, [problem] = parse_inventory("w 9999999999,9999999999\n")
+    assert "more than any tensor can hold" in problem.message
+
+
+def test_a_name_may_hold_a_hash_and_a_comment_may_follow_the_shape() -> None:
+    weights, problems = parse_inventory("w#2 5  # the second w\n")
+    assert problems == []
+    assert [(w.name, w.shape) for w in weights] == [("w#2", (5,))]
+
+
+def test_an_inventory_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "weights.txt"
+    os.mkfifo(fifo)
+    weights, [problem] = read_inventory(str(fifo))
+    assert weights == []
+    assert (problem.code, problem.message) == ("io-error", "is a FIFO, not a regular file")
+
+
+def test_an_inventory_over_the_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "weights.txt"
+    path.write_bytes(b"w 1\n" * (MAX_INVENTORY_BYTES // 4 + 1))
+    _, [problem] = read_inventory(str(path))
+    assert problem.code == "file-too-large"
+
+
+def test_an_inventory_that_is_not_utf8_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "weights.txt"
+    path.write_bytes(b"ok 3\nw\xff 3\n")
+    _, [problem] = read_inventory(str(path))
+    assert (problem.code, problem.span.line, problem.span.column) == ("io-error", 2, 2)  # type: ignore[union-attr]

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pruning_spec import NormalizedSpec, PruningSpec, SpecError, load_spec, parse_hparams
+from pruning_spec._loader import parse_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,3 +162,56 @@ def test_diagnostics_without_a_position_still_name_the_file(tmp_path: Path) -> N
         load_spec(path)
     [diagnostic] = caught.value.diagnostics
     assert diagnostic.span is not None and diagnostic.span.source == str(path)
+
+
+# Hostile JSON (issue 12).
+
+
+@pytest.mark.parametrize("depth", [33, 1_000, 100_000])
+def test_json_nested_too_deep_is_a_located_syntax_error(depth: int) -> None:
+    parsed = parse_json('{"weight_sparsity_map": ' + "[" * depth + "]" * depth + "}", "deep.json")
+    [problem] = parsed.diagnostics
+    assert problem.code == "syntax"
+    assert "nested more than 32 deep" in problem.message
+    assert (problem.span.line, problem.span.column) == (1, 56)  # type: ignore[union-attr]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    parsed = parse_json('{"name": "' + "[" * 100 + '"}')
+    assert [d.code for d in parsed.diagnostics] == []
+
+
+def test_thousands_of_unknown_keys_are_each_located() -> None:
+    keys = [f"k{i}" for i in range(30_000)]
+    text = "{\n" + ",\n".join(f'  "{key}": 1' for key in keys) + "\n}"
+    parsed = parse_json(text, "keys.json")
+    assert len(parsed.diagnostics) == 30_000
+    last = parsed.diagnostics[-1]
+    assert last.message == "PruningSpec has no field named 'k29999'"
+    assert (last.span.line, last.span.column) == (30_001, 3)  # type: ignore[union-attr]
+
+
+def test_a_key_is_located_where_it_is_a_key_not_inside_a_string() -> None:
+    text = '{"name": "the \\"nbinz\\": key", "nbinz": 1}'
+    [problem] = parse_json(text).diagnostics
+    assert problem.span.column == text.index('"nbinz": 1') + 1  # type: ignore[union-attr]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=5), children, max_size=3)
+        ),
+        max_leaves=40,
+    ),
+    st.integers(0, 40) | st.sampled_from([1_000, 5_000]),
+)
+def test_the_json_loader_is_total(document: object, extra_depth: int) -> None:
+    # At the default recursion limit: any text is a ParsedSource, never an exception.
+    text = "[" * extra_depth + json.dumps(document) + "]" * extra_depth
+    for candidate in (text, text[: len(text) // 2], "{" + text):
+        parsed = parse_json(candidate)
+        assert all(d.code for d in parsed.diagnostics)

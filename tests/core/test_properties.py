@@ -158,7 +158,7 @@ def valid_specs(draw: st.DrawFn) -> PruningSpec:
         )
 
     maybe("threshold_decay", unit_interval)
-    maybe("pruning_frequency", st.integers(INT64_MIN, INT64_MAX) | st.integers(-5, 100))
+    maybe("pruning_frequency", st.integers(1, INT64_MAX) | st.integers(1, 100))
     maybe("nbins", st.just(256))  # any other value is a deprecation warning
     maybe("block_height", block_dim)
     maybe("block_width", block_dim)

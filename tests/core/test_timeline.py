@@ -14,7 +14,7 @@ from pruning_spec._timeline import compile_schedule, update_steps
         ("", 41, [10, 20, 30, 40]),  # defaults: nothing at step 0
         ("begin_pruning_step=25,end_pruning_step=60", 100, [25, 35, 45, 55]),
         ("begin_pruning_step=1,end_pruning_step=6,pruning_frequency=2", 10, [2, 4, 6]),
-        ("begin_pruning_step=5,end_pruning_step=8,pruning_frequency=0", 100, [5, 6, 7, 8]),
+        ("begin_pruning_step=5,end_pruning_step=8,pruning_frequency=1", 100, [5, 6, 7, 8]),
         ("begin_pruning_step=500", 100, []),
     ],
 )
@@ -33,7 +33,7 @@ def test_compiled_sparsities_are_the_schedules() -> None:
     spec = parse_hparams(
         "begin_pruning_step=25,end_pruning_step=60,weight_sparsity_map=[a:0.8,b:0.2]"
     )
-    points = compile_schedule(spec, 100)
+    points = list(compile_schedule(spec, 100))
     assert [p.step for p in points] == [25, 35, 45, 55]
     for point in points:
         assert point.sparsity == spec.sparsity_at(point.step)

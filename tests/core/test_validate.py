@@ -218,3 +218,11 @@ def test_range_message_comes_from_the_schema() -> None:
     assert diagnostic.message == "must be in [0, 1), got 1.5"
     [diagnostic] = collect_diagnostics(PruningSpec(block_width=0))
     assert diagnostic.message == "must be >= 1 or -1, got 0"
+
+
+@pytest.mark.parametrize("frequency", [0, -1])
+def test_pruning_frequency_below_one_is_out_of_range(frequency: int) -> None:
+    # r1.15 updated at every step with 0 and tfmot divides by it; neither is meant.
+    [problem] = collect_diagnostics(PruningSpec(pruning_frequency=frequency))
+    assert (problem.code, problem.field_path) == ("out-of-range", "pruning_frequency")
+    assert problem.message == f"must be >= 1, got {frequency}"
