@@ -9,13 +9,22 @@ pure-Python tests run in the core's environment too.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import struct
 import subprocess
 import sys
+import time
 import warnings
+import zipfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import checkpoint_bundle
+import checkpoint_zip
 import pytest
 
 from pruning_spec import _checkpoints
@@ -176,7 +185,7 @@ def test_a_broken_keras_archive(tmp_path: Path) -> None:
     _keras()
     path = tmp_path / "model.keras"
     path.write_text("not a zip")
-    with pytest.raises(CheckpointError, match="Keras could not load") as caught:
+    with pytest.raises(CheckpointError, match=r"not a \.keras archive") as caught:
         read_checkpoint(str(path))
     assert str(path) in str(caught.value)
     assert "\n" not in str(caught.value)
@@ -512,3 +521,624 @@ def test_hdf5_content_is_recognised_without_its_suffix(
     checkpoint = read_checkpoint(str(renamed))
     assert checkpoint.weights[0] == WeightInfo("block/inner/vars/0", (3, 2))
     assert checkpoint.step == 1
+
+
+# ---------------------------------------------------------------------------------------
+# Hostile input: every problem is a CheckpointError, in bounded time and memory.
+
+
+def test_values_turn_any_library_error_into_checkpoint_error() -> None:
+    def failing(error: BaseException) -> Any:
+        def read(name: str) -> Any:
+            raise error
+
+        return read
+
+    for error in (MemoryError(), RecursionError("deep"), OSError(5, "I/O"), KeyError("x")):
+        checkpoint = Checkpoint("ckpt", [], None, {}, failing(error))
+        with pytest.raises(CheckpointError, match=type(error).__name__) as caught:
+            checkpoint.values("dense/kernel")
+        assert "'dense/kernel'" in str(caught.value)
+        assert "ckpt" in str(caught.value)
+    unknown = Checkpoint("ckpt", [], None, {}, failing(_checkpoints._UnknownNameError("w")))
+    with pytest.raises(KeyError):
+        unknown.values("w")
+
+
+def test_read_checkpoint_turns_any_library_error_into_checkpoint_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(path: str) -> Checkpoint:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(_checkpoints, "_read_any", explode)
+    with pytest.raises(CheckpointError, match="RecursionError") as caught:
+        read_checkpoint(str(tmp_path))
+    assert str(tmp_path) in str(caught.value)
+
+
+@contextlib.contextmanager
+def _fifo(path: Path, rescue_after: float = 5.0) -> Iterator[Path]:
+    """A FIFO at `path`. A writer opens it after `rescue_after` seconds, so that code
+    blocked reading it (the bug under test) wakes up instead of hanging the run."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    os.mkfifo(path)
+    script = 'sleep "$1"; : > "$2"'
+    rescuer = subprocess.Popen(["sh", "-c", script, "sh", str(rescue_after), str(path)])
+    try:
+        yield path
+    finally:
+        rescuer.kill()
+        rescuer.wait()
+
+
+def _refused_quickly(path: str, match: str) -> str:
+    start = time.monotonic()
+    with pytest.raises(CheckpointError, match=match) as caught:
+        read_checkpoint(path)
+    assert time.monotonic() - start < 3, "blocked on the file"
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["model.weights.h5", "model.keras", "model.ckpt-1", "weights"])
+def test_a_fifo_is_refused_without_opening_it(tmp_path: Path, name: str) -> None:
+    with _fifo(tmp_path / name) as fifo:
+        message = _refused_quickly(str(fifo), "FIFO")
+    assert str(fifo) in message
+
+
+def test_a_symlink_to_a_device_is_refused(tmp_path: Path) -> None:
+    link = tmp_path / "model.weights.h5"
+    link.symlink_to("/dev/zero")
+    _refused_quickly(str(link), "character device")
+
+
+def _copy_graph_checkpoint(source: Path, target: Path) -> Path:
+    target.mkdir()
+    for file in source.glob("model.ckpt-100*"):
+        shutil.copy(file, target / file.name)
+    (target / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-100"\n')
+    return target
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("checkpoint", "'checkpoint' state file .* FIFO"),
+        ("model.ckpt-100.index", "TensorFlow index .* FIFO"),
+        ("model.ckpt-100.data-00000-of-00001", "data shard .* FIFO"),
+    ],
+)
+def test_a_fifo_inside_a_tensorflow_checkpoint_is_refused(
+    graph_checkpoint: tuple[Path, dict[str, Any]], tmp_path: Path, name: str, match: str
+) -> None:
+    directory = _copy_graph_checkpoint(graph_checkpoint[0], tmp_path / "ckpt")
+    (directory / name).unlink()
+    with _fifo(directory / name):
+        _refused_quickly(str(directory), match)
+
+
+def test_a_state_file_linked_to_a_device_is_refused(
+    graph_checkpoint: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    directory = _copy_graph_checkpoint(graph_checkpoint[0], tmp_path / "ckpt")
+    (directory / "checkpoint").unlink()
+    (directory / "checkpoint").symlink_to("/dev/zero")
+    _refused_quickly(str(directory), "character device")
+
+
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [
+        ("model_checkpoint_path: 42 {", "bad 'checkpoint' state file"),
+        ("all_model_checkpoint_paths: 'model.ckpt-100'", "no model_checkpoint_path"),
+        ('model_checkpoint_path: "model.ckpt-*"', "no TensorFlow checkpoint in this directory"),
+        ("\xff\xfe", "bad 'checkpoint' state file"),
+    ],
+    ids=["garbage", "no-path", "glob", "not-utf8"],
+)
+def test_a_bad_state_file(
+    graph_checkpoint: tuple[Path, dict[str, Any]], tmp_path: Path, state: str, match: str
+) -> None:
+    directory = _copy_graph_checkpoint(graph_checkpoint[0], tmp_path / "ckpt")
+    (directory / "checkpoint").write_bytes(state.encode("latin-1"))
+    _refused_quickly(str(directory), match)
+
+
+def test_a_state_file_above_the_limit_is_not_read_whole(
+    graph_checkpoint: tuple[Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = _copy_graph_checkpoint(graph_checkpoint[0], tmp_path / "ckpt")
+    monkeypatch.setattr(_checkpoints, "MAX_METADATA_BYTES", 20)
+    _refused_quickly(
+        str(directory), r"'checkpoint' state file .* more than MAX_METADATA_BYTES \(20 bytes\)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("truncate-index", "corrupt TensorFlow index .*magic"),
+        ("garbage-index", "corrupt TensorFlow index"),
+        ("empty-index", "too short for a table"),
+        ("missing-shard", r"data shard .*\.data-00000-of-00001 is missing"),
+        ("truncated-shard", r"data shard .* is truncated: it holds 10 bytes"),
+        ("missing-index", r"index file .*model\.ckpt-100\.index is missing"),
+    ],
+)
+def test_a_damaged_tensorflow_checkpoint(
+    graph_checkpoint: tuple[Path, dict[str, Any]], tmp_path: Path, damage: str, match: str
+) -> None:
+    directory = _copy_graph_checkpoint(graph_checkpoint[0], tmp_path / "ckpt")
+    index = directory / "model.ckpt-100.index"
+    shard = directory / "model.ckpt-100.data-00000-of-00001"
+    if damage == "truncate-index":
+        index.write_bytes(index.read_bytes()[:-20])
+    elif damage == "garbage-index":
+        index.write_bytes(os.urandom(4096))
+    elif damage == "empty-index":
+        index.write_bytes(b"")
+    elif damage == "missing-shard":
+        shard.unlink()
+    elif damage == "truncated-shard":
+        shard.write_bytes(shard.read_bytes()[:10])
+    else:
+        index.unlink()
+    path = str(shard if damage == "missing-index" else directory / "model.ckpt-100")
+    message = _refused_quickly(path, match)
+    assert "\n" not in message
+
+
+def test_an_index_above_the_limit_is_not_read(
+    graph_checkpoint: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_checkpoints, "MAX_INDEX_BYTES", 100)
+    _refused_quickly(
+        str(graph_checkpoint[0]), r"TensorFlow index .* more than MAX_INDEX_BYTES \(100 bytes\)"
+    )
+
+
+# Hand-made tensor bundles: an index TensorFlow would never write.
+
+
+def _entry(dtype: int, shape: list[int], offset: int, size: int, **fields: Any) -> Any:
+    _tf()
+    protos = pytest.importorskip("tensorflow.core.protobuf.tensor_bundle_pb2")
+    entry = protos.BundleEntryProto(dtype=dtype, offset=offset, size=size, **fields)
+    for dim in shape:
+        entry.shape.dim.add(size=dim)
+    return entry
+
+
+def _bundle(
+    directory: Path, entries: dict[str, Any], data: bytes, *, index_handle: bytes | None = None
+) -> str:
+    """A checkpoint at `directory/ckpt` with these BundleEntryProtos and one data shard."""
+    _tf()
+    protos = pytest.importorskip("tensorflow.core.protobuf.tensor_bundle_pb2")
+    header = protos.BundleHeaderProto(num_shards=1)
+    header.version.producer = 1
+    rows = [(b"", header.SerializeToString())]
+    rows += [(name.encode(), entry.SerializeToString()) for name, entry in sorted(entries.items())]
+    directory.mkdir(exist_ok=True)
+    prefix = directory / "ckpt"
+    Path(f"{prefix}.index").write_bytes(checkpoint_bundle.table(rows, index_handle=index_handle))
+    Path(f"{prefix}.data-00000-of-00001").write_bytes(data)
+    return str(prefix)
+
+
+_FLOAT, _STRING = 1, 7
+_KERNEL = bytes(range(48))  # 12 float32 values
+
+
+def _kernel_entry() -> Any:
+    return _entry(_FLOAT, [3, 4], 0, 48, crc32c=checkpoint_bundle.masked_crc32c(_KERNEL))
+
+
+def test_a_hand_made_bundle_reads_like_a_real_one(tmp_path: Path) -> None:
+    np = _np()
+    prefix = _bundle(tmp_path, {"dense/kernel": _kernel_entry()}, _KERNEL)
+    checkpoint = read_checkpoint(prefix)
+    assert checkpoint.weights == [WeightInfo("dense/kernel", (3, 4))]
+    expected = np.frombuffer(_KERNEL, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_array_equal(checkpoint.values("dense/kernel"), expected)
+
+
+def test_many_variables_span_several_index_blocks(tmp_path: Path) -> None:
+    tf = _tf()
+    module = tf.Module()
+    module.layers = [tf.Variable(tf.fill([2, 2], float(i))) for i in range(300)]
+    path = tf.train.Checkpoint(net=module).write(str(tmp_path / "many"))
+    assert os.path.getsize(path + ".index") > 3 * 4096  # TensorFlow's blocks hold 4 KiB
+    checkpoint = read_checkpoint(path)
+    assert len(checkpoint.weights) == 300
+    _assert_values(checkpoint, {"net/layers/299": [[299.0, 299.0]] * 2})
+
+
+@pytest.mark.parametrize(
+    ("shape", "match"),
+    [
+        ([-5, 4], r"invalid shape \[-5, 4\]"),
+        ([-1], r"invalid shape \[-1\]"),
+        ([10**10, 10**10], "invalid shape"),
+        ([1] * 255, "invalid shape .rank 255"),
+    ],
+    ids=["negative", "unknown", "overflow", "rank"],
+)
+def test_a_shape_tensorflow_would_abort_on_is_refused(
+    tmp_path: Path, shape: list[int], match: str
+) -> None:
+    # TensorFlow CHECK-fails (SIGABRT) on these while listing the variables.
+    entries = {"dense/kernel": _kernel_entry(), "x": _entry(_FLOAT, shape, 0, 48)}
+    message = _refused_quickly(_bundle(tmp_path, entries, _KERNEL), match)
+    assert "'x'" in message
+
+
+def test_a_block_handle_past_the_end_of_the_index_is_refused(tmp_path: Path) -> None:
+    # TensorFlow allocates what the handle claims before reading: std::bad_alloc.
+    handle = checkpoint_bundle.handle(0, 1 << 60)
+    prefix = _bundle(tmp_path, {"dense/kernel": _kernel_entry()}, _KERNEL, index_handle=handle)
+    _refused_quickly(prefix, "runs past the end of the")
+
+
+def test_a_repeated_slice_is_refused(tmp_path: Path) -> None:
+    # TensorFlow CHECK-fails on two equal slices of one variable.
+    entry = _entry(_FLOAT, [3, 4], 0, 48)
+    for _ in range(2):
+        entry.slices.add().extent.add(start=0, length=3)
+    _refused_quickly(_bundle(tmp_path, {"w": entry}, _KERNEL), "lists the same slice twice")
+
+
+def test_a_tensor_claiming_too_many_elements_is_refused_before_reading(tmp_path: Path) -> None:
+    entries = {"dense/kernel": _kernel_entry(), "huge": _entry(_FLOAT, [10**6, 10**6], 0, 48)}
+    checkpoint = read_checkpoint(_bundle(tmp_path, entries, _KERNEL))
+    assert WeightInfo("huge", (10**6, 10**6)) in checkpoint.weights  # listed, not read
+    start = time.monotonic()
+    with pytest.raises(CheckpointError, match="MAX_TENSOR_BYTES") as caught:
+        checkpoint.values("huge")
+    assert time.monotonic() - start < 1
+    assert "'huge'" in str(caught.value)
+    assert "4,000,000,000,000 bytes" in str(caught.value)
+
+
+def test_the_tensor_limit_applies_to_real_checkpoints(
+    graph_checkpoint: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = read_checkpoint(str(graph_checkpoint[0]))
+    monkeypatch.setattr(_checkpoints, "MAX_TENSOR_BYTES", 47)  # layer1/weights: 48 bytes
+    with pytest.raises(CheckpointError, match="needs 48 bytes, more than MAX_TENSOR_BYTES"):
+        checkpoint.values("layer1/weights")
+    assert checkpoint.values("layer1/biases").shape == (4,)
+
+
+def test_a_string_claiming_a_huge_length_is_refused(tmp_path: Path) -> None:
+    # TensorFlow sizes the string by the length in the shard: a segmentation fault.
+    length = 1 << 50
+    checksum = checkpoint_bundle.masked_crc32c(struct.pack("<Q", length)).to_bytes(4, "little")
+    data = _KERNEL + checkpoint_bundle.varint(length) + checksum + b"abc"
+    graph = _entry(_STRING, [], len(_KERNEL), len(data) - len(_KERNEL))
+    entries = {"dense/kernel": _kernel_entry(), "_CHECKPOINTABLE_OBJECT_GRAPH": graph}
+    message = _refused_quickly(_bundle(tmp_path, entries, data), "claims")
+    assert f"{length:,} bytes" in message
+
+
+def test_a_tensor_outside_its_shard_is_refused(tmp_path: Path) -> None:
+    entries = {"dense/kernel": _kernel_entry(), "far": _entry(_FLOAT, [3], 1 << 62, 12)}
+    _refused_quickly(_bundle(tmp_path, entries, _KERNEL), "'far' ends at byte")
+
+
+def test_a_tensor_in_a_shard_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    entries = {"dense/kernel": _kernel_entry(), "w": _entry(_FLOAT, [3], 0, 12, shard_id=7)}
+    _refused_quickly(_bundle(tmp_path, entries, _KERNEL), "'w' is in shard 7, but the checkpoint")
+
+
+def test_strings_and_partitioned_variables_are_listed_but_not_read(tmp_path: Path) -> None:
+    tf = _tf()
+    v1 = tf.compat.v1
+    with tf.Graph().as_default():
+        v1.get_variable(
+            "emb", shape=[6, 2], partitioner=v1.fixed_size_partitioner(2), use_resource=False
+        )
+        v1.get_variable("names", initializer=tf.constant(["a", "b"]))
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            path = v1.train.Saver().save(session, str(tmp_path / "model.ckpt"))
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.weights == [WeightInfo("emb", (6, 2))]
+    with pytest.raises(CheckpointError, match="partitioned variable saved in 2 slices"):
+        checkpoint.values("emb")
+    with pytest.raises(CheckpointError, match="holds string values, not numbers"):
+        checkpoint.values("names")
+
+
+# Keras archives.
+
+
+def _bomb_archive(keras_files: tuple[Path, Any], path: Path, bomb: str, mebibytes: int) -> None:
+    """The fixture's archive with member `bomb` replaced by deflated zeros."""
+    members = checkpoint_zip.members_of(keras_files[0] / "model.keras")
+    zeros = checkpoint_zip.deflated_zeros(mebibytes)
+    members = [m for m in members if m.name != bomb]
+    members.append(checkpoint_zip.Member(bomb, zeros, zipfile.ZIP_DEFLATED, mebibytes << 20, 0))
+    checkpoint_zip.write(path, members)
+
+
+@pytest.mark.parametrize(
+    ("bomb", "mebibytes", "match"),
+    [
+        ("assets/zeros.bin", 3529, "MAX_ARCHIVE_BYTES"),  # 3.7 GB from 3.7 MB
+        ("model.weights.h5", 3529, "MAX_ARCHIVE_BYTES"),
+        ("config.json", 3529, "MAX_ARCHIVE_BYTES|MAX_METADATA_BYTES"),
+        ("config.json", 20, "MAX_METADATA_BYTES"),  # Keras parses it whole
+    ],
+)
+def test_a_zip_bomb_is_refused_before_inflating(
+    keras_files: tuple[Path, Any], tmp_path: Path, bomb: str, mebibytes: int, match: str
+) -> None:
+    path = tmp_path / "bomb.keras"
+    _bomb_archive(keras_files, path, bomb, mebibytes)
+    assert path.stat().st_size < 4 << 20
+    message = _refused_quickly(str(path), match)
+    assert f"{bomb!r}" in message
+    assert f"{mebibytes << 20:,} bytes" in message
+
+
+def test_zipfile_stops_a_chunked_read_at_the_declared_size(tmp_path: Path) -> None:
+    # What copying a member out relies on. A whole `read()`, however, first inflates
+    # up to 2 GiB: hence the archive check inflating every member itself.
+    path = tmp_path / "liar.zip"
+    zeros = checkpoint_zip.deflated_zeros(3529)  # 3.7 GB inflated, 10 bytes declared
+    member = checkpoint_zip.Member("m", zeros, zipfile.ZIP_DEFLATED, 10, zlib.crc32(bytes(10)))
+    checkpoint_zip.write(path, [member])
+    start = time.monotonic()
+    with zipfile.ZipFile(path) as archive, archive.open("m") as stream:
+        assert stream.read(1 << 20) == bytes(10)
+    assert time.monotonic() - start < 1
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.weights.h5"])
+def test_a_member_inflating_past_its_declared_size_is_refused(
+    keras_files: tuple[Path, Any], tmp_path: Path, name: str
+) -> None:
+    members = checkpoint_zip.members_of(keras_files[0] / "model.keras")
+    real = next(m for m in members if m.name == name)
+    # The real content, then 3.7 GB of zeros; 4 MiB declared, more than is stored.
+    stream = checkpoint_zip.deflated_zeros(3529, head=real.data)
+    lying = checkpoint_zip.Member(name, stream, zipfile.ZIP_DEFLATED, 4 << 20, real.crc)
+    path = tmp_path / "liar.keras"
+    checkpoint_zip.write(path, [m if m is not real else lying for m in members])
+    message = _refused_quickly(str(path), "inflates to more than the 4,194,304 bytes it declares")
+    assert f"{name!r}" in message
+
+
+@pytest.mark.parametrize(
+    ("method", "stored", "match"),
+    [
+        (zipfile.ZIP_STORED, bytes(10), "stores 10 bytes for 5 bytes"),
+        (zipfile.ZIP_DEFLATED, os.urandom(2000), "stores 2,000 bytes for 5 bytes"),
+        (zipfile.ZIP_BZIP2, bytes(5), "compressed with method 12"),
+    ],
+    ids=["stored", "deflated", "bzip2"],
+)
+def test_a_member_not_stored_as_keras_stores_it_is_refused(
+    keras_files: tuple[Path, Any], tmp_path: Path, method: int, stored: bytes, match: str
+) -> None:
+    # zipfile reads all the stored bytes of a member at once, and inflates bzip2 and
+    # lzma without a bound on each step.
+    members = checkpoint_zip.members_of(keras_files[0] / "model.keras")
+    odd = checkpoint_zip.Member("assets/odd", stored, method, 5)
+    checkpoint_zip.write(tmp_path / "odd.keras", [*members, odd])
+    _refused_quickly(str(tmp_path / "odd.keras"), match)
+
+
+def test_a_large_central_directory_is_refused_before_zipfile_reads_it(
+    keras_files: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = checkpoint_zip.members_of(keras_files[0] / "model.keras")
+    members += [checkpoint_zip.stored(f"assets/{i:04d}", b"") for i in range(100)]
+    checkpoint_zip.write(tmp_path / "many.keras", members)
+    monkeypatch.setattr(_checkpoints, "MAX_METADATA_BYTES", 5000)
+    message = _refused_quickly(str(tmp_path / "many.keras"), "central directory")
+    assert "MAX_METADATA_BYTES (5,000 bytes)" in message
+
+
+def test_weights_declaring_more_than_the_archive_limit_are_refused(
+    keras_files: tuple[Path, Any], tmp_path: Path
+) -> None:
+    h5py = pytest.importorskip("h5py")
+    members = checkpoint_zip.members_of(keras_files[0] / "model.keras")
+    weights = next(m for m in members if m.name == "model.weights.h5")
+    bloated = tmp_path / "bloated.h5"
+    bloated.write_bytes(weights.data)
+    with h5py.File(bloated, "a") as file:  # 3 GiB declared, nothing stored
+        file.create_dataset("extra", shape=(3 << 28,), dtype="f4", chunks=(1 << 16,))
+    replaced = checkpoint_zip.stored(weights.name, bloated.read_bytes())
+    path = tmp_path / "bloated.keras"
+    checkpoint_zip.write(path, [m if m is not weights else replaced for m in members])
+    message = _refused_quickly(str(path), "datasets declare more than MAX_ARCHIVE_BYTES")
+    assert "/extra alone declares 3,221,225,472 bytes" in message
+
+
+def test_a_keras_config_declaring_huge_layers_allocates_nothing(tmp_path: Path) -> None:
+    keras = _keras()
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, name="dense")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras's own numpy 2 warning
+        model.save(tmp_path / "small.keras")
+    members = checkpoint_zip.members_of(tmp_path / "small.keras")
+    config = next(m for m in members if m.name == "config.json")
+    text = config.data.decode()
+    assert '"units": 3' in text and "[null, 5]" in text
+    # A kernel of 10^6 x 10^6 floats: 4 TB, which TensorFlow retries for 10 s to allocate.
+    huge = text.replace('"units": 3', '"units": 1000000').replace("[null, 5]", "[null, 1000000]")
+    members = [
+        m if m is not config else checkpoint_zip.stored(m.name, huge.encode()) for m in members
+    ]
+    checkpoint_zip.write(tmp_path / "huge.keras", members)
+    message = _refused_quickly(str(tmp_path / "huge.keras"), "Keras could not load")
+    assert "(1000000, 1000000)" in message or "1000000" in message
+    state = pytest.importorskip("keras.src.backend.common.global_state")
+    pending = state.get_global_attribute("uninitialized_variables", None) or []
+    assert not [v for v in pending if tuple(v.shape) == (1000000, 1000000)]
+
+
+def test_keras_archives_load_in_safe_mode(
+    keras_files: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keras = _keras()
+    calls: list[dict[str, Any]] = []
+    load_model = keras.saving.load_model
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return load_model(*args, **kwargs)
+
+    monkeypatch.setattr(keras.saving, "load_model", spy)
+    read_checkpoint(str(keras_files[0] / "model.keras"))
+    assert calls == [{"compile": False, "safe_mode": True}]
+
+
+# HDF5 weight files.
+
+
+def _weights_file(path: Path, make_kernel: Any) -> str:
+    """A Keras 3 `.weights.h5` layout holding one layer `dense`, its kernel made by
+    `make_kernel(vars_group)`."""
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(path, "w") as file:
+        variables = file.create_group("layers/dense/vars")
+        variables.attrs["name"] = "dense"
+        make_kernel(variables)
+        variables["1"] = [1.0, 2.0]
+    return str(path)
+
+
+def test_a_dataset_too_large_is_refused_by_its_declared_size(tmp_path: Path) -> None:
+    def huge(group: Any) -> None:  # 4 TB declared, nothing stored
+        group.create_dataset("0", shape=(10**6, 10**6), dtype="f4", chunks=(1, 1024))
+
+    checkpoint = read_checkpoint(_weights_file(tmp_path / "huge.weights.h5", huge))
+    assert WeightInfo("dense/vars/0", (10**6, 10**6)) in checkpoint.weights
+    start = time.monotonic()
+    with pytest.raises(CheckpointError, match="MAX_TENSOR_BYTES") as caught:
+        checkpoint.values("dense/vars/0")
+    assert time.monotonic() - start < 1
+    assert "/layers/dense/vars/0" in str(caught.value)
+    assert "4,000,000,000,000 bytes" in str(caught.value)
+
+
+def test_the_tensor_limit_applies_to_hdf5_datasets(
+    keras_files: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = read_checkpoint(str(keras_files[0] / "model.weights.h5"))
+    monkeypatch.setattr(_checkpoints, "MAX_TENSOR_BYTES", 59)  # dense_1's kernel: 60 bytes
+    with pytest.raises(CheckpointError, match="needs 60 bytes, more than MAX_TENSOR_BYTES"):
+        checkpoint.values("dense_1/vars/0")
+    assert checkpoint.values("dense_1/vars/1").shape == (3,)
+
+
+def test_chunks_larger_than_their_dataset_are_refused(tmp_path: Path) -> None:
+    def chunked(group: Any) -> None:  # 8 bytes of data in chunks of 16 MiB
+        group.create_dataset("0", data=[1.0, 2.0], maxshape=(None,), chunks=(1 << 21,))
+
+    checkpoint = read_checkpoint(_weights_file(tmp_path / "chunks.weights.h5", chunked))
+    with pytest.raises(CheckpointError, match="chunks of 16,777,216 bytes"):
+        checkpoint.values("dense/vars/0")
+
+
+def test_a_hard_link_cycle_is_walked_once(tmp_path: Path) -> None:
+    def cyclic(group: Any) -> None:
+        group["0"] = [[1.0]]
+        group.file["layers/dense/loop"] = group.file["layers/dense"]
+        group.file["layers/dense/root"] = group.file["/"]
+
+    checkpoint = read_checkpoint(_weights_file(tmp_path / "cycle.weights.h5", cyclic))
+    assert [w.name for w in checkpoint.weights] == ["dense/vars/0", "dense/vars/1"]
+
+
+def _other_file(path: Path) -> Path:
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(path, "w") as file:
+        file["secret"] = [[42.0]]
+    path.with_suffix(".raw").write_bytes(bytes(8))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("dangling-soft", r"/layers/dense/vars/0 is a soft link to /nowhere"),
+        ("soft", r"/layers/dense/vars/0 is a soft link to /secret"),
+        ("external", r"/layers/dense/vars/0 points into another file .*other\.h5:/secret"),
+        ("external-group", r"/layers/dense points into another file"),
+    ],
+)
+def test_hdf5_links_other_than_hard_ones_are_not_followed(
+    tmp_path: Path, kind: str, match: str
+) -> None:
+    h5py = pytest.importorskip("h5py")
+    other = _other_file(tmp_path / "other.h5")
+    path = tmp_path / "links.weights.h5"
+    with h5py.File(path, "w") as file:
+        file["secret"] = [[1.0]]
+        if kind == "external-group":
+            file["layers/dense"] = h5py.ExternalLink(str(other), "/")
+        else:
+            target = {
+                "dangling-soft": h5py.SoftLink("/nowhere"),
+                "soft": h5py.SoftLink("/secret"),
+                "external": h5py.ExternalLink(str(other), "/secret"),
+            }[kind]
+            file.create_group("layers/dense/vars")["0"] = target
+    _refused_quickly(str(path), match)
+
+
+def test_an_hdf5_external_link_to_a_fifo_is_not_opened(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "fifo-link.weights.h5"
+    with _fifo(tmp_path / "pipe.h5") as fifo:
+        with h5py.File(path, "w") as file:
+            file.create_group("layers/dense/vars")["0"] = h5py.ExternalLink(str(fifo), "/x")
+        _refused_quickly(str(path), "points into another file")
+
+
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("external-storage", r"keeps its data in external files \(.*other\.raw\)"),
+        ("virtual", "is virtual"),
+        ("strings", "not numbers"),
+    ],
+)
+def test_datasets_whose_values_are_not_numbers_in_this_file_are_not_read(
+    tmp_path: Path, kind: str, match: str
+) -> None:
+    h5py = pytest.importorskip("h5py")
+    other = _other_file(tmp_path / "other.h5")
+
+    def kernel(group: Any) -> None:
+        if kind == "external-storage":
+            raw = (str(other.with_suffix(".raw")), 0, 8)
+            group.create_dataset("0", shape=(2,), dtype="f4", external=[raw])
+        elif kind == "virtual":
+            layout = h5py.VirtualLayout(shape=(1, 1), dtype="f8")
+            layout[:] = h5py.VirtualSource(str(other), "secret", shape=(1, 1))
+            group.create_virtual_dataset("0", layout)
+        else:
+            group.create_dataset("0", data=["a", "b"], dtype=h5py.string_dtype())
+
+    checkpoint = read_checkpoint(_weights_file(tmp_path / f"{kind}.weights.h5", kernel))
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.values("dense/vars/0")
+
+
+def test_messages_are_one_line_without_terminal_escapes(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "escapes\n.weights.h5"
+    with h5py.File(path, "w") as file:
+        file.create_group("layers/\x1b[2Jevil/vars")["0"] = h5py.SoftLink("/\x9bnowhere")
+    message = _refused_quickly(str(path), "soft link")
+    assert "\x1b" not in message and "\x9b" not in message and "\n" not in message
+    assert r"/layers/\x1b[2Jevil/vars/0 is a soft link to /\x9bnowhere" in message
+    assert r"escapes\n.weights.h5" in message

@@ -81,7 +81,7 @@ def test_checkpoint_problems_are_usage_errors(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec_file: str
 ) -> None:
     assert main(["verify", spec_file, "--checkpoint", str(tmp_path / "missing")]) == 2
-    assert "error[checkpoint-error]" in capsys.readouterr().err
+    assert "error[io-error]" in capsys.readouterr().err
 
 
 def test_verify_checks_block_structure(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
