@@ -33,6 +33,10 @@ from pruning_spec._checkpoints import (
     Checkpoint,
     CheckpointError,
     WeightInfo,
+    _errors,
+    _limits,
+    _tf_naming,
+    _weights,
     read_checkpoint,
 )
 
@@ -79,8 +83,8 @@ def test_import_loads_no_framework() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def _variable(name: str, shape: tuple[int, ...], **kwargs: Any) -> _checkpoints._Variable:
-    return _checkpoints._Variable(name, shape, kwargs.pop("floating", True), **kwargs)
+def _variable(name: str, shape: tuple[int, ...], **kwargs: Any) -> _weights.Variable:
+    return _weights.Variable(name, shape, kwargs.pop("floating", True), **kwargs)
 
 
 def test_only_float_tensors_of_rank_one_or_more_are_weights() -> None:
@@ -98,7 +102,7 @@ def test_only_float_tensors_of_rank_one_or_more_are_weights() -> None:
         _variable("counts", (3,), floating=False),
         _variable("dense/kernel/Adam", (3, 4), excluded=True),
     ]
-    checkpoint = _checkpoints._assemble("ckpt", reversed(variables), 7, lambda name: name)
+    checkpoint = _weights.assemble("ckpt", reversed(variables), 7, lambda name: name)
     assert checkpoint.weights == [
         WeightInfo("dense/bias", (4,)),
         WeightInfo("dense/kernel", (3, 4)),
@@ -111,7 +115,7 @@ def test_only_float_tensors_of_rank_one_or_more_are_weights() -> None:
 
 
 def _pair(weights: dict[str, tuple[int, ...]], masks: dict[str, tuple[int, ...]]) -> Any:
-    return _checkpoints._pair_masks(
+    return _weights.pair_masks(
         [WeightInfo(n, s) for n, s in weights.items()], [WeightInfo(n, s) for n, s in masks.items()]
     )
 
@@ -418,7 +422,7 @@ def test_object_checkpoint_names_by_object_path(
 ) -> None:
     path, values = _module_checkpoint(tmp_path)
     if source == "keys":  # no usable object graph: the keys alone
-        monkeypatch.setattr(_checkpoints, "_walk_object_graph", lambda reader, shapes: None)
+        monkeypatch.setattr(_tf_naming, "_walk_object_graph", lambda reader, shapes: None)
     checkpoint = read_checkpoint(path)
     assert checkpoint.weights == [
         WeightInfo("net/bias", (3,)),
@@ -540,7 +544,7 @@ def test_values_turn_any_library_error_into_checkpoint_error() -> None:
             checkpoint.values("dense/kernel")
         assert "'dense/kernel'" in str(caught.value)
         assert "ckpt" in str(caught.value)
-    unknown = Checkpoint("ckpt", [], None, {}, failing(_checkpoints._UnknownNameError("w")))
+    unknown = Checkpoint("ckpt", [], None, {}, failing(_errors.UnknownNameError("w")))
     with pytest.raises(KeyError):
         unknown.values("w")
 
@@ -650,7 +654,7 @@ def test_a_state_file_above_the_limit_is_not_read_whole(
     graph_checkpoint: tuple[Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     directory = _copy_graph_checkpoint(graph_checkpoint[0], tmp_path / "ckpt")
-    monkeypatch.setattr(_checkpoints, "MAX_METADATA_BYTES", 20)
+    monkeypatch.setattr(_limits, "MAX_METADATA_BYTES", 20)
     _refused_quickly(
         str(directory), r"'checkpoint' state file .* more than MAX_METADATA_BYTES \(20 bytes\)"
     )
@@ -693,7 +697,7 @@ def test_a_damaged_tensorflow_checkpoint(
 def test_an_index_above_the_limit_is_not_read(
     graph_checkpoint: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_checkpoints, "MAX_INDEX_BYTES", 100)
+    monkeypatch.setattr(_limits, "MAX_INDEX_BYTES", 100)
     _refused_quickly(
         str(graph_checkpoint[0]), r"TensorFlow index .* more than MAX_INDEX_BYTES \(100 bytes\)"
     )
@@ -806,7 +810,7 @@ def test_the_tensor_limit_applies_to_real_checkpoints(
     graph_checkpoint: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checkpoint = read_checkpoint(str(graph_checkpoint[0]))
-    monkeypatch.setattr(_checkpoints, "MAX_TENSOR_BYTES", 47)  # layer1/weights: 48 bytes
+    monkeypatch.setattr(_limits, "MAX_TENSOR_BYTES", 47)  # layer1/weights: 48 bytes
     with pytest.raises(CheckpointError, match="needs 48 bytes, more than MAX_TENSOR_BYTES"):
         checkpoint.values("layer1/weights")
     assert checkpoint.values("layer1/biases").shape == (4,)
@@ -938,7 +942,7 @@ def test_a_large_central_directory_is_refused_before_zipfile_reads_it(
     members = checkpoint_zip.members_of(keras_files[0] / "model.keras")
     members += [checkpoint_zip.stored(f"assets/{i:04d}", b"") for i in range(100)]
     checkpoint_zip.write(tmp_path / "many.keras", members)
-    monkeypatch.setattr(_checkpoints, "MAX_METADATA_BYTES", 5000)
+    monkeypatch.setattr(_limits, "MAX_METADATA_BYTES", 5000)
     message = _refused_quickly(str(tmp_path / "many.keras"), "central directory")
     assert "MAX_METADATA_BYTES (5,000 bytes)" in message
 
@@ -1032,7 +1036,7 @@ def test_the_tensor_limit_applies_to_hdf5_datasets(
     keras_files: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checkpoint = read_checkpoint(str(keras_files[0] / "model.weights.h5"))
-    monkeypatch.setattr(_checkpoints, "MAX_TENSOR_BYTES", 59)  # dense_1's kernel: 60 bytes
+    monkeypatch.setattr(_limits, "MAX_TENSOR_BYTES", 59)  # dense_1's kernel: 60 bytes
     with pytest.raises(CheckpointError, match="needs 60 bytes, more than MAX_TENSOR_BYTES"):
         checkpoint.values("dense_1/vars/0")
     assert checkpoint.values("dense_1/vars/1").shape == (3,)

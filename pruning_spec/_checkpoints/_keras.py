@@ -1,0 +1,164 @@
+"""Keras 3 `.keras` archives: checked, then loaded without allocating their variables.
+
+The archive's zip container (`_keras_zip`) and the datasets of its `model.weights.h5`
+are checked against the limits first; the model is then loaded with
+`keras.saving.load_model(path, compile=False, safe_mode=True)` inside a
+`keras.StatelessScope`, so sizes in its config cannot make Keras allocate more than
+the archive holds. Each weight is named by its `.path` (`dense_1/kernel`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import tempfile
+import warnings
+import zipfile
+from typing import Any
+
+from pruning_spec._checkpoints import _limits
+from pruning_spec._checkpoints._errors import (
+    InputError,
+    UnknownNameError,
+    byte_count,
+    import_framework,
+    summary,
+)
+from pruning_spec._checkpoints._hdf5 import declared_bytes
+from pruning_spec._checkpoints._hdf5_weights import hdf5_step
+from pruning_spec._checkpoints._keras_zip import (
+    KERAS_WEIGHTS,
+    check_inflated_sizes,
+    check_members,
+    zip_directory_bytes,
+)
+from pruning_spec._checkpoints._regular_files import open_regular
+from pruning_spec._checkpoints._weights import Checkpoint, Variable, assemble, unique
+
+
+def read_keras_archive(path: str) -> Checkpoint:
+    """The weights of the `.keras` archive `path`, and its optimizer's step."""
+    import_framework("tensorflow", path)
+    keras = import_framework("keras", path)
+    step = _check_archive(path)
+    try:
+        model, scope = _load_unallocated(keras, path)
+        stored = list(model.weights)
+    except Exception as error:
+        raise InputError(f"Keras could not load this .keras archive ({summary(error)})") from None
+    names = unique(str(v.path) for v in stored)
+    by_name = dict(zip(names, stored, strict=True))
+    variables = [
+        Variable(name, tuple(int(d) for d in v.shape), _keras_floating(v.dtype))
+        for name, v in by_name.items()
+    ]
+
+    def read(name: str) -> Any:
+        if name not in by_name:
+            raise UnknownNameError(f"{name!r} is not a weight of {path}")
+        value = scope.get_current_value(by_name[name])
+        if value is None:
+            raise InputError("the archive stores no value for it")
+        return importlib.import_module("numpy").asarray(value)
+
+    return assemble(path, variables, step, read)
+
+
+def _load_unallocated(keras: Any, path: str) -> tuple[Any, Any]:
+    """The model, its variables never allocated, and the scope holding their values.
+
+    Inside a stateless scope Keras only records each variable's shape; `load_model`
+    then assigns the stored values to the scope, after checking their shapes. So a
+    config declaring huge layers costs nothing: the load fails on the first mismatch.
+    """
+    try:
+        state = importlib.import_module("keras.src.backend.common.global_state")
+        pending = list(state.get_global_attribute("uninitialized_variables", None) or [])
+    except Exception:  # another Keras layout: nothing to tidy
+        state = None
+    try:
+        with (
+            warnings.catch_warnings(),
+            keras.StatelessScope(initialize_variables=False) as scope,
+        ):
+            warnings.simplefilter("ignore")
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    finally:
+        # Keras would allocate the variables left pending when some later stateless
+        # scope closes; ours keep their values in `scope` and are never allocated.
+        if state is not None:
+            state.set_global_attribute("uninitialized_variables", pending)
+    return model, scope
+
+
+def _keras_floating(dtype: Any) -> bool:
+    name = str(getattr(dtype, "name", dtype))
+    return name.startswith(("float", "bfloat", "half"))
+
+
+def _check_archive(path: str) -> int | None:
+    """Refuse an archive that would make Keras read or allocate too much; its step.
+
+    Keras reads the central directory, `config.json` and `model.weights.h5` whole and
+    every weight of the latter into memory: each is bounded here, by what the archive
+    declares, and every member is checked to hold no more than it declares.
+    """
+    with open_regular(path, "archive") as file:
+        directory = zip_directory_bytes(file)
+        limit = _limits.MAX_METADATA_BYTES
+        if directory > limit:
+            raise InputError(
+                f"its zip central directory is {byte_count(directory)}, more than "
+                f"MAX_METADATA_BYTES ({byte_count(limit)})"
+            )
+        with zipfile.ZipFile(file) as archive:
+            check_members(archive.infolist())
+            check_inflated_sizes(file, archive.infolist())
+            if KERAS_WEIGHTS not in archive.namelist():
+                return None
+            return _check_archive_weights(archive, path)
+
+
+def _check_archive_weights(archive: zipfile.ZipFile, path: str) -> int | None:
+    """Check the weights file's datasets before Keras reads them all; its step."""
+    h5py = import_framework("h5py", path)
+    # Copied out once: h5py reads at random offsets, and a zip member only streams.
+    with tempfile.TemporaryDirectory(prefix="pruning-spec-") as scratch:
+        copy = os.path.join(scratch, KERAS_WEIGHTS)
+        with archive.open(KERAS_WEIGHTS) as source, open(copy, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        try:
+            with h5py.File(copy, "r") as weights:
+                _check_dataset_total(weights, h5py)
+                return hdf5_step(weights, h5py)
+        except InputError as problem:
+            raise InputError(f"archive member {KERAS_WEIGHTS!r}: {problem}") from None
+        except Exception as error:
+            raise InputError(
+                f"archive member {KERAS_WEIGHTS!r} is not readable HDF5 ({summary(error)})"
+            ) from None
+
+
+def _check_dataset_total(file: Any, h5py: Any) -> None:
+    """All the datasets of the weights file together declare at most MAX_ARCHIVE_BYTES."""
+    total = 0
+    count = 0
+
+    def visit(name: str, item: Any) -> None:
+        nonlocal total, count
+        count += 1
+        if count > _limits.MAX_HDF5_LINKS:
+            raise InputError(
+                f"it holds more than MAX_HDF5_LINKS ({_limits.MAX_HDF5_LINKS:,}) objects"
+            )
+        if isinstance(item, h5py.Dataset):
+            total += declared_bytes(item)
+            if total > _limits.MAX_ARCHIVE_BYTES:
+                raise InputError(
+                    f"its datasets declare more than MAX_ARCHIVE_BYTES "
+                    f"({byte_count(_limits.MAX_ARCHIVE_BYTES)}); /{name} alone declares "
+                    f"{byte_count(declared_bytes(item))}"
+                )
+
+    file.visititems(visit)  # hard links only, each object once

@@ -1,0 +1,143 @@
+"""What every reader builds: which variables are weights, which mask goes with which.
+
+A reader lists a format's variables as `Variable`s and `assemble` makes the
+`Checkpoint`: float variables of rank >= 1 that are not masks, thresholds or counters
+are the weights; masks pair with weights as the package docstring describes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pruning_spec._checkpoints._errors import (
+    CheckpointError,
+    InputError,
+    UnknownNameError,
+    checkpoint_error,
+    unexpected,
+)
+
+# Leaf names that are never prunable weights, whatever their dtype and shape.
+_NOT_WEIGHTS = frozenset({"threshold", "last_mask_update_step", "global_step", "save_counter"})
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightInfo:
+    """One prunable candidate: its name as the pruning rules see it, and its shape."""
+
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """What `read_checkpoint` found.
+
+    `path` is what was read: the checkpoint prefix a directory resolved to, or the file.
+    `masks` maps a weight's name to its mask's name (r1.15-style masks only).
+    """
+
+    path: str
+    weights: list[WeightInfo]
+    step: int | None
+    masks: dict[str, str]
+    _read: Callable[[str], Any] | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def values(self, name: str) -> Any:
+        """The stored value (a numpy array) of a weight, a mask or any other variable.
+
+        Raises KeyError for a name the checkpoint does not hold, CheckpointError when
+        the stored data cannot be read (or exceeds `MAX_TENSOR_BYTES`).
+        """
+        if self._read is None:
+            raise KeyError(f"{name!r}: no values were loaded for {self.path}")
+        try:
+            return self._read(name)
+        except (UnknownNameError, CheckpointError):
+            raise
+        except InputError as problem:
+            raise checkpoint_error(
+                f"cannot read {name!r} from checkpoint {self.path}: {problem}"
+            ) from None
+        except Exception as error:  # whatever a hostile file makes a library raise
+            raise checkpoint_error(
+                f"cannot read {name!r} from checkpoint {self.path}: {unexpected(error)}"
+            ) from None
+
+    def mask_values(self, name: str) -> Any:
+        """The stored mask of weight `name` (a numpy array), or None if it has none."""
+        mask = self.masks.get(name)
+        return None if mask is None else self.values(mask)
+
+
+@dataclasses.dataclass(frozen=True)
+class Variable:
+    """A stored variable as a reader lists it, named as the rules will see it."""
+
+    name: str
+    shape: tuple[int, ...]
+    floating: bool
+    excluded: bool = False  # known by its format not to be a weight (optimizer, ...)
+
+
+def assemble(
+    path: str, variables: Iterable[Variable], step: int | None, read: Callable[[str], Any]
+) -> Checkpoint:
+    """The checkpoint at `path` holding `variables`; `read` gives a variable's value."""
+    weights, masks = [], []
+    for variable in variables:
+        leaf = variable.name.rpartition("/")[2]
+        if variable.excluded or not variable.floating or not variable.shape:
+            continue
+        if leaf == "mask":
+            masks.append(WeightInfo(variable.name, variable.shape))
+        elif leaf not in _NOT_WEIGHTS:
+            weights.append(WeightInfo(variable.name, variable.shape))
+    weights.sort(key=lambda w: w.name)
+    return Checkpoint(path, weights, step, pair_masks(weights, masks), read)
+
+
+def _scope(name: str) -> str:
+    """`layer1/weights`, `layer1/mask` and `layer1//mask` all live in scope `layer1`."""
+    return name.rpartition("/")[0].rstrip("/")
+
+
+def pair_masks(weights: list[WeightInfo], masks: list[WeightInfo]) -> dict[str, str]:
+    """Weight name -> mask name, for each mask that only one weight can be paired with."""
+    by_name = {w.name: w for w in weights}
+    by_scope: dict[str, list[WeightInfo]] = {}
+    for weight in weights:
+        by_scope.setdefault(_scope(weight.name), []).append(weight)
+    claims: dict[str, list[str]] = {}
+    for mask in masks:
+        scope = _scope(mask.name)
+        candidates = [w for w in by_scope.get(scope, []) if w.shape == mask.shape]
+        named_after = by_name.get(scope)
+        if named_after is not None and named_after.shape == mask.shape:
+            candidates.append(named_after)
+        if len(candidates) == 1:
+            claims.setdefault(candidates[0].name, []).append(mask.name)
+    return {weight: found[0] for weight, found in sorted(claims.items()) if len(found) == 1}
+
+
+def unique(names: Iterable[str]) -> list[str]:
+    """`names` in order, a repeated one suffixed `#2`, `#3`, ..."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        unique.append(name if count == 1 else f"{name}#{count}")
+    return unique
+
+
+def scalar(value: Any, kinds: str = "iuf") -> int | None:
+    """A stored step counter as an int; None if it is not a scalar of one of `kinds`."""
+    shape = getattr(value, "shape", None)
+    if shape is None or tuple(shape) != () or getattr(value, "dtype", None) is None:
+        return None
+    if value.dtype.kind not in kinds:
+        return None
+    return int(value)
