@@ -31,6 +31,7 @@ MASKED_WEIGHT_NAME = "weights/masked_weight"
 
 def apply_mask(x: Any, scope: Any = "") -> tf.Tensor:
     """Creates `mask` and `threshold` for weight `x` in `scope` and returns `mask * x`."""
+    _masking.check_not_empty(op_name(x), x.get_shape(), "do not call apply_mask on it")
     dtype = x.dtype.base_dtype
     with v1.variable_scope(scope):
         mask = v1.get_variable(

@@ -50,14 +50,18 @@ def _copy_layer(layer: PrunedLayer) -> Any:
 
 
 def baked_weights(layer: Any) -> list[np.ndarray]:
-    """A layer's weights as numpy arrays, each pruned one multiplied by its mask."""
+    """A layer's weights as numpy arrays, each pruned one 0 where its mask is 0."""
     if not isinstance(layer, PrunedLayer):
         return [np.asarray(v) for v in layer.get_weights()]
     masks = {id(p.weight): np.asarray(p.mask.numpy()) for p in layer.pruned_weights}
-    return [
-        np.asarray(v.numpy()) * masks[id(v)] if id(v) in masks else np.asarray(v.numpy())
-        for v in layer.layer.weights
-    ]
+    return [_masked(np.asarray(v.numpy()), masks.get(id(v))) for v in layer.layer.weights]
+
+
+def _masked(value: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    if mask is None:
+        return value
+    # Not `value * mask`: a pruned NaN or inf (a diverging step's) times 0 is NaN, not 0.
+    return np.where(mask != 0, value, np.zeros_like(value))
 
 
 def _all_layers(model: Any) -> list[Any]:

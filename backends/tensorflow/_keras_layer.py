@@ -21,10 +21,13 @@ from pruning_spec import NormalizedSpec, SpecError
 from pruning_spec._inventory import Weight, plan_weights
 from pruning_spec._lints import inventory_lints
 
+from ._masking import check_not_empty
 from ._pruner import PrunedWeight
 from ._spec_input import coerce_spec
 
 VariableFilter = Callable[[Any], bool]
+
+_LEAVE_OUT = "leave it out with prune(..., select=...)"
 
 try:  # Keras 3 does not export the class of `keras.Model(inputs, outputs)`.
     from keras.src.models.functional import Functional
@@ -110,6 +113,10 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
             raise ValueError(
                 f"{self.name}: layer {self.layer.name!r} has no weight {missing[0]!r} to prune; "
                 f"it has {sorted(variables)}"
+            )
+        for key in self._pruned_keys:
+            check_not_empty(
+                weight_name(self.layer, key, self.scope), variables[key].shape, _LEAVE_OUT
             )
         for key in self._pruned_keys:
             variable = variables[key]
@@ -286,6 +293,8 @@ def _check_choice(model: Any, spec: NormalizedSpec, select: VariableFilter) -> N
             f"two weights of model {model.name!r} would both be called {twice[0]!r}: "
             "rename one of their layers (names must tell weights apart for rules and summaries)"
         )
+    for weight in inventory:  # before planning, which cannot size blocks of nothing
+        check_not_empty(weight.name, weight.shape, _LEAVE_OUT)
     plans, problems = plan_weights(spec, inventory)
     if problems:
         raise SpecError(problems)

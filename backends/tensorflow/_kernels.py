@@ -9,6 +9,12 @@ partial block at the end, masks keep the weight's dtype.
 The k-th largest magnitude is exact and O(n): a non-negative float's bit pattern,
 read as an integer, orders like its value, so two (float64: four) histogram
 passes over 16-bit digits find it without sorting (radix select).
+
+NaN and infinity: a NaN magnitude ranks below every number, zero included, so a NaN
+is never kept (`NaN >= T` is false); when k exceeds the count of numbers the
+threshold is 0 and every number is kept. +-inf has magnitude +inf, above every
+finite value. A NaN's pattern reads as an integer above inf's, so both selections
+count NaNs out explicitly rather than read them as the largest magnitudes.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 from pruning_spec import _schedule
@@ -66,7 +73,8 @@ def kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     """The k-th largest (1-based) magnitude |x| of `values`, exactly; k must be >= 1.
 
     Radix select (O(n)) in general; a `top_k` sort for small tensors of known size.
-    Both return the same value: the k-th largest is one of the magnitudes.
+    Both return the same value: the k-th largest is one of the magnitudes, or 0 when
+    k exceeds the count of numbers (NaNs rank below them).
     """
     values = tf.reshape(values, [-1])
     size = values.shape[0]
@@ -84,16 +92,43 @@ class _BitView(NamedTuple):
     unsigned: tf.DType
     width: int
 
+    @property
+    def largest_pattern(self) -> int:
+        """The largest magnitude pattern: every bit but the sign's."""
+        return (1 << (self.width - 1)) - 1
+
+    @property
+    def inf_pattern(self) -> int:
+        """The magnitude pattern of inf; every larger one is a NaN's."""
+        mantissa_bits = 52 if self.width == 64 else 23
+        return self.largest_pattern >> mantissa_bits << mantissa_bits
+
     def magnitudes(self, values: tf.Tensor | None = None) -> tf.Tensor:
         """The bit patterns of |x| read as integers: the sign bit cleared."""
         patterns = tf.bitcast(self.values if values is None else values, self.int_dtype)
-        return tf.bitwise.bitwise_and(
-            patterns, tf.constant((1 << (self.width - 1)) - 1, self.int_dtype)
-        )
+        return tf.bitwise.bitwise_and(patterns, tf.constant(self.largest_pattern, self.int_dtype))
 
     def value_of(self, pattern: tf.Tensor) -> tf.Tensor:
         """The float whose magnitude pattern this is, in the caller's dtype (exact)."""
         return tf.cast(tf.bitcast(pattern, self.values.dtype), self.dtype)
+
+    def keys(self) -> tf.Tensor:
+        """Unsigned keys ordered like the magnitudes, every NaN's below every number's.
+
+        A magnitude pattern plus the gap between inf's pattern and the largest, modulo
+        2^(width - 1): the numbers keep their order, and the NaNs, whose patterns lie in
+        that gap, wrap around below 0's key. One addition more than `magnitudes`, and
+        no comparison.
+        """
+        unsigned = tf.bitcast(self.values, self.unsigned)
+        rotated = unsigned + tf.constant(self.largest_pattern - self.inf_pattern, self.unsigned)
+        return tf.bitwise.bitwise_and(rotated, tf.constant(self.largest_pattern, self.unsigned))
+
+    def value_of_key(self, key: tf.Tensor) -> tf.Tensor:
+        """The magnitude a key of `keys` stands for: 0 for a NaN's, as the rule says."""
+        gap = tf.constant(self.largest_pattern - self.inf_pattern, self.unsigned)
+        pattern = tf.where(key >= gap, key - gap, tf.zeros_like(key))
+        return self.value_of(tf.bitcast(pattern, self.int_dtype))
 
 
 def _bit_view(values: tf.Tensor) -> _BitView:
@@ -110,11 +145,13 @@ def sorted_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     """The k-th largest magnitude by a partial `top_k` sort, O(n log k).
 
     It sorts the bit patterns with the sign cleared, as integers, like radix select:
-    a float sort on the CPU treats subnormals as zero and could return either.
+    a float sort on the CPU treats subnormals as zero and could return either. Their
+    `keys` rather than the patterns themselves, so that NaNs sort last.
     """
     view = _bit_view(values)
     rank = tf.cast(k, tf.int32)
-    return view.value_of(tf.math.top_k(view.magnitudes(), k=rank, sorted=True).values[rank - 1])
+    top = tf.math.top_k(view.keys(), k=rank, sorted=True)
+    return view.value_of_key(top.values[rank - 1])
 
 
 def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
@@ -124,14 +161,23 @@ def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     The first 16-bit digit is read with one logical shift of the unsigned pattern (the
     sign lands in the digit's top bit; the two halves of the histogram are added). Then
     only the values in the selected bucket are kept (compaction), so the later digits
-    cost almost nothing.
+    cost almost nothing. NaNs are taken out of the first histogram (`_count_out_nans`),
+    which costs no pass over the values unless some value has inf's first digit.
     """
     view = _bit_view(values)
     int_dtype, total_bits = view.int_dtype, view.width
     wide = total_bits == 64
     half = _DIGITS // 2
+    inf_digit = view.inf_pattern >> (total_bits - _DIGIT_BITS)
     no_weights = tf.zeros([0], int_dtype)
-    remaining = tf.cast(k, int_dtype)
+    rank = tf.cast(k, int_dtype)
+    top = tf.bitwise.right_shift(tf.bitcast(view.values, view.unsigned), total_bits - _DIGIT_BITS)
+    top = tf.bitcast(top, tf.int32) if not wide else tf.cast(top, tf.int32)
+    both_signs = tf.raw_ops.DenseBincount(input=top, size=_DIGITS, weights=no_weights)
+    counts, numbers = _count_out_nans(both_signs[:half] + both_signs[half:], view, inf_digit)
+    # Past the numbers the answer is 0 (set below); selecting a rank among them meanwhile
+    # keeps every bin index in range.
+    remaining = tf.minimum(rank, numbers)
 
     def select(counts: tf.Tensor) -> tf.Tensor:
         """The digit holding the remaining-th largest value; counts what lies above it.
@@ -147,11 +193,8 @@ def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
         remaining -= above_block + above_within
         return block * _BLOCK + within
 
-    top = tf.bitwise.right_shift(tf.bitcast(view.values, view.unsigned), total_bits - _DIGIT_BITS)
-    top = tf.bitcast(top, tf.int32) if not wide else tf.cast(top, tf.int32)
-    both_signs = tf.raw_ops.DenseBincount(input=top, size=_DIGITS, weights=no_weights)
-    digit = select(both_signs[:half] + both_signs[half:])
-    prefix = digit
+    digit = select(counts)
+    first_digit = prefix = digit
     with tf.control_dependencies([digit]):  # after the histogram: the AND reuses top's buffer
         top = tf.bitwise.bitwise_and(top, half - 1)
     in_bucket = tf.equal(top, tf.cast(digit, tf.int32))
@@ -164,7 +207,33 @@ def radix_kth_largest(values: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
         prefix = prefix * _DIGITS + digit
         if shift:
             bits = tf.boolean_mask(bits, tf.equal(key, tf.cast(digit, tf.int32)))
-    return view.value_of(prefix)  # exact, as the value is one of them
+    value = view.value_of(prefix)  # exact, as the value is one of them
+    # inf's bucket may also hold NaNs, which the later digits do not tell apart; but the
+    # only number in it is inf.
+    infinite = tf.constant(float("inf"), value.dtype)
+    value = tf.where(tf.equal(first_digit, inf_digit), infinite, value)
+    return tf.where(rank > numbers, tf.zeros_like(value), value)
+
+
+def _count_out_nans(
+    counts: tf.Tensor, view: _BitView, inf_digit: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The first digit's histogram without NaNs, and how many numbers there are.
+
+    Bins above inf's first digit hold only NaNs. Inf's own bin also holds the NaNs whose
+    payload lies in the lower digits alone; no arithmetic makes those, so that bin is
+    recounted exactly (one pass over the values) only when it is not empty.
+    """
+    in_inf_bin = counts[inf_digit]
+    infs = tf.cond(
+        in_inf_bin > 0,
+        lambda: tf.reduce_sum(tf.cast(tf.math.is_inf(view.values), counts.dtype)),
+        lambda: tf.zeros([], counts.dtype),
+    )
+    below = counts[:inf_digit]
+    numbers = tf.reduce_sum(below) + infs
+    nan_bins = tf.zeros([counts.shape[0] - inf_digit - 1], counts.dtype)
+    return tf.concat([below, tf.reshape(infs, [1]), nan_bins], 0), numbers
 
 
 def _highest_reaching(
@@ -185,16 +254,34 @@ def smoothed_threshold(
     current = tf.cond(
         k > 0,
         lambda: kth_largest(flat, tf.maximum(k, 1)),
-        lambda: _just_above(tf.reduce_max(tf.abs(flat))),
+        lambda: _above_every_number(flat),
     )
     current = tf.cast(current, old_threshold.dtype)
+    # A factor that is 0 in the threshold's dtype (d = 0; 1 - d in float16 when d is
+    # within 3e-8 of 1) drops its term: 0 * inf is NaN, and an infinite threshold is
+    # legitimate. For finite thresholds the dropped term added exactly 0. Without decay
+    # there is no multiplication by 1 either, which would flush a subnormal to 0.
+    as_dtype = tf.as_dtype(old_threshold.dtype).base_dtype.as_numpy_dtype
+    if as_dtype(decay) == 0:
+        return current
+    if as_dtype(1.0 - decay) == 0:
+        return old_threshold * decay
     return current * (1.0 - decay) + old_threshold * decay
 
 
-def _just_above(value: tf.Tensor) -> tf.Tensor:
-    """The next representable value above a non-negative float, in its own dtype."""
-    width = {2: tf.int16, 4: tf.int32, 8: tf.int64}[value.dtype.size]
-    return tf.bitcast(tf.bitcast(value, width) + 1, value.dtype)
+def _above_every_number(values: tf.Tensor) -> tf.Tensor:
+    """Just above the largest non-NaN magnitude, and normal; inf when that is inf.
+
+    Normal because CPUs may compare subnormals as 0 (TensorFlow sets denormals-are-zero),
+    which would keep zeros. Nothing is above inf: an infinite value stays kept at k = 0.
+    The step up is taken on the bit pattern, as float arithmetic could flush it to 0.
+    """
+    view = _bit_view(values)
+    largest = view.value_of_key(tf.reduce_max(view.keys()))
+    int_dtype = {2: tf.int16, 4: tf.int32, 8: tf.int64}[view.dtype.size]
+    smallest_normal = 1 << int(np.finfo(view.dtype.as_numpy_dtype).nmant)
+    above = tf.maximum(tf.bitcast(largest, int_dtype) + 1, smallest_normal)
+    return tf.where(tf.math.is_inf(largest), largest, tf.bitcast(above, view.dtype))
 
 
 def element_mask(
@@ -238,7 +325,13 @@ def block_mask(
         cells = tf.tensordot(
             _cells_per_block(height, block_height), _cells_per_block(width, block_width), axes=0
         )
-        pooled = tf.reduce_sum(blocks, axis=[1, 3]) / tf.cast(cells, blocks.dtype)
+        # Not `sum / cells`: Grappler's constant folding turns a division by a constant into
+        # a multiplication by its reciprocal, computed inexactly (1/4 -> 0.24999999), so
+        # graph mode and tf.function would score blocks an ulp below eager mode. Cells are
+        # never 0, so DivNoNan is the exact division, which no pass rewrites.
+        pooled = tf.math.divide_no_nan(
+            tf.reduce_sum(blocks, axis=[1, 3]), tf.cast(cells, blocks.dtype)
+        )
     threshold = smoothed_threshold(pooled, sparsity, old_threshold, decay)
     pooled_mask = tf.cast(pooled >= tf.cast(threshold, pooled.dtype), weights.dtype)
     expanded = tf.repeat(tf.repeat(pooled_mask, block_height, axis=0), block_width, axis=1)

@@ -40,10 +40,21 @@ def update_due(spec: NormalizedSpec, step: tf.Tensor, last_update_step: Any) -> 
     return tf.logical_and(in_window, last + spec.pruning_frequency <= step)
 
 
+def check_not_empty(name: str, shape: Any, advice: str) -> None:
+    """Refuses a weight of size 0: it has no magnitude to rank and no sparsity (0 of 0)."""
+    dims = tf.TensorShape(shape)
+    if dims.rank is not None and 0 in dims.as_list():
+        raise ValueError(
+            f"cannot prune {name!r}: its shape {dims.as_list()} has no values (size 0), so "
+            f"there is nothing to rank or mask; {advice}"
+        )
+
+
 def threshold_and_mask(
     spec: NormalizedSpec, name: str, values: tf.Tensor, sparsity: tf.Tensor, threshold: Any
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """(new threshold, new mask) of weight `name` with the given values and sparsity."""
+    check_not_empty(name, values.shape, "leave it out of pruning")
     shape = values.shape.as_list()
     decay = spec.threshold_decay
     block = spec.block_dims_for(name, shape)

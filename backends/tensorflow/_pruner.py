@@ -91,7 +91,9 @@ class MaskUpdater:
             )
             assigns.append(pruned.threshold.assign(threshold))
             assigns.append(pruned.mask.assign(mask))
-            assigns.append(pruned.weight.assign(values * mask))
+            # Not `values * mask`: a pruned NaN or inf times 0 is NaN, not 0.
+            kept = tf.not_equal(mask, tf.zeros([], mask.dtype))
+            assigns.append(pruned.weight.assign(tf.where(kept, values, tf.zeros_like(values))))
         assigns += [last.assign(tf.cast(step, last.dtype)) for last in self.last_update_steps]
         return tf.group(*assigns)
 
@@ -201,6 +203,7 @@ class Pruner(tf.Module):  # type: ignore[misc]
         dtype = tf.as_dtype(weight.dtype)
         if not dtype.is_floating:
             raise TypeError(f"only float weights can be pruned; {name!r} is {dtype.name}")
+        _masking.check_not_empty(name, weight.shape, "do not register it")
         self._spec.rule_index("weight_sparsity_map", name)  # ambiguous rules fail here
         self._spec.rule_index("block_dims_map", name)
         with tf.init_scope(), tf.name_scope(self.name):

@@ -251,7 +251,7 @@ def test_strip_gives_a_plain_model_with_the_zeros_baked_in(tmp_path: Path) -> No
     exported.save(tmp_path / "plain.keras")
     # Loads where this package was never imported.
     script = (
-        "import keras, numpy as np, sys; m = keras.models.load_model(sys.argv[1]); "
+        "import keras, numpy as np, sys; m = keras.models.load_model(sys.argv[1], safe_mode=True); "
         "print(float(np.mean(m.get_layer('hidden').kernel.numpy() == 0)))"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -273,7 +273,7 @@ def test_resuming_from_a_keras_file_equals_an_uninterrupted_run(tmp_path: Path) 
     first = compiled(pks.prune(mlp(), SPEC))
     fit(first, 2)
     first.save(tmp_path / "half.keras")
-    resumed = keras.models.load_model(tmp_path / "half.keras")
+    resumed = keras.models.load_model(tmp_path / "half.keras", safe_mode=True)
     assert [int(layer.last_mask_update_step.numpy()) for layer in pks.pruned_layers(resumed)] == [
         16,
         16,
