@@ -11,7 +11,14 @@ import math
 import re
 from collections.abc import Sequence
 
-from pruning_spec._diagnostics import Diagnostic, Span, SpecError, line_and_column, shorten
+from pruning_spec._diagnostics import (
+    Diagnostic,
+    Severity,
+    Span,
+    SpecError,
+    line_and_column,
+    shorten,
+)
 from pruning_spec._files import FileError, read_bounded
 from pruning_spec._schedule import float32
 from pruning_spec._spec import NormalizedSpec
@@ -118,10 +125,25 @@ def last_update_step(spec: NormalizedSpec, total_steps: int | None) -> int | Non
 def plan_weights(
     spec: NormalizedSpec, weights: Sequence[Weight], total_steps: int | None = None
 ) -> tuple[list[WeightPlan], list[Diagnostic]]:
-    """What happens to each weight, and the weights two rules claim (errors)."""
+    """What happens to each weight, the weights two rules claim (errors) and empty weights.
+
+    A weight with no values (a 0 in its shape) has nothing to rank: the backends refuse
+    it, and here it gets a warning and no plan.
+    """
     final_step = last_update_step(spec, total_steps)
     plans, problems = [], []
     for weight in weights:
+        if weight.size == 0:
+            problems.append(
+                Diagnostic(
+                    "empty-weight",
+                    f"weight {shorten(weight.name)} of shape {list(weight.shape)} has no values, "
+                    "so there is nothing to prune",
+                    severity=Severity.WARNING,
+                    span=weight.span,
+                )
+            )
+            continue
         try:
             sparsity_rule = spec.rule_index("weight_sparsity_map", weight.name)
             block_rule = spec.rule_index("block_dims_map", weight.name)

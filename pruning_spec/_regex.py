@@ -66,18 +66,35 @@ def _options() -> re2.Options:
 _OPTIONS = _options()
 
 
-# Letters, digits and punctuation that mean themselves in both engines, and `.`, which
-# means the same in both: such a pattern needs no Python parse (most patterns are these).
-_PLAIN = re.compile(r"[\w/\-:,;=<>@#%&~ .]*", re.ASCII)
+# Most patterns are literal text with `.`, class escapes, simple sets ([0-9], [^a-z_]),
+# simple repeats and anchors, which both engines accept and read alike (up to the ASCII
+# classes the README lists). Such a pattern needs neither engine's parser to be judged;
+# the length bound keeps it within RE2's memory budget. The alternatives start with
+# distinct characters, so this regex cannot backtrack.
+_PLAIN = re.compile(
+    r"\^?(?:(?:[\w/\-:,;=<>@#%&~ ]|\.|\\[dwsDWS./\-_]"
+    r"|\[\^?(?:[A-Za-z0-9](?:-[A-Za-z0-9])?|[_./:,;=<> ])+\])(?:[*+?]\??)?){0,1000}\$?",
+    re.ASCII,
+)
+# Every a-b of a plain pattern must ascend: inside a set it is a range (z-a is an error),
+# outside it is literal text, and an unneeded check only sends the pattern the long way.
+_RANGE = re.compile(r"([A-Za-z0-9])-([A-Za-z0-9])", re.ASCII)
+
+
+def _plain(pattern: str) -> bool:
+    return _PLAIN.fullmatch(pattern) is not None and all(
+        low <= high for low, high in _RANGE.findall(pattern)
+    )
 
 
 @functools.lru_cache(maxsize=4096)
 def pattern_problem(pattern: str) -> PatternProblem | None:
     """Why `pattern` cannot be a rule pattern, or None when it can."""
-    if not _PLAIN.fullmatch(pattern):
-        problem = _python_problem(pattern)
-        if problem is not None:
-            return problem
+    if _plain(pattern):
+        return None
+    problem = _python_problem(pattern)
+    if problem is not None:
+        return problem
     error = _re2_error(pattern)
     if error is None:
         return None

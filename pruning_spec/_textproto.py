@@ -233,7 +233,7 @@ class _TextParser:
             self._skip_value()
             return
         name = self._tokenizer.ConsumeIdentifier()
-        span = dataclasses.replace(span, length=len(name))
+        span = Span(self._source, span.line, span.column, length=len(name))
         field = message.DESCRIPTOR.fields_by_name.get(name)
         if field is None:
             self._report_unknown_field(message, name, prefix, span)

@@ -139,3 +139,14 @@ def test_an_inventory_that_is_not_utf8_is_located(tmp_path: Path) -> None:
     path.write_bytes(b"ok 3\nw\xff 3\n")
     _, [problem] = read_inventory(str(path))
     assert (problem.code, problem.span.line, problem.span.column) == ("io-error", 2, 2)  # type: ignore[union-attr]
+
+
+def test_an_empty_weight_is_a_warning_not_a_division_by_zero() -> None:
+    spec = parse_hparams("block_dims_map=[w:-1x4]")
+    empty = Weight("w", (0, 8))
+    plans, [problem] = plan_weights(spec, [empty, Weight("v", (4,))])
+    assert [p.weight.name for p in plans] == ["v"]
+    assert (problem.code, problem.severity.value) == ("empty-weight", "warning")
+    assert problem.message == (
+        "weight 'w' of shape [0, 8] has no values, so there is nothing to prune"
+    )

@@ -6,10 +6,18 @@ import re
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pruning_spec._regex import INVALID_REGEX, UNSUPPORTED_REGEX, RuleMatcher, pattern_problem
+from pruning_spec._regex import (
+    INVALID_REGEX,
+    UNSUPPORTED_REGEX,
+    RuleMatcher,
+    _plain,
+    _python_problem,
+    _re2_error,
+    pattern_problem,
+)
 
 # Each takes Python's backtracking engine seconds to minutes on a name of a few dozen
 # characters (issue 12): (pattern, a name it is found in, a long name it is not found in).
@@ -166,3 +174,19 @@ def test_re2_agrees_with_re_search_on_ascii_names(pieces: list[str], names: list
     for name in names:
         expected = [i for i, p in enumerate([pattern, "a"]) if re.search(p, name)]
         assert matcher.matching(name) == expected, (pattern, name)
+
+
+@settings(max_examples=500)
+@given(st.text("az09_/.-\\dwsDW*+?^$[]{}()|", max_size=12))
+@example("a**")
+@example("a*+")
+@example("a?+b")
+@example("\\d+*")
+@example("[z-a]")
+@example("[a-c-e]")
+@example("[]a]")
+def test_the_fast_path_accepts_only_what_both_engines_accept(pattern: str) -> None:
+    # Plain patterns skip both parsers; each must be one the full check accepts too.
+    if _plain(pattern):
+        assert _python_problem(pattern) is None
+        assert _re2_error(pattern) is None
