@@ -48,6 +48,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/bench_train_step.py --json benchmarks/results/train_step.json
 	$(PY) benchmarks/bench_cli.py --json benchmarks/results/cli.json
 	$(PY) benchmarks/bench_hparams.py --json benchmarks/results/hparams.json
+	$(PY) benchmarks/bench_hostile.py --json benchmarks/results/hostile.json
 	$(PY) benchmarks/report.py benchmarks/results --output benchmarks/results/RESULTS.md
 
 # TensorFlow Model Optimization (with tf-keras) lives in its own environment: it needs
@@ -67,6 +68,7 @@ bench-smoke: $(STAMP)
 	$(PY) benchmarks/bench_mask_update.py --quick --json build/bench-smoke/mask_update.json
 	$(PY) benchmarks/bench_model_update.py --quick --json build/bench-smoke/model_update.json
 	$(PY) benchmarks/bench_train_step.py --quick --json build/bench-smoke/train_step.json
+	$(PY) benchmarks/bench_hostile.py --quick --json build/bench-smoke/hostile.json
 	$(PY) benchmarks/report.py build/bench-smoke
 
 clean:
