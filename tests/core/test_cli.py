@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -301,24 +302,27 @@ def test_fmt_writes_through_a_symlink(capsys: pytest.CaptureFixture[str], tmp_pa
 # Hostile input (issue 12): clear answers, documented exit codes, nothing changed unasked.
 
 
-def test_a_fifo_is_refused_without_blocking(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    fifo = tmp_path / "spec.txtpb"
-    os.mkfifo(fifo)
-    status, out, _ = run(capsys, "validate", str(fifo))
-    assert status == 2
-    assert f"{fifo}: error[io-error]: is a FIFO, not a regular file" in out
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
 
 
-def test_a_symlink_to_a_device_is_refused(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+def _link_to_zero(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [(_fifo, "a FIFO"), (_link_to_zero, "a character device")],
+    ids=["fifo", "dev-zero"],
+)
+def test_what_is_not_a_regular_file_is_refused_without_blocking(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make: Callable[[Path], None], kind: str
 ) -> None:
-    link = tmp_path / "zero.txtpb"
-    link.symlink_to("/dev/zero")
-    status, out, _ = run(capsys, "validate", str(link))
+    path = tmp_path / "spec.txtpb"
+    make(path)
+    status, out, _ = run(capsys, "validate", str(path))
     assert status == 2
-    assert "error[io-error]: is a character device, not a regular file" in out
+    assert f"{path}: error[io-error]: is {kind}, not a regular file" in out
 
 
 @pytest.mark.parametrize("suffix", [".txtpb", ".json"])
