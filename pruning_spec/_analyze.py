@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from pruning_spec import _loader
@@ -18,7 +20,9 @@ from pruning_spec._diagnostics import (
     capped,
     hidden_line,
     printable,
+    shorten,
 )
+from pruning_spec._files import FileError, write_atomically
 from pruning_spec._hparams import parse_hparams_source
 from pruning_spec._inventory import Weight, WeightPlan, plan_weights, read_inventory
 from pruning_spec._lints import inventory_lints, schedule_lints
@@ -77,7 +81,9 @@ def add_commands(commands: Any) -> None:
     )
     _common(verify)
     verify.add_argument("--checkpoint", metavar="PATH", required=True)
-    verify.add_argument("--step", type=int, help="the step, when the checkpoint does not store it")
+    verify.add_argument(
+        "--step", type=step_number, help="the step, when the checkpoint does not store it"
+    )
     verify.add_argument("--tolerance", type=tolerance, default=0.01)
     verify.set_defaults(run=run_verify)
 
@@ -88,11 +94,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
 
 
+_LARGEST_STEP = 2**63 - 1  # global steps are int64 in every framework
+
+
 def positive_int(text: str) -> int:
-    """argparse type of a step count: a positive integer."""
+    """argparse type of a step count: a positive integer a global step can reach."""
+    return _step(text, lowest=1, what="a positive integer")
+
+
+def step_number(text: str) -> int:
+    """argparse type of a global step: an integer from 0 to 2**63 - 1."""
+    return _step(text, lowest=0, what="an integer >= 0")
+
+
+def _step(text: str, *, lowest: int, what: str) -> int:
     value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {shorten(text)[1:-1]}")
+    if value > _LARGEST_STEP:
+        raise argparse.ArgumentTypeError(
+            f"must be at most 2**63 - 1, the largest int64 global step, got {shorten(text)[1:-1]}"
+        )
     return value
 
 
@@ -256,8 +278,23 @@ def _plot(spec: NormalizedSpec, total_steps: int, patterns: list[str], path: str
     axes.set_ylim(0, 1)
     axes.legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    image = io.BytesIO()
+    try:  # the format follows the suffix, as matplotlib's own savefig(path) does
+        figure.savefig(image, dpi=100, format=Path(path).suffix[1:].lower() or "png")
+    except ValueError as error:
+        raise _plot_problem(path, str(error)) from None
+    finally:
+        plt.close(figure)
+    try:
+        write_atomically(path, image.getvalue())
+    except FileError as error:
+        raise CommandError([error.to_diagnostic()], EXIT_USAGE) from None
+
+
+def _plot_problem(path: str, reason: str) -> CommandError:
+    message = f"cannot draw the plot: {reason}"
+    hint = "name the file .png, .svg or .pdf"
+    return CommandError([Diagnostic("unknown-format", message, span=Span(path), hint=hint)], 2)
 
 
 # explain

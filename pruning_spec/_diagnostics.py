@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 # Output stays proportional to what is worth reading: a hostile input can hold tens
 # of thousands of problems, each of which would otherwise echo the whole input.
 MAX_SHOWN = 100  # diagnostics printed per source; a summary line counts the rest
+MAX_PROBLEMS = 10_000  # a parser stops at this many, as compilers do (-fmax-errors)
+TOO_MANY = "too-many-problems"
 CARET_WIDTH = 100  # characters of the input shown above a caret
 
 
@@ -158,9 +160,23 @@ class SpecError(ValueError):
         return "\n".join(lines) or "invalid pruning spec"
 
 
+class TooManyProblemsError(Exception):
+    """Raised by a parser's report once MAX_PROBLEMS are collected: the rest is not read."""
+
+
+def stop_if_too_many(diagnostics: list[Diagnostic], source: str) -> None:
+    """Ends parsing with a last diagnostic once a source has MAX_PROBLEMS of them."""
+    if len(diagnostics) >= MAX_PROBLEMS:
+        message = f"stopped after {MAX_PROBLEMS:,} problems; the rest of the input is not read"
+        diagnostics.append(Diagnostic(TOO_MANY, message, span=Span(source), hint="fix these first"))
+        raise TooManyProblemsError
+
+
 def capped(diagnostics: Sequence[Diagnostic]) -> tuple[Sequence[Diagnostic], int]:
-    """The first MAX_SHOWN diagnostics, and how many more there are."""
-    return diagnostics[:MAX_SHOWN], max(0, len(diagnostics) - MAX_SHOWN)
+    """The first MAX_SHOWN diagnostics (and a stop notice), and how many more there are."""
+    shown = list(diagnostics[:MAX_SHOWN])
+    shown += [d for d in diagnostics[MAX_SHOWN:] if d.code == TOO_MANY]
+    return shown, len(diagnostics) - len(shown)
 
 
 def hidden_line(hidden: int) -> str:

@@ -6,6 +6,7 @@ An inventory is a text file of `name shape` lines, e.g. `dense_1/kernel 784,256`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
@@ -16,8 +17,10 @@ from pruning_spec._diagnostics import (
     Severity,
     Span,
     SpecError,
+    TooManyProblemsError,
     line_and_column,
     shorten,
+    stop_if_too_many,
 )
 from pruning_spec._files import FileError, read_bounded
 from pruning_spec._schedule import float32
@@ -44,17 +47,20 @@ def parse_inventory(
     text: str, source: str = "<inventory>"
 ) -> tuple[list[Weight], list[Diagnostic]]:
     """The weights of an inventory text, and a diagnostic for each line that is not `name shape`."""
-    weights, problems = [], []
-    for number, line in enumerate(text.split("\n"), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        span = Span(source, number, len(line) - len(line.lstrip()) + 1)
-        weight = _parse_line(stripped, span)
-        if isinstance(weight, Weight):
-            weights.append(weight)
-        else:
-            problems.append(Diagnostic("bad-inventory-line", weight, span=span))
+    weights: list[Weight] = []
+    problems: list[Diagnostic] = []
+    with contextlib.suppress(TooManyProblemsError):
+        for number, line in enumerate(text.split("\n"), start=1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            span = Span(source, number, len(line) - len(line.lstrip()) + 1)
+            weight = _parse_line(stripped, span)
+            if isinstance(weight, Weight):
+                weights.append(weight)
+            else:
+                stop_if_too_many(problems, source)
+                problems.append(Diagnostic("bad-inventory-line", weight, span=span))
     return weights, problems
 
 

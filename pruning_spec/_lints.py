@@ -6,10 +6,15 @@ which is always an error. Each names the numbers involved.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 from collections.abc import Sequence
 
-from pruning_spec._diagnostics import Diagnostic, Severity
+from pruning_spec._diagnostics import (
+    Diagnostic,
+    Severity,
+    TooManyProblemsError,
+    stop_if_too_many,
+)
 from pruning_spec._inventory import Weight, WeightPlan, last_update_step
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._timeline import update_steps
@@ -135,11 +140,13 @@ def inventory_lints(
                         hint="check the names with `pruning-spec explain`",
                     )
                 )
-    for plan in plans:
-        found += [
-            dataclasses.replace(d, span=plan.weight.span)
-            for d in _weight_lints(spec, plan, tolerance)
-        ]
+    with contextlib.suppress(TooManyProblemsError):
+        for plan in plans:
+            for lint in _weight_lints(spec, plan, tolerance):
+                stop_if_too_many(
+                    found, plan.weight.span.source if plan.weight.span else "<weights>"
+                )
+                found.append(lint.with_span(plan.weight.span))
     return found
 
 

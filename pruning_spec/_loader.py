@@ -11,6 +11,7 @@ located in the source it came from.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import dataclasses
 import json
 import os
@@ -28,9 +29,11 @@ from pruning_spec._diagnostics import (
     Severity,
     Span,
     SpecError,
+    TooManyProblemsError,
     line_and_column,
     shorten,
     sort_key,
+    stop_if_too_many,
 )
 from pruning_spec._files import FileError, read_bounded
 from pruning_spec._schema import Kind
@@ -237,7 +240,8 @@ def parse_binary(data: bytes, source: str = "<binary>") -> ParsedSource:
     except DecodeError as error:
         return failed_source(source, "decode-error", f"not a binary PruningSpec: {error}")
     parsed = ParsedSource(message, source=source)
-    _report_unknown_binary_fields(message, "", parsed, source)
+    with contextlib.suppress(TooManyProblemsError):
+        _report_unknown_binary_fields(message, "", parsed, source)
     return parsed
 
 
@@ -246,6 +250,7 @@ def _report_unknown_binary_fields(
 ) -> None:
     unknown_set = unknown_fields.UnknownFieldSet(message)
     for unknown in (unknown_set[i] for i in range(len(unknown_set))):
+        stop_if_too_many(parsed.diagnostics, source)
         parsed.diagnostics.append(
             Diagnostic(
                 "unknown-field",
@@ -363,6 +368,11 @@ class _JsonReader:
         self._lines = LineIndex(self.text)
 
     def read(self, document: dict[str, Any]) -> ParsedSource:
+        with contextlib.suppress(TooManyProblemsError):
+            self._read_fields(document)
+        return self.parsed
+
+    def _read_fields(self, document: dict[str, Any]) -> None:
         fields = _schema.SPEC.fields_by_name
         for key, value in document.items():
             span = self._key_span(key)
@@ -380,7 +390,6 @@ class _JsonReader:
                 self._read_list(field, value, span)
             else:
                 self._set(self.parsed.message, field, value, key, span)
-        return self.parsed
 
     def _key_span(self, key: str) -> Span:
         offset = self._first_key_offsets().get(key)
@@ -400,6 +409,7 @@ class _JsonReader:
         return self._key_offsets
 
     def _report(self, code: str, message: str, span: Span, path: str = "", hint: str = "") -> None:
+        stop_if_too_many(self.parsed.diagnostics, self.source)
         self.parsed.diagnostics.append(Diagnostic(code, message, path, span=span, hint=hint))
         if path:
             self.parsed.failed_paths.add(path)

@@ -8,6 +8,7 @@ names get a did-you-mean, and one bad field does not hide the next one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 
@@ -15,7 +16,13 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 
 from pruning_spec import _schema
-from pruning_spec._diagnostics import Diagnostic, Span, line_and_column
+from pruning_spec._diagnostics import (
+    Diagnostic,
+    Span,
+    TooManyProblemsError,
+    line_and_column,
+    stop_if_too_many,
+)
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import pruning_pb2
 
@@ -162,6 +169,22 @@ def invalid_text(span: Span) -> Diagnostic:
     )
 
 
+_STRUCTURE = re.compile(r"[{}\[\]<>\"'#]")
+
+
+def _skip_plain_rest_of_line(tokenizer: text_format.Tokenizer) -> None:
+    """Jumps over the rest of the current line when it holds no bracket, quote or comment.
+
+    Recovery skips such tokens one at a time; a 4 MiB line of garbage would take seconds.
+    Like `token_position`, this reads and sets the tokenizer's own fields.
+    """
+    line: str = tokenizer._current_line  # type: ignore[attr-defined]
+    column: int = tokenizer._column  # type: ignore[attr-defined]
+    if column < len(line) and _STRUCTURE.search(line, column) is None:
+        tokenizer._column = len(line)  # type: ignore[attr-defined]
+        tokenizer.NextToken()
+
+
 def token_position(tokenizer: text_format.Tokenizer) -> tuple[int, int]:
     """The 1-based line and column of the tokenizer's current token.
 
@@ -178,7 +201,8 @@ class _TextParser:
         self._result = ParsedSource(pruning_pb2.PruningSpec(), source=source)
 
     def parse(self) -> ParsedSource:
-        self._parse_fields(self._result.message, "", closing=None)
+        with contextlib.suppress(TooManyProblemsError):
+            self._parse_fields(self._result.message, "", closing=None)
         return self._result
 
     # Positions and diagnostics.
@@ -188,6 +212,7 @@ class _TextParser:
         return Span(self._source, line, column, length=length)
 
     def _report(self, code: str, message: str, span: Span, path: str = "", hint: str = "") -> None:
+        stop_if_too_many(self._result.diagnostics, self._source)
         self._result.diagnostics.append(Diagnostic(code, message, path, span=span, hint=hint))
 
     def _report_syntax(self, error: text_format.ParseError, path: str) -> None:
@@ -366,6 +391,8 @@ class _TextParser:
         depth = 0
         tokenizer = self._tokenizer
         while not tokenizer.AtEnd():
+            if depth == 0 and self._here().line == line:
+                _skip_plain_rest_of_line(tokenizer)
             token = tokenizer.token
             if depth == 0 and token == closing:
                 return

@@ -7,6 +7,7 @@ cross-field constraints from the `(pruning_spec.v1.message)` options of
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -17,7 +18,14 @@ from typing import Any
 from google.protobuf.message import Message
 
 from pruning_spec import _schema
-from pruning_spec._diagnostics import Diagnostic, Severity, Span, SpecError
+from pruning_spec._diagnostics import (
+    Diagnostic,
+    Severity,
+    Span,
+    SpecError,
+    TooManyProblemsError,
+    stop_if_too_many,
+)
 from pruning_spec._regex import pattern_problem
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import options_pb2, pruning_pb2
@@ -62,7 +70,8 @@ class Validator:
         about a field no source wrote gets `default_span` (e.g. the file).
         """
         found: list[Diagnostic] = []
-        _check_message(spec, "", skip_paths, found)
+        with contextlib.suppress(TooManyProblemsError):
+            _check_message(spec, "", skip_paths, found)
         found += _check_orderings(spec, skip_paths)
         found += self._check_semantics(spec)
         return [d.with_span(_locate(locate, d.field_path) or default_span) for d in found]
@@ -166,6 +175,7 @@ def _check_rules(
         if pattern not in first_index:
             first_index[pattern] = index
             continue
+        stop_if_too_many(out, "<spec>")
         out.append(
             Diagnostic(
                 "duplicate-pattern",

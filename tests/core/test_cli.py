@@ -480,3 +480,36 @@ def test_table_cells_escape_control_characters(
     assert status == 0
     assert "conv1/\\x1b[31mred" in out
     assert "\x1b" not in out
+
+
+def test_a_parser_stops_after_ten_thousand_problems(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "garbage.txtpb"
+    path.write_text("x: 1\n" * 50_000)
+    status, out, _ = run(capsys, "validate", str(path))
+    assert status == 1
+    assert f"{path}: error[too-many-problems]: stopped after 10,000 problems" in out
+    assert "Found 10001 errors" in out
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--total-steps", str(2**63)), ("--step", str(2**63)), ("--step", "-1")]
+)
+def test_steps_beyond_int64_or_negative_are_usage_problems(
+    capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    command = "schedule" if flag == "--total-steps" else "verify"
+    with pytest.raises(SystemExit) as exited:
+        main([command, CIFAR10, "--checkpoint", "x", flag, value])
+    assert exited.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+def test_a_plot_that_cannot_be_written_is_an_io_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "missing" / "plot.png"
+    status, _, err = run(capsys, "schedule", CIFAR10, "--total-steps", "10", "--plot", str(target))
+    assert status == 2
+    assert f"{target}: error[io-error]: cannot write the file" in err

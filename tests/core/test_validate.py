@@ -226,3 +226,8 @@ def test_pruning_frequency_below_one_is_out_of_range(frequency: int) -> None:
     [problem] = collect_diagnostics(PruningSpec(pruning_frequency=frequency))
     assert (problem.code, problem.field_path) == ("out-of-range", "pruning_frequency")
     assert problem.message == f"must be >= 1, got {frequency}"
+
+
+def test_an_exponent_the_float32_schedule_cannot_hold_is_out_of_range() -> None:
+    [problem] = collect_diagnostics(PruningSpec(sparsity_function_exponent=1e300))
+    assert (problem.code, problem.field_path) == ("out-of-range", "sparsity_function_exponent")
