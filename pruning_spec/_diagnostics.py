@@ -164,11 +164,17 @@ class TooManyProblemsError(Exception):
     """Raised by a parser's report once MAX_PROBLEMS are collected: the rest is not read."""
 
 
-def stop_if_too_many(diagnostics: list[Diagnostic], source: str) -> None:
-    """Ends parsing with a last diagnostic once a source has MAX_PROBLEMS of them."""
+def stop_if_too_many(
+    diagnostics: list[Diagnostic], source: str, severity: Severity = Severity.ERROR
+) -> None:
+    """Ends parsing with a last diagnostic once a source has MAX_PROBLEMS of them.
+
+    The notice is as severe as what it stops: lints stop with a warning.
+    """
     if len(diagnostics) >= MAX_PROBLEMS:
         message = f"stopped after {MAX_PROBLEMS:,} problems; the rest of the input is not read"
-        diagnostics.append(Diagnostic(TOO_MANY, message, span=Span(source), hint="fix these first"))
+        notice = Diagnostic(TOO_MANY, message, "", severity, Span(source), "fix these first")
+        diagnostics.append(notice)
         raise TooManyProblemsError
 
 

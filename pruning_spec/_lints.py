@@ -142,11 +142,10 @@ def inventory_lints(
                 )
     with contextlib.suppress(TooManyProblemsError):
         for plan in plans:
+            span = plan.weight.span
             for lint in _weight_lints(spec, plan, tolerance):
-                stop_if_too_many(
-                    found, plan.weight.span.source if plan.weight.span else "<weights>"
-                )
-                found.append(lint.with_span(plan.weight.span))
+                stop_if_too_many(found, span.source if span else "<weights>", Severity.WARNING)
+                found.append(lint.with_span(span))
     return found
 
 

@@ -1,0 +1,3 @@
+
+cifar10_pruningN "
+^c
