@@ -120,3 +120,22 @@ def test_validate_reports_weights_two_rules_claim(
     )  # fmt: skip
     assert status == 1
     assert "error[ambiguous-rule]" in out and "'conv1/kernel'" in out
+
+
+def test_verify_on_values_that_cannot_be_read_is_an_io_problem(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint whose index lists a weight but whose data cannot be read (a truncated
+    # shard, a dataset over the limit): exit 2 with the reader's reason, no traceback.
+    from pruning_spec import _checkpoints  # noqa: PLC0415
+
+    def unreadable(name: str) -> object:
+        raise _checkpoints.CheckpointError(f"cannot read {name!r} from checkpoint ckpt: cut")
+
+    listed = _checkpoints.Checkpoint(
+        "ckpt", [_checkpoints.WeightInfo("conv1/weights", (3, 3))], 100_000, {}, unreadable
+    )
+    monkeypatch.setattr(_checkpoints, "read_checkpoint", lambda path: listed)
+    status, _, err = run(capsys, "verify", CIFAR10, "--checkpoint", "ckpt")
+    assert status == 2
+    assert "ckpt: error[io-error]: cannot read 'conv1/weights' from checkpoint ckpt" in err
