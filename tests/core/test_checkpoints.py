@@ -477,7 +477,7 @@ def test_keras_archive(keras_files: tuple[Path, Any]) -> None:
     directory, model = keras_files
     path = str(directory / "model.keras")
     checkpoint = read_checkpoint(path)
-    loaded = keras.saving.load_model(path, compile=False)
+    loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
     expected = {w.path: w.numpy() for w in loaded.weights}
     assert [w.name for w in checkpoint.weights] == sorted(expected)
     assert {w.name: w.shape for w in checkpoint.weights}["dense_1/kernel"] == (5, 3)
