@@ -22,6 +22,7 @@ from pruning_spec._diagnostics import (
     printable,
     shorten,
 )
+from pruning_spec._exit_codes import EXIT_FOUND, EXIT_OK, EXIT_USAGE, IO_CODES
 from pruning_spec._files import FileError, write_atomically
 from pruning_spec._hparams import parse_hparams_source
 from pruning_spec._inventory import Weight, WeightPlan, plan_weights, read_inventory
@@ -30,8 +31,6 @@ from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
 from pruning_spec._timeline import UpdatePoint, compile_schedule, update_steps
 from pruning_spec.v1 import pruning_pb2
-
-EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
 
 class CommandError(Exception):
@@ -143,7 +142,7 @@ def load(args: argparse.Namespace) -> tuple[NormalizedSpec, ParsedSource]:
         parsed = _loader.read_spec_file(args.file)
     else:
         parsed = ParsedSource(pruning_pb2.PruningSpec())
-    if any(d.code in _loader.IO_CODES for d in parsed.diagnostics):
+    if any(d.code in IO_CODES for d in parsed.diagnostics):
         raise CommandError(parsed.diagnostics, EXIT_USAGE)
     try:
         spec = _loader.build_spec(parsed, args.hparams or None)

@@ -15,9 +15,6 @@ from typing import TextIO
 
 from pruning_spec import _docs, _format, _loader
 from pruning_spec._analyze import (
-    EXIT_FOUND,
-    EXIT_OK,
-    EXIT_USAGE,
     CommandError,
     flag_problems,
     load,
@@ -25,6 +22,7 @@ from pruning_spec._analyze import (
 )
 from pruning_spec._analyze import add_commands as add_analysis_commands
 from pruning_spec._diagnostics import Diagnostic, Span, capped, hidden_line
+from pruning_spec._exit_codes import EXIT_FOUND, EXIT_OK, EXIT_USAGE, IO_CODES
 from pruning_spec._files import FileError, write_atomically
 from pruning_spec._inventory import plan_weights, read_inventory
 from pruning_spec._lints import inventory_lints, schedule_lints
@@ -129,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _diagnose_file(path: str, args: argparse.Namespace) -> list[Diagnostic]:
     parsed = _loader.read_spec_file(path)
-    if any(d.code in _loader.IO_CODES for d in parsed.diagnostics):
+    if any(d.code in IO_CODES for d in parsed.diagnostics):
         return parsed.diagnostics
     found = _loader.check_source(parsed, args.hparams or None)
     if any(d.is_error for d in found) or (args.total_steps is None and args.weights is None):
@@ -159,7 +157,7 @@ def _run_validate(args: argparse.Namespace, out: TextIO) -> int:
     results = [(path, _diagnose_file(path, args)) for path in args.files]
     _REPORTERS[args.format](results, out)
     diagnostics = [d for _, found in results for d in found]
-    if any(d.code in _loader.IO_CODES for d in diagnostics):
+    if any(d.code in IO_CODES for d in diagnostics):
         return EXIT_USAGE
     failing = [d for d in diagnostics if d.is_error or args.strict]
     return EXIT_FOUND if failing else EXIT_OK
@@ -291,7 +289,7 @@ def _run_fmt(args: argparse.Namespace, out: TextIO) -> int:
             continue
         if isinstance(outcome, Diagnostic):
             sys.stderr.write(outcome.format(caret=False, hint=False) + "\n")
-            failed = EXIT_USAGE if outcome.code in _loader.IO_CODES else EXIT_FOUND
+            failed = EXIT_USAGE if outcome.code in IO_CODES else EXIT_FOUND
             status = max(status, failed)
         else:
             out.write(f"{'would reformat' if args.check else 'reformatted'} {path}\n")

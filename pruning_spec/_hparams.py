@@ -332,17 +332,9 @@ class _HParamParser:
         self._result.assigned_lists.add(field.name)
         self._result.offsets[field.name] = (span.offset, span.length)
         container = getattr(message, field.name)
-        shape = _schema.rule_shape(field) if _schema.is_rule_list(field) else None
+        shape = _schema.rule_shape(field)  # every list is a rule list (tests/core/test_schema.py)
         for item in items:
-            if shape is not None:
-                self._apply_rule(shape, container, item)
-            else:
-                text = _Text(_decode_pieces(item.value), item.offset, item.length)
-                if text.value or item.quoted:
-                    path = f"{field.name}[{len(container)}]"
-                    value = self._convert(field, text, path)
-                    if value is not None:
-                        container.append(value)
+            self._apply_rule(shape, container, item)
 
     def _apply_rule(self, shape: _schema.RuleShape, container: list[Message], item: _Text) -> None:
         raw = item.value
@@ -571,10 +563,7 @@ def render_hparams(spec: pruning_pb2.PruningSpec, *, include_defaults: bool = Tr
         if field.is_repeated:
             if not value and not include_defaults:
                 continue
-            if _schema.is_rule_list(field):
-                body = ",".join(_format_rule(field, rule) for rule in value)
-            else:
-                body = ",".join(format_value(field, item) for item in value)
+            body = ",".join(_format_rule(field, rule) for rule in value)
             clauses.append(f"{field.name}=[{body}]")
             continue
         # repr tells -0.0 from the default 0.0, which == does not.

@@ -46,8 +46,6 @@ TEXT_SUFFIXES = (".txtpb", ".textproto", ".pbtxt", ".textpb")
 JSON_SUFFIXES = (".json",)
 BINARY_SUFFIXES = (".pb", ".binpb")
 SUFFIXES = TEXT_SUFFIXES + JSON_SUFFIXES + BINARY_SUFFIXES
-# Diagnostics that mean a file could not be read at all rather than that it is wrong.
-IO_CODES = frozenset({"io-error", "unknown-format", "file-too-large"})
 MAX_FILE_BYTES = 4 * 1024 * 1024
 PathLike = str | os.PathLike[str]
 

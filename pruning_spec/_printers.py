@@ -80,10 +80,8 @@ def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for field in spec.DESCRIPTOR.fields:
         value = getattr(spec, field.name)
-        if _schema.is_rule_list(field):
+        if field.is_repeated:  # a rule list: r1.15's ["pattern:value", ...], [""] when empty
             values[field.name] = [rule_to_entry(field, rule) for rule in value] or [""]
-        elif field.is_repeated:
-            values[field.name] = list(value)
         elif _schema.kind_of(field) is Kind.ENUM:
             values[field.name] = _schema.enum_spelling(field, value)
         else:

@@ -102,12 +102,8 @@ class NormalizedSpec:
                 f"pruning spec has no field {name!r}" + (f"; {hint}" if hint else "")
             )
         value = getattr(self._proto, name)
-        if field.is_repeated:
-            return (
-                tuple(_copy(item) for item in value)
-                if _schema.is_rule_list(field)
-                else tuple(value)
-            )
+        if field.is_repeated:  # a rule list
+            return tuple(_copy(item) for item in value)
         if _schema.kind_of(field) is Kind.ENUM:
             return _schema.enum_spelling(field, value)
         return value

@@ -293,7 +293,7 @@ class _TextParser:
             self._result.positions.setdefault(path, span)
             seen[name] = span
             self._tokenizer.Consume(":")
-            self._parse_scalar_values(message, field, path)
+            self._parse_scalar_value(message, field, path)
 
     def _report_unknown_field(self, message: Message, name: str, prefix: str, span: Span) -> None:
         candidates = message.DESCRIPTOR.fields_by_name.keys()
@@ -331,16 +331,7 @@ class _TextParser:
         self._result.positions[element_path] = span
         self._parse_fields(element, element_path + ".", _CLOSING[opening])
 
-    def _parse_scalar_values(self, message: Message, field: _schema.Field, path: str) -> None:
-        if field.is_repeated:
-            container = getattr(message, field.name)
-            if self._tokenizer.TryConsume("["):
-                while not self._tokenizer.TryConsume("]"):
-                    container.append(self._consume_scalar(field, path))
-                    self._tokenizer.TryConsume(",")
-            else:
-                container.append(self._consume_scalar(field, path))
-            return
+    def _parse_scalar_value(self, message: Message, field: _schema.Field, path: str) -> None:
         value = self._consume_scalar(field, path)
         if value is not None:
             setattr(message, field.name, value)

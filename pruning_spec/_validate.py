@@ -140,9 +140,6 @@ def _check_message(
         rule_list, accepts = _plan(field)
         if rule_list:
             _check_rules(value, _schema.rule_shape(field).key, prefix + field.name, skip, out)
-        elif field.is_repeated:
-            for index, item in enumerate(value):
-                out.extend(_check_scalar(field, item, f"{prefix}{field.name}[{index}]"))
         elif not accepts(value):
             out.extend(_check_scalar(field, value, prefix + field.name))
 
