@@ -7,16 +7,19 @@ BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pruning_spec/v1/*.proto)
 
-.PHONY: test demo tour lint proto docs bench bench-smoke clean
+DIST_CHECK := build/dist-check
 
-$(STAMP): pyproject.toml setup.py $(PROTOS)
+.PHONY: test demo tour lint proto docs bench bench-smoke dist-check clean
+
+# constraints.txt pins the direct dependencies to the versions the suite last passed with.
+$(STAMP): pyproject.toml setup.py constraints.txt $(PROTOS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,tensorflow,plot,demo]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,tensorflow,plot,demo]'
 	touch $@
 
 ## test: lint, then the whole suite (creates the environment on first use)
-test: $(STAMP) lint bench-smoke
+test: $(STAMP) lint bench-smoke dist-check
 	$(PY) -m pytest -q
 
 ## demo: train a digit classifier dense, then prune it to 92% with examples/digits.txtpb
@@ -71,5 +74,28 @@ bench-smoke: $(STAMP)
 	$(PY) benchmarks/bench_hostile.py --quick --json build/bench-smoke/hostile.json
 	$(PY) benchmarks/report.py build/bench-smoke
 
+## dist-check: build the sdist, the wheel from it, and run that wheel in a fresh venv (part of make test)
+# `python -m build` builds the wheel from the unpacked sdist, so a file missing from the
+# sdist fails here. A stale *.egg-info/SOURCES.txt would add files MANIFEST.in forgot, so it
+# goes first (the editable install does not use it). The fresh venv (not .venv) proves the
+# wheel works on its own.
+dist-check: $(STAMP)
+	rm -rf dist $(DIST_CHECK) $(DIST_CHECK).sdist.txt *.egg-info
+	mkdir -p build
+	$(PY) -m build --outdir dist .
+	tar tzf dist/pruning_spec-*.tar.gz > $(DIST_CHECK).sdist.txt
+	grep -q '/proto/pruning_spec/v1/pruning.proto$$' $(DIST_CHECK).sdist.txt \
+		|| { echo 'dist-check: proto/ is missing from the sdist' >&2; exit 1; }
+	! grep '_pb2\.pyi\?$$' $(DIST_CHECK).sdist.txt \
+		|| { echo 'dist-check: generated *_pb2 files are in the sdist' >&2; exit 1; }
+	$(PYTHON) -m venv $(DIST_CHECK)
+	$(DIST_CHECK)/bin/python -m pip install --quiet dist/pruning_spec-*.whl
+	test "$$($(DIST_CHECK)/bin/pruning-spec --version)" = \
+		"pruning-spec $$($(PY) -c 'import runpy; print(runpy.run_path("pruning_spec/_version.py")["__version__"])')" \
+		|| { echo 'dist-check: the installed wheel reports the wrong version' >&2; exit 1; }
+	$(DIST_CHECK)/bin/pruning-spec --version
+	$(DIST_CHECK)/bin/pruning-spec validate examples/*.txtpb
+	@echo 'dist-check: OK'
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info pruning_spec/v1/*_pb2.py pruning_spec/v1/*_pb2.pyi
+	rm -rf dist $(VENV) $(BENCH_VENV) build *.egg-info pruning_spec/v1/*_pb2.py pruning_spec/v1/*_pb2.pyi
