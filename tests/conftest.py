@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-# CONTRIB_R115.md §e: what r1.15's print_hparams logged for the default spec [run].
+# docs/semantics.md §e: what r1.15's print_hparams logged for the default spec [run].
 R115_DEFAULT_JSON = (
     '{"name": "model_pruning", "begin_pruning_step": 0, "end_pruning_step": -1, '
     '"weight_sparsity_map": [""], "block_dims_map": [""], "threshold_decay": 0.0, '

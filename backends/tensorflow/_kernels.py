@@ -1,6 +1,6 @@
 """The mask-update arithmetic as plain TensorFlow functions (graph, eager and tf.function).
 
-Semantics are r1.15's where they are sound (CONTRIB_R115.md §b-§c):
+Semantics are r1.15's where they are sound (docs/semantics.md §b-§c):
 `k = round_half_even(float32(n) * (1 - s))`, the threshold is the k-th largest
 magnitude, smoothed as `T = current * (1 - d) + T_old * d`, and `mask = |w| >= T`.
 Fixed: k = 0 prunes everything (r1.15 crashed), blocks align at index 0 with a

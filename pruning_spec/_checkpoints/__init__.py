@@ -5,7 +5,7 @@ the training step it was saved at, and the r1.15 masks next to the weights; the 
 are read on demand. It serves `explain --checkpoint` and `verify --checkpoint`.
 
 TensorFlow, Keras, h5py and numpy are imported inside the functions that need them,
-never by importing this package (DESIGN.md principle 2); without them, reading raises
+never by importing this package (docs/semantics.md, principle 2); without them, reading raises
 `CheckpointError` asking for the `tensorflow` extra.
 
 Formats, detected by what the path is:

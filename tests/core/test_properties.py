@@ -1,6 +1,6 @@
 """Property tests: exact round trips in every format, and parser totality.
 
-DESIGN.md, principle 4: `parse(print(spec)) == spec` for every valid spec, in
+docs/semantics.md, principle 4: `parse(print(spec)) == spec` for every valid spec, in
 every format, and printing is canonical. Principle 3 / Testing: any input to a
 parser either parses or raises `SpecError` (never another exception, never a
 hang).

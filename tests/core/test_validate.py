@@ -28,7 +28,7 @@ def test_default_spec_is_valid() -> None:
 
 
 R115_CHECKS = [
-    # CONTRIB_R115.md §g, constructor checks 1-7.
+    # docs/semantics.md §g, constructor checks 1-7.
     ("g1 begin < 0", PruningSpec(begin_pruning_step=-1), "out-of-range", "begin_pruning_step"),
     (
         "g2 end <= begin",

@@ -1,8 +1,8 @@
 """The graph-mode API: apply_mask, Pruning, collections, schedules, summaries, specs.
 
-r1.15's names and numbers come from CONTRIB_R115.md §b-§e ([run] results); the fixes
+r1.15's names and numbers come from docs/semantics.md §b-§e ([run] results); the fixes
 (per-weight curves, k = 0, block alignment, -1 per weight, rules matched on the
-weight's own name, any float dtype) from DESIGN.md "Semantics". Every test runs in
+weight's own name, any float dtype) from its §b-§c (principle 5). Every test runs in
 a fresh `tf.Graph` with a `tf.compat.v1.Session`, once under TF2's defaults and
 once with v1 behaviour (see conftest.py).
 """
@@ -66,7 +66,7 @@ def _update_at(step, spec, *, fetches=()):
 
 
 # ---------------------------------------------------------------------------------------
-# apply_mask: names and collections (CONTRIB_R115.md §d).
+# apply_mask: names and collections (docs/semantics.md §d).
 
 
 def test_apply_mask_names_inside_a_variable_scope(graph) -> None:
@@ -403,7 +403,7 @@ def test_missing_global_step_is_a_clear_value_error(graph) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Partitioned variables (CONTRIB_R115.md §c.3).
+# Partitioned variables (docs/semantics.md §c.3).
 
 
 def _sliced_initializer(values):
@@ -446,7 +446,7 @@ def test_partitioned_weights(graph) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Block pruning through Pruning (CONTRIB_R115.md §c.2, with the fixes).
+# Block pruning through Pruning (docs/semantics.md §c.2, with the fixes).
 
 BLOCK_3X4 = np.arange(1, 13, dtype=np.float32).reshape(3, 4)
 LAST_ROW = [[0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]]
@@ -512,7 +512,7 @@ def test_block_dims_do_not_apply_to_a_conv_kernel(graph) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Summaries and print_hparams (CONTRIB_R115.md §e).
+# Summaries and print_hparams (docs/semantics.md §e).
 
 
 def test_summary_tags_and_values(graph) -> None:

@@ -1,4 +1,4 @@
-"""`get_pruning_hparams()`: the HParams object of r1.15 (CONTRIB_R115.md §a, §e, §h)."""
+"""`get_pruning_hparams()`: the HParams object of r1.15 (docs/semantics.md §a, §e, §h)."""
 
 from __future__ import annotations
 

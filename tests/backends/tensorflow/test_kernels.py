@@ -1,6 +1,6 @@
 """The mask-update arithmetic: exact radix select, element and block masks, the schedule.
 
-Expected numbers are r1.15's [run] results (CONTRIB_R115.md §b-§c); the masks are
+Expected numbers are r1.15's [run] results (docs/semantics.md §b-§c); the masks are
 compared with a full-sort `tf.math.top_k` implementation of r1.15's algorithm.
 Everything runs in graph mode with a `tf.compat.v1.Session`.
 """
@@ -186,7 +186,7 @@ def test_masks_equal_the_full_sort_reference_on_random_weights(
 
 
 # ---------------------------------------------------------------------------------------
-# Element-wise masks: r1.15's [run] numbers (CONTRIB_R115.md §c.1).
+# Element-wise masks: r1.15's [run] numbers (docs/semantics.md §c.1).
 
 
 @pytest.mark.parametrize(("sparsity", "threshold", "nonzeros"), [(0.95, 96.0, 5), (0.5, 51.0, 50)])
@@ -280,7 +280,7 @@ def test_float64_threshold_is_the_exact_kth_magnitude(tf2_graph) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Block masks (CONTRIB_R115.md §c.2, with the alignment fix).
+# Block masks (docs/semantics.md §c.2, with the alignment fix).
 
 
 def test_block_avg_3x4_keeps_only_the_last_row(tf2_graph) -> None:
@@ -455,7 +455,7 @@ def test_schedule_tensor_equals_sparsity_at_bit_for_bit(tf2_graph, schedule, exp
 
 
 def _r115_schedule(spec, global_step):
-    """r1.15's `_setup_sparsity`, literally (CONTRIB_R115.md §b)."""
+    """r1.15's `_setup_sparsity`, literally (docs/semantics.md §b)."""
     t0, t1 = spec.sparsity_function_begin_step, spec.sparsity_function_end_step
     p = tf.minimum(
         1.0, tf.maximum(0.0, tf.math.truediv(tf.cast(global_step - t0, np.float32), t1 - t0))

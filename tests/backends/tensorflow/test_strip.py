@@ -1,4 +1,7 @@
-"""Folding masks into constants: graph_def_from_checkpoint + strip_pruning_vars_fn (§f)."""
+"""Folding masks into constants: graph_def_from_checkpoint + strip_pruning_vars_fn.
+
+Reference: docs/semantics.md §f.
+"""
 
 from __future__ import annotations
 
