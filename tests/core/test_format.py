@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pruning_spec import parse_spec_text
+from pruning_spec import _format, parse_spec_text
 from pruning_spec._format import UnsafeToFormatError, format_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +110,84 @@ def test_blank_line_between_a_comment_and_its_field_stays() -> None:
 
 def test_explicitly_empty_list_is_kept() -> None:
     assert format_text("weight_sparsity_map: [ ]  # none\n") == "weight_sparsity_map: []  # none\n"
+
+
+# The last check before anything is written: the result must parse to the same spec and
+# hold the same comments. These reach it with a renderer that goes wrong.
+SAFE_INPUT = """\
+# header
+name: "cifar10"  # about the name
+target_sparsity: 0.9
+# before the rule
+weight_sparsity_map {
+  pattern: "conv1"
+  sparsity: 0.8
+}
+"""
+
+
+def _wrapped_render(edit: Callable[[list[str]], list[str]]) -> Callable[..., list[str]]:
+    real = _format._render
+
+    def render(nodes: Any, tail: Any, indent: str) -> list[str]:
+        lines = real(nodes, tail, indent)
+        return edit(lines) if indent == "" else lines
+
+    return render
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda lines: [ln for ln in lines if ln != "# before the rule"], id="drop"),
+        pytest.param(
+            lambda lines: [ln.replace("# about the name", "") for ln in lines], id="drop-trailing"
+        ),
+        pytest.param(
+            lambda lines: [ln.replace("# header", "# headr") for ln in lines], id="edit-comment"
+        ),
+        pytest.param(
+            lambda lines: [ln.replace("sparsity: 0.8", "sparsity: 0.7") for ln in lines],
+            id="change-value",
+        ),
+        pytest.param(
+            lambda lines: [ln for ln in lines if ln != "target_sparsity: 0.9"], id="drop-field"
+        ),
+        pytest.param(lambda lines: [*lines, "target_sparsity: 0.9"], id="duplicate-field"),
+    ],
+)
+def test_result_that_loses_a_comment_or_changes_the_spec_is_refused(
+    monkeypatch: pytest.MonkeyPatch, edit: Callable[[list[str]], list[str]]
+) -> None:
+    assert format_text(SAFE_INPUT) == SAFE_INPUT  # the real renderer passes the check
+    monkeypatch.setattr(_format, "_render", _wrapped_render(edit))
+    with pytest.raises(UnsafeToFormatError, match=r"^formatting would change the content$"):
+        format_text(SAFE_INPUT)
+
+
+def test_result_with_comments_moved_but_kept_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    def move(lines: list[str]) -> list[str]:
+        kept = [ln for ln in lines if ln != "# before the rule"]
+        return ["# before the rule", *kept]
+
+    monkeypatch.setattr(_format, "_render", _wrapped_render(move))
+    assert format_text(SAFE_INPUT) == "# before the rule\n" + SAFE_INPUT.replace(
+        "# before the rule\n", ""
+    )
+
+
+def test_comments_that_the_layout_moves_are_kept() -> None:
+    # Two fields on one line are split; the trailing comment follows the last one, and a
+    # comment after '{' stays on the opening line.
+    text = (
+        "block_dims_map { pattern: 'd'  # open\n"
+        "  block_height: 4  block_width: -1  # both dims\n"
+        "}\n"
+    )
+    assert format_text(text) == (
+        "block_dims_map {\n"
+        '  pattern: "d"  # open\n'
+        "  block_height: 4\n"
+        "  block_width: -1  # both dims\n"
+        "}\n"
+    )

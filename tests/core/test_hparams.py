@@ -1,7 +1,7 @@
 """The hparam language: r1.15 `HParams.parse` syntax, typed by `pruning.proto`.
 
-Reference: CONTRIB_R115.md §h (grammar, typing, the [run] table of r1.15
-behaviours) and DESIGN.md "The hparam language" (a strict superset of r1.15 for
+Reference: docs/semantics.md §h (grammar, typing, the [run] table of r1.15
+behaviours) and docs/semantics.md §h.4 (a strict superset of r1.15 for
 these fields, plus quoted strings; every problem reported with its character
 offset and a caret; the printer quotes only when needed and round-trips).
 
@@ -11,6 +11,7 @@ Errors are checked by what each diagnostic's span covers in the input
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from pruning_spec import (
     parse_spec_text,
 )
 from pruning_spec._hparams import parse_hparams_source
+from pruning_spec._loader import parse_json
 from pruning_spec._textproto import ParsedSource
 
 README_HPARAMS = (
@@ -105,7 +107,7 @@ def raw(text: str) -> PruningSpec:
     return parsed.message
 
 
-# 1. Clause grammar (CONTRIB_R115.md §h.1).
+# 1. Clause grammar (docs/semantics.md §h.1).
 
 
 @pytest.mark.parametrize(
@@ -1113,3 +1115,78 @@ def test_fast_path_agrees_with_the_stepwise_parser(text: str) -> None:
     with mock.patch.object(_hparams, "_FAST_CLAUSE", re.compile(r"(?!)")):
         stepwise = summary(parse_hparams_source(text))
     assert fast == stepwise
+
+
+# Map entries split on the LAST colon outside quotes, whichever parser reads the clause.
+LAST_COLON_WEIGHTS = [
+    pytest.param("weight_sparsity_map=[a:b:0.8]", [("a:b", 0.8)], id="bare"),
+    pytest.param("weight_sparsity_map=[a:b:c:0.8,d:0.5]", [("a:b:c", 0.8), ("d", 0.5)], id="bare3"),
+    pytest.param('weight_sparsity_map=["a:b":0.8]', [("a:b", 0.8)], id="quoted-key"),
+    pytest.param('weight_sparsity_map=["q":b:0.8]', [("q:b", 0.8)], id="quoted-then-bare-colon"),
+    pytest.param('weight_sparsity_map=[a:"x":0.8]', [("a:x", 0.8)], id="bare-colon-then-quoted"),
+    pytest.param("weight_sparsity_map=['a:b':c:0.25]", [("a:b:c", 0.25)], id="single-quoted"),
+]
+LAST_COLON_BLOCKS = [
+    pytest.param("block_dims_map=[x:y:2x3]", [("x:y", 2, 3)], id="bare"),
+    pytest.param('block_dims_map=["x:y":2x3]', [("x:y", 2, 3)], id="quoted-key"),
+    pytest.param('block_dims_map=["x":y:z:1x4]', [("x:y:z", 1, 4)], id="quoted-then-bare-colons"),
+]
+
+
+def _stepwise_not_called(*args: object) -> object:
+    raise AssertionError("the fast path should have read this clause")
+
+
+@pytest.fixture(params=["fast", "stepwise"])
+def hparam_path(request: pytest.FixtureRequest) -> Any:
+    """Forces one of the two clause parsers: the fast regex or the step-by-step parser."""
+    if request.param == "fast":
+        patch = mock.patch.object(
+            _hparams._HParamParser, "_parse_clause_stepwise", _stepwise_not_called
+        )
+    else:
+        patch = mock.patch.object(_hparams, "_FAST_CLAUSE", re.compile(r"(?!)"))
+    with patch:
+        yield request.param
+
+
+@pytest.mark.parametrize(("text", "expected"), LAST_COLON_WEIGHTS)
+def test_weight_map_entries_split_on_the_last_unquoted_colon_on_both_paths(
+    hparam_path: str, text: str, expected: list[tuple[str, float]]
+) -> None:
+    parsed = parse_hparams_source(text)
+    assert parsed.diagnostics == []
+    assert [(r.pattern, r.sparsity) for r in parsed.message.weight_sparsity_map] == expected
+    assert weight_rules(parse_hparams(text)) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), LAST_COLON_BLOCKS)
+def test_block_map_entries_split_on_the_last_unquoted_colon_on_both_paths(
+    hparam_path: str, text: str, expected: list[tuple[str, int, int]]
+) -> None:
+    parsed = parse_hparams_source(text)
+    assert parsed.diagnostics == []
+    assert block_rules(parse_hparams(text)) == expected
+
+
+@pytest.mark.parametrize(
+    ("entries", "field", "expected"),
+    [
+        pytest.param(["a:b:0.8"], "weight_sparsity_map", [("a:b", 0.8)], id="weights"),
+        pytest.param(
+            ["a:b:c:0.25", "d:0.5"],
+            "weight_sparsity_map",
+            [("a:b:c", 0.25), ("d", 0.5)],
+            id="weights-three-colons",
+        ),
+        pytest.param(["x:y:2x3"], "block_dims_map", [("x:y", 2, 3)], id="blocks"),
+    ],
+)
+def test_json_string_map_entries_split_on_the_last_colon(
+    entries: list[str], field: str, expected: list[tuple[object, ...]]
+) -> None:
+    parsed = parse_json(json.dumps({field: entries}))
+    assert parsed.diagnostics == []
+    spec = NormalizedSpec(parsed.message)
+    rules = weight_rules(spec) if field == "weight_sparsity_map" else block_rules(spec)
+    assert rules == expected

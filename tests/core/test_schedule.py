@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from pruning_spec import parse_hparams
 from pruning_spec._schedule import float32, mask_update_due, polynomial_sparsity
 
-# CONTRIB_R115.md §b: the default schedule, as r1.15 evaluated it in graph mode.
+# docs/semantics.md §b: the default schedule, as r1.15 evaluated it in graph mode.
 DEFAULT_SCHEDULE = [
     (0, 0.0),
     (10, 0.135500044),
@@ -101,3 +102,105 @@ def test_zero_frequency_updates_every_step_in_window() -> None:
         mask_update_due(step, last_update_step=step - 1, begin_step=0, end_step=-1, frequency=0)
         for step in range(1, 5)
     )
+
+
+# An independent reference of the documented formula, in numpy float32 arithmetic:
+#   p = clamp(float32(t - t0) * float32(1 / (t1 - t0)), 0, 1)
+#   s = float32(s_i - s_f) * float32((1 - p) ** e) + s_f
+# with the power taken in float64 and rounded once to float32.
+def reference_sparsity(
+    step: int, begin: int, end: int, initial: float, target: float, exponent: float
+) -> float:
+    f32 = np.float32
+    recip = f32(1) / f32(end - begin)  # float32 division: the float32 reciprocal
+    progress = f32(step - begin) * recip  # a float32 product, not a division
+    progress = min(f32(1), max(f32(0), progress))
+    remaining = f32(1) - progress
+    decay = f32(float(remaining) ** float(f32(exponent)))  # float64 power, rounded once
+    scale = f32(initial - target)
+    return float(scale * decay + f32(target))
+
+
+REFERENCE_SPECS = [
+    # (begin, end, initial, target, exponent)
+    (0, 100, 0.0, 0.5, 3.0),
+    (0, 100, 0.0, 0.9, 1.0),
+    (10, 1_010, 0.05, 0.95, 2.0),
+    (0, 7_919, 0.2, 0.8, 3.0),
+    (250, 3_250, 0.1, 0.75, 0.5),
+    (1_000, 91_000, 0.3, 0.9, 7.3),
+    (5, 22, 0.9, 0.1, 3.0),  # decreasing
+]
+
+
+def reference_steps(begin: int, end: int) -> list[int]:
+    extent = end - begin
+    stride = max(1, extent // 2_000)
+    return [*range(begin - 3, end + 4, stride), *range(end - 50, end + 1), end + 1_000]
+
+
+@pytest.mark.parametrize(
+    ("begin", "end", "initial", "target", "exponent"),
+    REFERENCE_SPECS,
+    ids=[f"{s[0]}-{s[1]}-{s[2]}-{s[3]}-e{s[4]}" for s in REFERENCE_SPECS],
+)
+def test_schedule_equals_a_numpy_float32_reference_bit_for_bit(
+    begin: int, end: int, initial: float, target: float, exponent: float
+) -> None:
+    mismatches = [
+        step
+        for step in reference_steps(begin, end)
+        if polynomial_sparsity(
+            step,
+            begin_step=begin,
+            end_step=end,
+            initial_sparsity=initial,
+            target_sparsity=target,
+            exponent=exponent,
+        )
+        != reference_sparsity(step, begin, end, initial, target, exponent)
+    ]
+    assert mismatches == []
+
+
+@pytest.mark.parametrize(
+    "hparams",
+    [
+        "",
+        "initial_sparsity=0.1,target_sparsity=0.85,sparsity_function_begin_step=100,"
+        "sparsity_function_end_step=1100,sparsity_function_exponent=7.3",
+        "initial_sparsity=0.25,target_sparsity=0.6,sparsity_function_end_step=333,"
+        "sparsity_function_exponent=0.5",
+    ],
+    ids=["defaults", "exponent-7.3", "exponent-0.5"],
+)
+def test_spec_sparsity_at_equals_the_reference_at_every_step_of_its_window(hparams: str) -> None:
+    spec = parse_hparams(hparams)
+    begin, end = spec.sparsity_function_begin_step, spec.sparsity_function_end_step
+    args = (begin, end, spec.initial_sparsity, spec.target_sparsity)
+    exponent = spec.sparsity_function_exponent
+    mismatches = [
+        step
+        for step in range(begin - 2, end + 3)
+        if spec.sparsity_at(step) != reference_sparsity(step, *args, exponent)
+    ]
+    assert mismatches == []
+
+
+def test_reference_grid_exercises_both_float32_roundings() -> None:
+    # The reference itself must tell the float32 power and the reciprocal apart from their
+    # sloppier forms, or the tests above would prove nothing.
+    f32 = np.float32
+    begin, end, initial, target, exponent = 1_000, 91_000, 0.3, 0.9, 7.3
+    unrounded_power = divided = 0
+    for step in reference_steps(begin, end):
+        exact = reference_sparsity(step, begin, end, initial, target, exponent)
+        progress = min(f32(1), max(f32(0), f32(step - begin) * (f32(1) / f32(end - begin))))
+        power = float(f32(1) - progress) ** float(f32(exponent))
+        scaled = f32(float(f32(initial - target)) * power)
+        unrounded_power += exact != float(scaled + f32(target))
+        quotient = min(f32(1), max(f32(0), f32(step - begin) / f32(end - begin)))
+        decay = f32(float(f32(1) - quotient) ** float(f32(exponent)))
+        divided += exact != float(f32(initial - target) * decay + f32(target))
+    assert unrounded_power > 0
+    assert divided > 0

@@ -236,3 +236,63 @@ def test_a_checkpoint_restores_masks_by_name_whatever_the_order(tmp_path: Path) 
     tf.train.Checkpoint(pruner=restored).restore(path).assert_consumed()
     assert float(restored.by_name["a"]["mask"].numpy().sum()) == 0.0
     assert float(restored.by_name["b"]["mask"].numpy().sum()) == 16.0
+
+
+# force_update and sparsity: the update r1.15's `mask_update_op` does, and the schedule.
+FORCE_SPEC = (
+    "begin_pruning_step=100,pruning_frequency=1000,initial_sparsity=0.1,target_sparsity=0.9,"
+    "sparsity_function_begin_step=0,sparsity_function_end_step=50,"
+    "sparsity_function_exponent=2,weight_sparsity_map=[second:0.4]"
+)
+
+
+def reference_mask(values: np.ndarray, sparsity: float) -> tuple[np.ndarray, np.float32]:
+    """The element-wise mask and threshold at `sparsity`, in numpy: keep the k largest |w|."""
+    magnitudes = np.abs(values).ravel()
+    keep = int(np.round(np.float32(magnitudes.size) * (np.float32(1) - np.float32(sparsity))))
+    assert 0 < keep < magnitudes.size  # the test values are chosen so that something is pruned
+    threshold = np.sort(magnitudes)[::-1][keep - 1]
+    mask = (np.abs(values) >= threshold).astype(values.dtype)
+    assert int(mask.sum()) == keep  # no ties in the random values
+    return mask, threshold
+
+
+def test_force_update_prunes_at_the_scheduled_sparsity_whatever_the_predicate() -> None:
+    values = weight_values()
+    weights = [tf.Variable(value, name=name) for name, value in values.items()]
+    pruner = Pruner(FORCE_SPEC, weights)
+    spec = pruner.spec
+    for step in (20, 33):  # before begin_pruning_step, and only 13 steps after the last
+        assert not bool(pruner.update(step))  # r1.15's predicate says no
+        pruner.force_update(step)
+        assert int(pruner.last_mask_update_step.numpy()) == step
+        for pruned in pruner.pruned_weights:
+            sparsity = spec.sparsity_at(step, pruned.name)
+            mask, threshold = reference_mask(values[pruned.name], sparsity)
+            np.testing.assert_array_equal(pruned.mask.numpy(), mask, err_msg=pruned.name)
+            assert pruned.threshold.numpy() == threshold
+            np.testing.assert_array_equal(pruned.weight.numpy(), values[pruned.name] * mask)
+    assert spec.sparsity_at(33, "first") != spec.sparsity_at(33, "second")
+
+
+def test_force_update_works_inside_tf_function() -> None:
+    values = weight_values()
+    weight = tf.Variable(values["first"], name="first")
+    pruner = Pruner(FORCE_SPEC, [weight])
+    tf.function(pruner.force_update)(tf.constant(40, tf.int64))
+    mask, _ = reference_mask(values["first"], pruner.spec.sparsity_at(40))
+    np.testing.assert_array_equal(pruner.masks[0].numpy(), mask)
+    assert int(pruner.last_mask_update_step.numpy()) == 40
+
+
+@pytest.mark.parametrize("name", [None, "first", "second"])
+def test_sparsity_is_the_specs_schedule_bit_for_bit(name: str | None) -> None:
+    weights = [tf.Variable(value, name=n) for n, value in weight_values().items()]
+    pruner = Pruner(FORCE_SPEC, weights)
+    steps = [*range(-3, 60), 10_000]
+    scheduled = [pruner.sparsity(step, name) for step in steps]
+    assert all(value.dtype == tf.float32 for value in scheduled)
+    expected = [pruner.spec.sparsity_at(step, name) for step in steps]
+    assert [float(value.numpy()) for value in scheduled] == expected
+    traced = tf.function(lambda step: pruner.sparsity(step, name))
+    assert [float(traced(tf.constant(step, tf.int64)).numpy()) for step in steps] == expected
