@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml setup.py constraints.txt $(PROTOS)
 
 ## test: lint, then the whole suite (creates the environment on first use)
 test: $(STAMP) lint bench-smoke dist-check
-	$(PY) -m pytest -q
+	rm -f .coverage .coverage.*
+	$(PY) -m coverage run -m pytest -q
+	$(PY) -m coverage combine --quiet
+	$(PY) -m coverage report
 
 ## demo: train a digit classifier dense, then prune it to 92% with examples/digits.txtpb
 demo: $(STAMP)
