@@ -20,7 +20,6 @@ from pruning_spec._diagnostics import (
     capped,
     hidden_line,
     printable,
-    shorten,
 )
 from pruning_spec._exit_codes import EXIT_FOUND, EXIT_OK, EXIT_USAGE, IO_CODES
 from pruning_spec._files import FileError, write_atomically
@@ -107,13 +106,11 @@ def step_number(text: str) -> int:
 
 
 def _step(text: str, *, lowest: int, what: str) -> int:
-    value = int(text)
-    if value < lowest:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {shorten(text)[1:-1]}")
-    if value > _LARGEST_STEP:
-        raise argparse.ArgumentTypeError(
-            f"must be at most 2**63 - 1, the largest int64 global step, got {shorten(text)[1:-1]}"
-        )
+    value = int(text)  # argparse reports a ValueError as an invalid value
+    if not lowest <= value <= _LARGEST_STEP:
+        shown = text if len(text) <= 40 else f"{text[:20]}...{text[-20:]} ({len(text)} digits)"
+        bound = "at most 2**63 - 1, the largest int64 global step" if value > 0 else what
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {shown}")
     return value
 
 
@@ -293,7 +290,8 @@ def _plot(spec: NormalizedSpec, total_steps: int, patterns: list[str], path: str
 def _plot_problem(path: str, reason: str) -> CommandError:
     message = f"cannot draw the plot: {reason}"
     hint = "name the file .png, .svg or .pdf"
-    return CommandError([Diagnostic("unknown-format", message, span=Span(path), hint=hint)], 2)
+    problem = Diagnostic("unknown-format", message, span=Span(path), hint=hint)
+    return CommandError([problem], EXIT_USAGE)
 
 
 # explain

@@ -21,7 +21,7 @@ from pruning_spec._analyze import (
     positive_int,
 )
 from pruning_spec._analyze import add_commands as add_analysis_commands
-from pruning_spec._diagnostics import Diagnostic, Span, capped, hidden_line
+from pruning_spec._diagnostics import Diagnostic, Span, capped, hidden_line, split_bom
 from pruning_spec._exit_codes import EXIT_FOUND, EXIT_OK, EXIT_USAGE, IO_CODES
 from pruning_spec._files import FileError, write_atomically
 from pruning_spec._inventory import plan_weights, read_inventory
@@ -307,7 +307,7 @@ def _format_file(path: str, *, check: bool) -> Diagnostic | str | None:
         return Diagnostic("unknown-format", "fmt formats text-format files only", span=Span(path))
     # The bytes the loader checked, decoded as it did: text mode would turn a lone '\r'
     # into a line end. A byte order mark stays where it was.
-    bom, body = _loader.split_bom(data)
+    bom, body = split_bom(data)
     text = body.decode("utf-8")
     try:
         formatted = _format.format_text(text)

@@ -8,6 +8,7 @@ when there is one, how to fix it (`hint`). `SpecError` carries all of them.
 from __future__ import annotations
 
 import bisect
+import codecs
 import dataclasses
 import enum
 import re
@@ -121,6 +122,30 @@ class LineIndex:
 def printable(text: str) -> str:
     """`text` with control characters escaped: names read from files go to terminals."""
     return text if text.isprintable() else repr(text)[1:-1]
+
+
+def split_bom(data: bytes) -> tuple[bytes, bytes]:
+    """(the UTF-8 byte order mark some editors write first, or b""; the rest)."""
+    return (codecs.BOM_UTF8, data[3:]) if data.startswith(codecs.BOM_UTF8) else (b"", data)
+
+
+def decode_utf8(data: bytes, source: str) -> str | Diagnostic:
+    """The text of a file's bytes (after a UTF-8 byte order mark), or where it is not UTF-8.
+
+    Offsets of later diagnostics are in the text after the mark, as editors show it.
+    """
+    body = split_bom(data)[1]
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = error.start + len(data) - len(body)
+        line, column = line_and_column(data, offset)
+        return Diagnostic(
+            "invalid-utf8",
+            f"byte 0x{data[offset]:02x} is not valid UTF-8",
+            span=Span(source, line, column),
+            hint="spec files, inventories and flags are UTF-8 text",
+        )
 
 
 def line_and_column(text: str | bytes, offset: int) -> tuple[int, int]:

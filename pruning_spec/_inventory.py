@@ -18,7 +18,7 @@ from pruning_spec._diagnostics import (
     Span,
     SpecError,
     TooManyProblemsError,
-    line_and_column,
+    decode_utf8,
     shorten,
     stop_if_too_many,
 )
@@ -90,12 +90,9 @@ def read_inventory(path: str) -> tuple[list[Weight], list[Diagnostic]]:
         data = read_bounded(path, MAX_INVENTORY_BYTES, what="inventory")
     except FileError as error:
         return [], [error.to_diagnostic()]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line, column = line_and_column(data, error.start)
-        problem = f"byte 0x{data[error.start]:02x} is not valid UTF-8"
-        return [], [Diagnostic("io-error", problem, span=Span(path, line, column))]
+    text = decode_utf8(data, path)
+    if isinstance(text, Diagnostic):
+        return [], [text]
     return parse_inventory(text, path)
 
 

@@ -10,7 +10,6 @@ located in the source it came from.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import dataclasses
 import json
@@ -30,6 +29,7 @@ from pruning_spec._diagnostics import (
     Span,
     SpecError,
     TooManyProblemsError,
+    decode_utf8,
     line_and_column,
     shorten,
     sort_key,
@@ -202,26 +202,12 @@ def parse_bytes(data: bytes, source: str, suffix: str) -> ParsedSource:
     """Parses a spec file's bytes in the format its suffix names."""
     if suffix in BINARY_SUFFIXES:
         return parse_binary(data, source)
-    try:
-        text = split_bom(data)[1].decode("utf-8")
-    except UnicodeDecodeError as error:
-        offset = error.start + len(split_bom(data)[0])
-        line, column = line_and_column(data, offset)
-        return failed_source(
-            source,
-            "invalid-utf8",
-            f"byte 0x{data[offset]:02x} is not valid UTF-8",
-            "spec files are UTF-8 text",
-            Span(source, line, column),
-        )
+    text = decode_utf8(data, source)
+    if isinstance(text, Diagnostic):
+        return ParsedSource(pruning_pb2.PruningSpec(), diagnostics=[text], source=source)
     if suffix in JSON_SUFFIXES:
         return parse_json(text, source)
     return parse_textproto(text, source)
-
-
-def split_bom(data: bytes) -> tuple[bytes, bytes]:
-    """(the UTF-8 byte order mark some editors write first, or b""; the rest)."""
-    return (codecs.BOM_UTF8, data[3:]) if data.startswith(codecs.BOM_UTF8) else (b"", data)
 
 
 def failed_source(

@@ -138,7 +138,7 @@ def test_an_inventory_that_is_not_utf8_is_located(tmp_path: Path) -> None:
     path = tmp_path / "weights.txt"
     path.write_bytes(b"ok 3\nw\xff 3\n")
     _, [problem] = read_inventory(str(path))
-    assert (problem.code, problem.span.line, problem.span.column) == ("io-error", 2, 2)  # type: ignore[union-attr]
+    assert (problem.code, problem.span.line, problem.span.column) == ("invalid-utf8", 2, 2)  # type: ignore[union-attr]
 
 
 def test_an_empty_weight_is_a_warning_not_a_division_by_zero() -> None:
