@@ -120,3 +120,13 @@ def test_repr_shows_the_non_default_fields() -> None:
 def test_warnings_are_kept_on_the_spec() -> None:
     spec = parse_hparams("nbins=100")
     assert [w.code for w in spec.warnings] == ["deprecated-field"]
+
+
+def test_rules_are_matched_by_re2_wherever_a_spec_meets_a_name() -> None:
+    # Every consumer (lints, explain, verify, the backends) asks rule_index; RE2's ASCII
+    # \w tells its answer from Python's, and a backtracking engine would not answer at all.
+    spec = parse_hparams('weight_sparsity_map=["^\\\\w+$":0.5,"(a|a){0,100}b":0.7]')
+    assert spec.rule_for("dense") is not None
+    assert spec.rule_for("dénse") is None
+    assert spec.rule_for("a" * 10_000 + "!") is None
+    assert spec.target_sparsity_for("x/" + "a" * 30 + "b") == 0.7
