@@ -11,7 +11,9 @@ grows or lies about its size while it is read.
     cannot get through, and the open itself never blocks (O_NONBLOCK: a FIFO
     with no writer would otherwise hang the tool forever);
   * at most `limit + 1` bytes are read, so a file that grows while it is read
-    or reports a wrong size (like those in /proc) cannot exhaust memory.
+    or reports a wrong size (like those in /proc) cannot exhaust memory;
+  * reads stay non-blocking, so a "regular" file that waits for data (such as
+    /proc/kmsg or a tracing pipe) is refused instead of hanging the tool.
 
 `write_atomically` guarantees:
   * the file is replaced by one rename of a fully written and fsynced
@@ -113,8 +115,8 @@ def _read_opened(name: str, descriptor: int, limit: int, what: str) -> bytes:
     _require_regular(name, status, what)
     if status.st_size > limit:
         raise _too_large(name, f"is {status.st_size:,} bytes", limit, what)
-    if _O_NONBLOCK:
-        os.set_blocking(descriptor, True)  # no EAGAIN surprises from odd file systems
+    # The descriptor stays non-blocking: a regular file that waits for data (/proc/kmsg)
+    # then fails with EAGAIN instead of hanging; ordinary files ignore the flag.
     data = _read_at_most(descriptor, limit + 1)
     if len(data) > limit:  # it grew after the fstat, or its size was wrong
         raise _too_large(name, f"is more than {limit:,} bytes", limit, what)
@@ -176,6 +178,7 @@ _READ_HINTS = {
     errno.ELOOP: "a symbolic link on the path points, through others, back to itself",
     errno.ENAMETOOLONG: "the path is longer than the system allows",
     errno.ENOTDIR: "a part of the path that should be a directory is a file",
+    errno.EAGAIN: "it waits for data, as a pipe does; only files whose content is there are read",
 }
 
 

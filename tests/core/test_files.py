@@ -151,6 +151,23 @@ def test_a_proc_file_that_says_it_is_empty_is_still_bounded() -> None:
     assert _read_problem("/proc/self/status", 16).code == "file-too-large"
 
 
+def test_a_regular_file_that_waits_for_data_is_refused_without_blocking(
+    spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Like /proc/kmsg: a regular file whose read blocks until data comes, or fails with
+    # EAGAIN on a non-blocking descriptor.
+    def waiting_read(fd: int, count: int) -> bytes:
+        if os.get_blocking(fd):
+            pytest.fail("read from a blocking descriptor: it would wait forever")
+        raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(os, "read", waiting_read)
+    problem = _read_problem(spec)
+    assert problem.code == "io-error"
+    assert problem.message == f"cannot read the file: {os.strerror(errno.EAGAIN)}"
+    assert problem.hint.startswith("it waits for data")
+
+
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "spec.txtpb"
     os.mkfifo(fifo)

@@ -61,6 +61,10 @@ class Case:
         return shlex.join(self.argv)
 
 
+def _codes(expect: int | Iterable[int]) -> frozenset[int]:
+    return frozenset({expect} if isinstance(expect, int) else expect)
+
+
 class Corpus:
     """Files (path relative to corpus/ -> bytes) and the cases that run on them."""
 
@@ -76,8 +80,7 @@ class Corpus:
         return path
 
     def case(self, expect: int | Iterable[int], *argv: str, note: str = "") -> None:
-        codes = frozenset({expect} if isinstance(expect, int) else expect)
-        case = Case(codes, tuple(argv), note)
+        case = Case(_codes(expect), tuple(argv), note)
         assert case.id not in self._ids, f"two cases run {case.id}"
         assert "\t" not in note and "\n" not in note
         self._ids.add(case.id)
@@ -447,6 +450,21 @@ FMT_CHECKED = {
 }  # fmt: skip
 
 
+def _validated(
+    corpus: Corpus,
+    folder: str,
+    suffix: str,
+    name: str,
+    content: bytes | str,
+    expect: int | Iterable[int],
+    note: str = "",
+) -> str:
+    """The corpus file `folder/name.suffix`, with a case validating it."""
+    path = corpus.add(f"{folder}/{name}.{suffix}", content)
+    corpus.case(expect, "validate", path, note=note)
+    return path
+
+
 def _text_file(
     corpus: Corpus,
     name: str,
@@ -457,9 +475,8 @@ def _text_file(
     also: Iterable[str] = (),
 ) -> str:
     """A text-format file, validated, and also run through the commands in `also`."""
-    path = corpus.add(f"text/{name}.txtpb", content)
-    corpus.case(expect, "validate", path, note=note)
-    codes = frozenset({expect} if isinstance(expect, int) else expect)
+    path = _validated(corpus, "text", "txtpb", name, content, expect, note)
+    codes = _codes(expect)
     for command in also:
         if command == "print":
             corpus.case(codes, "print", path, note=note)
@@ -667,8 +684,7 @@ def _regexes(corpus: Corpus) -> None:
 
 def _numbers(corpus: Corpus) -> None:
     def number(name: str, field: str, value: str, expect: int | Iterable[int]) -> None:
-        text_path = corpus.add(f"numbers/{name}.txtpb", f"{field}: {value}\n")
-        corpus.case(expect, "validate", text_path)
+        _validated(corpus, "numbers", "txtpb", name, f"{field}: {value}\n", expect)
 
     for name, spelling in {
         "nan": "nan",
@@ -734,11 +750,7 @@ def _numbers(corpus: Corpus) -> None:
 
 
 def _json(corpus: Corpus) -> None:
-    def check(name: str, content: bytes | str, expect: int | Iterable[int], note: str = "") -> str:
-        path = corpus.add(f"json/{name}.json", content)
-        corpus.case(expect, "validate", path, note=note)
-        return path
-
+    check = functools.partial(_validated, corpus, "json", "json")
     cifar = SEED_JSON["cifar10"]
     check("empty", b"", CLEAN_OR_FOUND, "an empty file: a warning or a syntax error")
     check("whitespace-only", " \n\t\n", CLEAN_OR_FOUND)
@@ -826,11 +838,7 @@ def _json(corpus: Corpus) -> None:
 
 
 def _binary(corpus: Corpus) -> None:
-    def check(name: str, content: bytes, expect: int | Iterable[int], note: str = "") -> str:
-        path = corpus.add(f"binary/{name}.pb", content)
-        corpus.case(expect, "validate", path, note=note)
-        return path
-
+    check = functools.partial(_validated, corpus, "binary", "pb")
     seed = SEED_BINARY["cifar10"]
     check("empty", b"", OK, "empty-file is a warning")
     generator = random.Random("binary-garbage")
@@ -1279,12 +1287,13 @@ def _mutations(corpus: Corpus) -> None:
                     mutated = mutator(rng, mutated, specials)
                 path = corpus.add(f"mutations/{seed}.{operator}.{number:02d}.{suffix}", mutated)
                 corpus.case(CLEAN_OR_FOUND, "validate", path, note="a mutation")
-                if number == 0 and suffix != "json" and seed == "cifar10":
+                if number != 0:
+                    continue
+                if suffix != "json" and seed == "cifar10":
                     corpus.case(CLEAN_OR_FOUND, "print", path, note="a mutation")
-                if number == 0:
-                    if suffix == "txtpb":
-                        corpus.case(CLEAN_OR_FOUND, "fmt", "--check", path, note="a mutation")
-                    if suffix == "txtpb" and operator in ("flip", "insert", "duplicate-line"):
+                if suffix == "txtpb":
+                    corpus.case(CLEAN_OR_FOUND, "fmt", "--check", path, note="a mutation")
+                    if operator in ("flip", "insert", "duplicate-line"):
                         corpus.case(CLEAN_OR_FOUND, "fmt", path, note="rewrites a copy")
 
     for seed, text in SEED_TEXT.items():  # without comment lines: edits land in fields
