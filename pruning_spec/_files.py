@@ -143,12 +143,13 @@ def _require_regular(name: str, status: os.stat_result, what: str) -> None:
     raise FileError(
         name,
         IO_ERROR,
-        f"is {_kind(status.st_mode)}, not a regular file",
+        f"is {file_type(status.st_mode)}, not a regular file",
         f"only regular files are read; a {what} cannot be a device, FIFO or socket",
     )
 
 
-def _kind(mode: int) -> str:
+def file_type(mode: int) -> str:
+    """What a file that is not regular is, in messages: `a FIFO`, `a socket`."""
     kinds = [
         (stat.S_ISFIFO, "a FIFO"),
         (stat.S_ISCHR, "a character device"),
@@ -243,7 +244,7 @@ def _require_replaceable(name: str, target: str, existing: os.stat_result) -> No
     if not stat.S_ISREG(existing.st_mode):
         # Renaming over a device or FIFO would replace it, /dev/null included.
         raise FileError(
-            name, IO_ERROR, f"is {_kind(existing.st_mode)}, not a regular file; not changed"
+            name, IO_ERROR, f"is {file_type(existing.st_mode)}, not a regular file; not changed"
         )
     # Root may write anything, so the mode bits say whether the file is meant to change.
     if not existing.st_mode & 0o222 or not os.access(target, os.W_OK):

@@ -64,7 +64,7 @@ here; the readers look them up in `_limits`, where a test lowers them):
   compression-ratio bound: pruned weights compress very well, and the absolute bound
   is what bounds memory; zipfile never inflates a member past its declared size.
 * `MAX_INDEX_BYTES` (64 MiB): a TensorFlow `.index` file, read whole and checked before
-  TensorFlow opens it.
+  TensorFlow opens it, and its keys together once expanded from their shared prefixes.
 * `MAX_METADATA_BYTES` (16 MiB): the other records read whole: a `checkpoint` state
   file, the object graph of an object-based checkpoint, a `.keras` archive's central
   directory, `config.json` and `metadata.json`.

@@ -14,6 +14,8 @@ import os
 import re
 import types
 
+from pruning_spec._diagnostics import printable
+
 INSTALL_HINT = "pip install 'pruning-spec[tensorflow]'"
 
 
@@ -29,13 +31,10 @@ class UnknownNameError(KeyError):
     """A name the checkpoint does not list: the one KeyError `values` lets through."""
 
 
-# Names in a hostile file may carry terminal escapes, and paths undecodable bytes.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
 def checkpoint_error(message: str) -> CheckpointError:
-    """The error for `message`, on one line and safe to print to a terminal."""
-    return CheckpointError(_UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], message))
+    """The error for `message`, on one line and safe to print to a terminal: names in a
+    hostile file may carry terminal escapes, and paths undecodable bytes."""
+    return CheckpointError(printable(message))
 
 
 def summary(error: BaseException, limit: int = 300) -> str:

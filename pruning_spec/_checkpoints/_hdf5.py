@@ -55,7 +55,7 @@ def resolve(group: Any, path: str, h5py: Any) -> Any:
     return group
 
 
-def groups(group: Any, h5py: Any, budget: list[int]) -> Iterator[tuple[str, Any]]:
+def members(group: Any, h5py: Any, budget: list[int]) -> Iterator[tuple[str, Any]]:
     """The (key, item) pairs of `group`, within the budget of links left to follow."""
     for key in group:
         budget[0] -= 1

@@ -22,8 +22,8 @@ from pruning_spec._checkpoints._hdf5 import (
     attribute,
     child,
     dataset_values,
-    groups,
     has,
+    members,
     resolve,
     text,
 )
@@ -80,7 +80,7 @@ def _keras3_variables(file: Any, h5py: Any) -> tuple[list[Variable], dict[str, s
             raise InputError(
                 f"HDF5 groups nest more than MAX_HDF5_DEPTH ({_limits.MAX_HDF5_DEPTH}) deep"
             )
-        for key, item in groups(group, h5py, budget):
+        for key, item in members(group, h5py, budget):
             if not isinstance(item, h5py.Group) or (depth == 0 and key == "optimizer"):
                 continue
             if item in seen:
@@ -89,7 +89,7 @@ def _keras3_variables(file: Any, h5py: Any) -> tuple[list[Variable], dict[str, s
             if key == "vars":
                 found.extend(
                     ("/".join([*parts, "vars", index]), value)
-                    for index, value in groups(item, h5py, budget)
+                    for index, value in members(item, h5py, budget)
                 )
             elif has(item, "vars"):
                 vars_group = child(item, "vars", h5py)
@@ -145,9 +145,9 @@ def _legacy_variables(root: Any, h5py: Any) -> tuple[list[Variable], dict[str, s
             dataset = resolve(group, text(weight), h5py)
             if isinstance(dataset, h5py.Dataset):
                 found.append((re.sub(r":\d+$", "", text(weight)), dataset))
-    names = unique(name for name, _ in found)
-    variables = [_dataset_variable(n, d) for n, (_, d) in zip(names, found, strict=True)]
-    return variables, {n: d.name for n, (_, d) in zip(names, found, strict=True)}
+    named = dict(zip(unique(name for name, _ in found), (d for _, d in found), strict=True))
+    variables = [_dataset_variable(n, d) for n, d in named.items()]
+    return variables, {n: d.name for n, d in named.items()}
 
 
 def _legacy_step(file: Any, h5py: Any) -> int | None:

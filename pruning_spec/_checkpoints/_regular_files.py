@@ -27,18 +27,8 @@ def stat_mode(path: str) -> int | None:
 
 
 def file_type(mode: int) -> str:
-    """What a file of this mode is, for messages: `a FIFO (named pipe)`."""
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
+    """What a file of this mode is, for messages: `a FIFO`, `a directory`."""
+    return "a directory" if stat.S_ISDIR(mode) else _files.file_type(mode)
 
 
 def require_regular(path: str, what: str) -> os.stat_result:

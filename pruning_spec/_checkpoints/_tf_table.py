@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 
+from pruning_spec._checkpoints import _limits
 from pruning_spec._checkpoints._errors import InputError, byte_count
 
 _TABLE_MAGIC = 0xDB4775248B80FB57
@@ -22,7 +23,10 @@ def table_rows(data: bytes) -> list[tuple[bytes, bytes]]:
 
     Refused: a block handle outside the file (TensorFlow allocates what it claims), a
     compressed block, restart points TensorFlow could decode differently, data blocks
-    that overlap (parsed again and again), keys out of order or repeated.
+    that overlap (parsed again and again), keys out of order or repeated, and keys that,
+    expanded from their shared prefixes, hold more than `MAX_INDEX_BYTES` together (a
+    small index of long keys each sharing all of the previous one's would take
+    quadratic time and memory).
     """
     if len(data) < _FOOTER_BYTES:
         raise InputError(f"{byte_count(len(data))}, too short for a table")
@@ -31,8 +35,9 @@ def table_rows(data: bytes) -> list[tuple[bytes, bytes]]:
     at = len(data) - _FOOTER_BYTES
     _, at = _handle(data, at, len(data))  # the metaindex block: never read
     index_offset, index_size = _handle(data, at, len(data))[0]
+    room = [_limits.MAX_INDEX_BYTES]  # for the expanded keys of every block, index included
     handles = []
-    for _, value in _block(data, index_offset, index_size):
+    for _, value in _block(data, index_offset, index_size, room):
         handles.append(_handle(value, 0, len(value))[0])
     rows: list[tuple[bytes, bytes]] = []
     end = 0
@@ -41,7 +46,7 @@ def table_rows(data: bytes) -> list[tuple[bytes, bytes]]:
             raise InputError(f"data blocks overlap at byte {offset:,}")
         end = offset + size + _TRAILER_BYTES
     for offset, size in handles:
-        rows.extend(_block(data, offset, size))
+        rows.extend(_block(data, offset, size, room))
     for (before, _), (after, _) in itertools.pairwise(rows):
         if before >= after:
             raise InputError(f"keys out of order or repeated at {after[:80]!r}")
@@ -71,7 +76,8 @@ def varint(data: bytes, at: int, end: int, bits: int) -> tuple[int, int]:
     raise InputError("a corrupt or truncated varint")
 
 
-def _block(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
+def _block(data: bytes, offset: int, size: int, room: list[int]) -> list[tuple[bytes, bytes]]:
+    """The entries of the block at `offset`; their keys take `room[0]` down by their length."""
     end = offset + size
     if end + _TRAILER_BYTES > len(data):
         raise InputError(
@@ -103,6 +109,12 @@ def _block(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
         length, at = varint(data, at, limit, 32)
         if shared > len(key) or (restart and shared) or limit - at < unshared + length:
             raise InputError(f"a corrupt entry in the block at byte {offset:,}")
+        room[0] -= shared + unshared
+        if room[0] < 0:
+            raise InputError(
+                "its keys, expanded from their shared prefixes, hold more than "
+                f"MAX_INDEX_BYTES ({byte_count(_limits.MAX_INDEX_BYTES)})"
+            )
         key = key[:shared] + data[at : at + unshared]
         rows.append((key, data[at + unshared : at + unshared + length]))
         at += unshared + length

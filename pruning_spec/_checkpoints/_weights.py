@@ -125,19 +125,23 @@ def pair_masks(weights: list[WeightInfo], masks: list[WeightInfo]) -> dict[str, 
 def unique(names: Iterable[str]) -> list[str]:
     """`names` in order, a repeated one suffixed `#2`, `#3`, ..."""
     seen: dict[str, int] = {}
-    unique = []
+    result = []
     for name in names:
         count = seen.get(name, 0) + 1
         seen[name] = count
-        unique.append(name if count == 1 else f"{name}#{count}")
-    return unique
+        result.append(name if count == 1 else f"{name}#{count}")
+    return result
 
 
 def scalar(value: Any, kinds: str = "iuf") -> int | None:
-    """A stored step counter as an int; None if it is not a scalar of one of `kinds`."""
+    """A stored step counter as an int; None if it is not a scalar of one of `kinds`, or
+    not a finite number (a NaN step must not make the whole checkpoint unreadable)."""
     shape = getattr(value, "shape", None)
     if shape is None or tuple(shape) != () or getattr(value, "dtype", None) is None:
         return None
     if value.dtype.kind not in kinds:
         return None
-    return int(value)
+    try:
+        return int(value)
+    except (ValueError, OverflowError):  # NaN, infinity
+        return None

@@ -54,13 +54,23 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
-def block(entries: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """A block with a restart point at every entry (no shared key prefixes)."""
+def block(entries: Iterable[tuple[bytes, bytes]], *, shared_prefixes: bool = False) -> bytes:
+    """A block with a restart point at every entry (no shared key prefixes), or with
+    `shared_prefixes` a single one at the start, each key sharing what it has in common
+    with the previous one (the prefix compression TensorFlow uses between restarts)."""
     body = bytearray()
     restarts = []
+    previous = b""
     for key, value in entries:
-        restarts.append(len(body))
-        body += varint(0) + varint(len(key)) + varint(len(value)) + key + value
+        shared = 0
+        if not shared_prefixes or not restarts:
+            restarts.append(len(body))
+        else:
+            while shared < min(len(key), len(previous)) and key[shared] == previous[shared]:
+                shared += 1
+        unshared = key[shared:]
+        body += varint(shared) + varint(len(unshared)) + varint(len(value)) + unshared + value
+        previous = key
     if not restarts:
         restarts = [0]
     body += b"".join(struct.pack("<I", r) for r in restarts)
@@ -75,13 +85,18 @@ def _with_trailer(contents: bytes) -> bytes:
     return contents + b"\0" + struct.pack("<I", masked_crc32c(contents + b"\0"))
 
 
-def table(entries: list[tuple[bytes, bytes]], *, index_handle: bytes | None = None) -> bytes:
+def table(
+    entries: list[tuple[bytes, bytes]],
+    *,
+    index_handle: bytes | None = None,
+    shared_prefixes: bool = False,
+) -> bytes:
     """A whole table holding `entries` (sorted by key) in one data block.
 
     `index_handle` replaces the footer's handle of the index block, e.g. by one
-    claiming more bytes than the file holds.
+    claiming more bytes than the file holds; `shared_prefixes` is passed to `block`.
     """
-    data = block(entries)
+    data = block(entries, shared_prefixes=shared_prefixes)
     out = bytearray(_with_trailer(data))
     last_key = entries[-1][0] if entries else b""
     index = block([(last_key + b"\xff", handle(0, len(data)))])

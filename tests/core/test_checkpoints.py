@@ -36,6 +36,7 @@ from pruning_spec._checkpoints import (
     _errors,
     _limits,
     _tf_naming,
+    _tf_table,
     _weights,
     read_checkpoint,
 )
@@ -112,6 +113,16 @@ def test_only_float_tensors_of_rank_one_or_more_are_weights() -> None:
     assert checkpoint.step == 7
     assert checkpoint.mask_values("dense/kernel") == "dense/mask"
     assert checkpoint.mask_values("dense/bias") is None
+
+
+def test_a_step_must_be_a_finite_scalar() -> None:
+    np = _np()
+    assert _weights.scalar(np.array(7.0)) == 7
+    assert _weights.scalar(np.array(7, dtype=np.int64), kinds="iu") == 7
+    assert _weights.scalar(np.array(7.0), kinds="iu") is None
+    assert _weights.scalar(np.array([7])) is None
+    assert _weights.scalar(np.array(np.nan)) is None
+    assert _weights.scalar(np.array(np.inf)) is None
 
 
 def _pair(weights: dict[str, tuple[int, ...]], masks: dict[str, tuple[int, ...]]) -> Any:
@@ -786,6 +797,26 @@ def test_a_block_handle_past_the_end_of_the_index_is_refused(tmp_path: Path) -> 
     _refused_quickly(prefix, "runs past the end of the")
 
 
+def test_keys_expanding_past_the_index_limit_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each key shares all of the previous one and adds a byte: a small index whose keys,
+    # expanded, take quadratic time and memory (1 MiB keys: hours for a 2 MiB index).
+    rows = [(b"k" * 1000 + b"x" * i, b"") for i in range(200)]
+    index = checkpoint_bundle.table(rows, shared_prefixes=True)
+    assert _tf_table.table_rows(index) == rows  # well formed: refused for its size only
+    _tf()
+    prefix = tmp_path / "ckpt"
+    Path(f"{prefix}.index").write_bytes(index)
+    assert len(index) < 10_000 < sum(len(key) for key, _ in rows)
+    monkeypatch.setattr(_limits, "MAX_INDEX_BYTES", 10_000)
+    _refused_quickly(
+        str(prefix),
+        r"corrupt TensorFlow index .*: its keys, expanded from their shared prefixes, "
+        r"hold more than MAX_INDEX_BYTES \(10,000 bytes\)",
+    )
+
+
 def test_a_repeated_slice_is_refused(tmp_path: Path) -> None:
     # TensorFlow CHECK-fails on two equal slices of one variable.
     entry = _entry(_FLOAT, [3, 4], 0, 48)
@@ -794,16 +825,22 @@ def test_a_repeated_slice_is_refused(tmp_path: Path) -> None:
     _refused_quickly(_bundle(tmp_path, {"w": entry}, _KERNEL), "lists the same slice twice")
 
 
+def _huge_is_listed_but_refused(checkpoint: Checkpoint, name: str, where: str) -> None:
+    """`name`, declaring 10^6 x 10^6 float32 values (4 TB), is listed with its shape,
+    and its values are refused at once, the message naming it (`where`) and its size."""
+    assert WeightInfo(name, (10**6, 10**6)) in checkpoint.weights
+    start = time.monotonic()
+    with pytest.raises(CheckpointError, match="MAX_TENSOR_BYTES") as caught:
+        checkpoint.values(name)
+    assert time.monotonic() - start < 1
+    assert where in str(caught.value)
+    assert "4,000,000,000,000 bytes" in str(caught.value)
+
+
 def test_a_tensor_claiming_too_many_elements_is_refused_before_reading(tmp_path: Path) -> None:
     entries = {"dense/kernel": _kernel_entry(), "huge": _entry(_FLOAT, [10**6, 10**6], 0, 48)}
     checkpoint = read_checkpoint(_bundle(tmp_path, entries, _KERNEL))
-    assert WeightInfo("huge", (10**6, 10**6)) in checkpoint.weights  # listed, not read
-    start = time.monotonic()
-    with pytest.raises(CheckpointError, match="MAX_TENSOR_BYTES") as caught:
-        checkpoint.values("huge")
-    assert time.monotonic() - start < 1
-    assert "'huge'" in str(caught.value)
-    assert "4,000,000,000,000 bytes" in str(caught.value)
+    _huge_is_listed_but_refused(checkpoint, "huge", "'huge'")
 
 
 def test_the_tensor_limit_applies_to_real_checkpoints(
@@ -981,7 +1018,7 @@ def test_a_keras_config_declaring_huge_layers_allocates_nothing(tmp_path: Path) 
     ]
     checkpoint_zip.write(tmp_path / "huge.keras", members)
     message = _refused_quickly(str(tmp_path / "huge.keras"), "Keras could not load")
-    assert "(1000000, 1000000)" in message or "1000000" in message
+    assert "(1000000, 1000000)" in message  # the shape Keras checked before any value
     state = pytest.importorskip("keras.src.backend.common.global_state")
     pending = state.get_global_attribute("uninitialized_variables", None) or []
     assert not [v for v in pending if tuple(v.shape) == (1000000, 1000000)]
@@ -1023,13 +1060,7 @@ def test_a_dataset_too_large_is_refused_by_its_declared_size(tmp_path: Path) -> 
         group.create_dataset("0", shape=(10**6, 10**6), dtype="f4", chunks=(1, 1024))
 
     checkpoint = read_checkpoint(_weights_file(tmp_path / "huge.weights.h5", huge))
-    assert WeightInfo("dense/vars/0", (10**6, 10**6)) in checkpoint.weights
-    start = time.monotonic()
-    with pytest.raises(CheckpointError, match="MAX_TENSOR_BYTES") as caught:
-        checkpoint.values("dense/vars/0")
-    assert time.monotonic() - start < 1
-    assert "/layers/dense/vars/0" in str(caught.value)
-    assert "4,000,000,000,000 bytes" in str(caught.value)
+    _huge_is_listed_but_refused(checkpoint, "dense/vars/0", "/layers/dense/vars/0")
 
 
 def test_the_tensor_limit_applies_to_hdf5_datasets(
@@ -1059,6 +1090,25 @@ def test_a_hard_link_cycle_is_walked_once(tmp_path: Path) -> None:
 
     checkpoint = read_checkpoint(_weights_file(tmp_path / "cycle.weights.h5", cyclic))
     assert [w.name for w in checkpoint.weights] == ["dense/vars/0", "dense/vars/1"]
+
+
+@pytest.mark.parametrize(
+    ("limit", "match"),
+    [
+        ("MAX_HDF5_LINKS", r"more than MAX_HDF5_LINKS \(5\) HDF5 links"),
+        ("MAX_HDF5_DEPTH", r"HDF5 groups nest more than MAX_HDF5_DEPTH \(5\) deep"),
+    ],
+)
+def test_hdf5_walks_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str, match: str
+) -> None:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "deep.weights.h5"
+    with h5py.File(path, "w") as file:  # 11 groups, each inside the previous one
+        file.create_group("layers/" + "/".join(f"g{i}" for i in range(10)))
+    assert read_checkpoint(str(path)).weights == []  # within the default limits
+    monkeypatch.setattr(_limits, limit, 5)
+    _refused_quickly(str(path), match)
 
 
 def _other_file(path: Path) -> Path:
