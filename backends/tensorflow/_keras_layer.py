@@ -293,7 +293,7 @@ def _check_choice(model: Any, spec: NormalizedSpec, select: VariableFilter) -> N
             f"two weights of model {model.name!r} would both be called {twice[0]!r}: "
             "rename one of their layers (names must tell weights apart for rules and summaries)"
         )
-    for weight in inventory:  # before planning, which cannot size blocks of nothing
+    for weight in inventory:  # before planning, which only warns of an empty weight
         check_not_empty(weight.name, weight.shape, _LEAVE_OUT)
     plans, problems = plan_weights(spec, inventory)
     if problems:

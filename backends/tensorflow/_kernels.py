@@ -100,8 +100,13 @@ class _BitView(NamedTuple):
     @property
     def inf_pattern(self) -> int:
         """The magnitude pattern of inf; every larger one is a NaN's."""
-        mantissa_bits = 52 if self.width == 64 else 23
+        mantissa_bits = _mantissa_bits(self.values.dtype)
         return self.largest_pattern >> mantissa_bits << mantissa_bits
+
+    @property
+    def nan_gap(self) -> int:
+        """How many patterns lie above inf's: the NaNs'."""
+        return self.largest_pattern - self.inf_pattern
 
     def magnitudes(self, values: tf.Tensor | None = None) -> tf.Tensor:
         """The bit patterns of |x| read as integers: the sign bit cleared."""
@@ -121,14 +126,19 @@ class _BitView(NamedTuple):
         no comparison.
         """
         unsigned = tf.bitcast(self.values, self.unsigned)
-        rotated = unsigned + tf.constant(self.largest_pattern - self.inf_pattern, self.unsigned)
+        rotated = unsigned + tf.constant(self.nan_gap, self.unsigned)
         return tf.bitwise.bitwise_and(rotated, tf.constant(self.largest_pattern, self.unsigned))
 
     def value_of_key(self, key: tf.Tensor) -> tf.Tensor:
         """The magnitude a key of `keys` stands for: 0 for a NaN's, as the rule says."""
-        gap = tf.constant(self.largest_pattern - self.inf_pattern, self.unsigned)
+        gap = tf.constant(self.nan_gap, self.unsigned)
         pattern = tf.where(key >= gap, key - gap, tf.zeros_like(key))
         return self.value_of(tf.bitcast(pattern, self.int_dtype))
+
+
+def _mantissa_bits(dtype: tf.DType) -> int:
+    """The stored mantissa bits of a float dtype: 1 << it is the smallest normal's pattern."""
+    return int(np.finfo(dtype.as_numpy_dtype).nmant)
 
 
 def _bit_view(values: tf.Tensor) -> _BitView:
@@ -279,7 +289,7 @@ def _above_every_number(values: tf.Tensor) -> tf.Tensor:
     view = _bit_view(values)
     largest = view.value_of_key(tf.reduce_max(view.keys()))
     int_dtype = {2: tf.int16, 4: tf.int32, 8: tf.int64}[view.dtype.size]
-    smallest_normal = 1 << int(np.finfo(view.dtype.as_numpy_dtype).nmant)
+    smallest_normal = 1 << _mantissa_bits(view.dtype)
     above = tf.maximum(tf.bitcast(largest, int_dtype) + 1, smallest_normal)
     return tf.where(tf.math.is_inf(largest), largest, tf.bitcast(above, view.dtype))
 
