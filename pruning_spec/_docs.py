@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf import descriptor_pb2
 
 from pruning_spec import _schema
-from pruning_spec._hparams import format_value
+from pruning_spec._scalars import Syntax, format_scalar
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import options_pb2
 
@@ -79,7 +79,7 @@ def _default(field: _schema.Field) -> str:
         return "empty"
     if _schema.rules_of(field).required:
         return "required"
-    return f"`{format_value(field, field.default_value)}`"
+    return f"`{format_scalar(field, field.default_value, Syntax.HPARAMS)}`"
 
 
 def _accepted(field: _schema.Field, rules: options_pb2.FieldRules) -> str:

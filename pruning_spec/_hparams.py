@@ -8,44 +8,55 @@ double, backslash escapes) wherever a string or a map pattern goes. Map entries
 split on the last colon outside quotes. Names, types, list-ness and the entry
 syntax of each map come from the descriptors of `pruning.proto`.
 
-Every problem is reported with its character offset; after a malformed clause
-parsing resumes at the next clause so one run reports them all.
+The grammar is written once, as the named pieces below; a clause is read by
+the one regex they compose. When that regex does not match, `_explain` walks
+the same pieces to say where and why. Every problem is reported with its
+character offset; after a malformed clause parsing resumes at the next clause
+so one run reports them all.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Callable
 from typing import NamedTuple
 
 from google.protobuf.message import Message
 
-from pruning_spec import _schema
+from pruning_spec import _entries, _schema
 from pruning_spec._diagnostics import Diagnostic, Span
-from pruning_spec._schema import Kind
+from pruning_spec._scalars import QUOTED_STRING, ConversionError, convert_scalar, unescape
 from pruning_spec._textproto import ParsedSource, invalid_text, unencodable_offset
 from pruning_spec.v1 import pruning_pb2
 
 SOURCE = "<hparams>"
 
-_NAME = re.compile(r"[A-Za-z][\w.]*")
-_INDEX = re.compile(r"\[\s*\d+\s*\]")
-_SPACE = re.compile(r"\s*")
-_SCALAR = re.compile(r"[^,\[]*")
-# One list element: bare runs and quoted strings glued together, up to a space, ',' or ']'.
-_ELEMENT = re.compile(
-    r"""(?=[^\s,\]])[^\s,\]"']*(?:(?:"[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*')"""
-    r"""[^\s,\]"']*)*""",
-    re.DOTALL,
+# The grammar. A clause is `name = value` and then ',' or the end; a value is a list,
+# a quoted string or a bare scalar. List bodies are unrolled loops like QUOTED_STRING.
+_NAME = r"[A-Za-z][\w.]*"
+_INDEX = r"\[\s*\d+\s*\]"
+_LIST_PREFIX = rf"""\[[^\]"']*(?:(?:{QUOTED_STRING})[^\]"']*)*"""
+_LIST = rf"{_LIST_PREFIX}\]"
+_SCALAR = r"""(?![\s"'])[^,\[]*"""
+_CLAUSE_END = r"(?:,\s*|\Z)"
+_CLAUSE = re.compile(
+    rf"""(?P<name>{_NAME})\s*=\s*
+    (?:(?P<list>{_LIST})|(?P<quoted>{QUOTED_STRING})\s*|(?P<scalar>{_SCALAR}))
+    {_CLAUSE_END}""",
+    re.VERBOSE | re.DOTALL,
 )
-_SEPARATORS = re.compile(r"[\s,]*")
-_NEXT_CLAUSE = re.compile(r",\s*[A-Za-z][\w.]*\s*(?:\[\s*\d+\s*\])?\s*=")
-_QUOTED_PIECE = re.compile(r""""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^"']+)""", re.DOTALL)
-_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "r": "\r"}
-_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
-_BOOLS = {"true": True, "True": True, "false": False, "False": False}
+# One list element: bare runs and quoted strings glued together, up to a space, ',' or ']'.
+_ELEMENT = re.compile(rf"""(?=[^\s,\]])[^\s,\]"']*(?:(?:{QUOTED_STRING})[^\s,\]"']*)*""", re.DOTALL)
+# Where recovery resumes after a malformed clause: the start of something clause-like.
+_NEXT_CLAUSE = re.compile(rf",\s*{_NAME}\s*(?:{_INDEX})?\s*=")
+
+_NAME_RE = re.compile(_NAME)
+_INDEX_RE = re.compile(_INDEX)
+_LIST_PREFIX_RE = re.compile(_LIST_PREFIX, re.DOTALL)
+_QUOTED_RE = re.compile(QUOTED_STRING, re.DOTALL)
+_SCALAR_RE = re.compile(r"[^,\[]*")
+_SPACE = re.compile(r"\s*")
 
 
 class _Text(NamedTuple):
@@ -63,23 +74,7 @@ class _Clause(NamedTuple):
     value_span: _Text
 
 
-# Quoted strings and list bodies are written as "unrolled loops" (normal* (special normal*)*):
-# runs match at C speed, and since a run can only end where a special piece starts, a failed
-# match cannot backtrack exponentially.
-_QUOTED = r""""[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*'"""
-# A well-formed clause up to its terminator. When this does not match, the step-by-step
-# parser below explains what is wrong.
-_FAST_CLAUSE = re.compile(
-    rf"""(?P<name>[A-Za-z][\w.]*)\s*=\s*
-    (?:(?P<list>\[[^\]"']*(?:(?:{_QUOTED})[^\]"']*)*\])
-      |(?P<quoted>{_QUOTED})\s*
-      |(?P<scalar>(?![\s"'])[^,\[]*))
-    (?:,\s*|\Z)""",
-    re.VERBOSE | re.DOTALL,
-)
-
-
-# A NamedTuple's own constructor is a Python-level __new__; the fast path builds many of them.
+# A NamedTuple's own constructor is a Python-level __new__; parsing builds many of them.
 _new_text: Callable[[tuple[str, int, int, bool]], _Text] = functools.partial(tuple.__new__, _Text)
 _new_clause: Callable[[tuple[_Text, _Text | list[_Text], _Text]], _Clause] = functools.partial(
     tuple.__new__, _Clause
@@ -152,126 +147,110 @@ class _HParamParser:
         return clauses
 
     def _parse_clause(self, start: int) -> tuple[_Clause, int]:
-        fast = _FAST_CLAUSE.match(self._text, start)
-        if fast is None or self._text.startswith(",", fast.end()):
-            return self._parse_clause_stepwise(start)
-        return self._clause_from_match(fast), fast.end()
+        match = _CLAUSE.match(self._text, start)
+        if match is None or self._text.startswith(",", match.end()):
+            raise self._explain(start)
+        return self._clause_from_match(match), match.end()
 
     def _clause_from_match(self, match: re.Match[str]) -> _Clause:
         name, as_list, quoted, scalar = match.groups()
         name_text = _new_text((name, match.start(), len(name), False))
         if as_list is not None:
-            begin, end = match.span(2)
+            begin, end = match.span("list")
             items = [
                 _new_text((e.group(), e.start(), e.end() - e.start(), False))
                 for e in _ELEMENT.finditer(self._text, begin + 1, end - 1)
             ]
             return _new_clause((name_text, items, _new_text(("", begin, end - begin, False))))
         if quoted is not None:
-            begin = match.start(3)
-            value = _new_text((_unescape(quoted[1:-1]), begin, len(quoted), True))
+            begin = match.start("quoted")
+            value = _new_text((unescape(quoted[1:-1]), begin, len(quoted), True))
             return _new_clause((name_text, value, _new_text(("", begin, len(quoted), False))))
-        value = _new_text((scalar, match.start(4), len(scalar), False))
+        value = _new_text((scalar, match.start("scalar"), len(scalar), False))
         return _new_clause((name_text, value, value))
 
-    def _parse_clause_stepwise(self, start: int) -> tuple[_Clause, int]:
+    # Explaining: the clause at `start` does not match; walk the grammar's pieces in turn
+    # and report the first that fails.
+
+    def _explain(self, start: int) -> _MalformedError:
         text = self._text
-        name_match = _NAME.match(text, start)
-        if name_match is None:
-            raise _MalformedError(
+        name = _NAME_RE.match(text, start)
+        if name is None:
+            return _MalformedError(
                 "malformed",
                 "expected a hyperparameter name",
                 start,
                 hint="clauses look like name=value, separated by commas",
             )
-        name = _Text(name_match.group(), start, name_match.end() - start)
-        position = name_match.end()
-        index = _INDEX.match(text, position)
+        position = name.end()
+        index = _INDEX_RE.match(text, position)
         if index is not None:
-            raise _MalformedError(
+            return _MalformedError(
                 "index-assignment",
-                f"index assignment to '{name.value}' is not supported",
+                f"index assignment to '{name.group()}' is not supported",
                 position,
                 index.end() - position,
                 hint="assign the whole list: name=[a,b]",
             )
-        position = _SPACE.match(text, position).end()  # type: ignore[union-attr]
+        position = self._skip_space(position)
         if not text.startswith("=", position):
-            raise _MalformedError("malformed", f"expected '=' after '{name.value}'", position)
-        position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
-        value: _Text | list[_Text]
-        if text.startswith("[", position):
-            value, end = self._parse_list(position)
-        else:
-            value, end = self._parse_scalar(position)
-        value_span = _Text("", position, end - position)
-        return _Clause(name, value, value_span), self._parse_terminator(end)
+            return _MalformedError("malformed", f"expected '=' after '{name.group()}'", position)
+        position = self._skip_space(position + 1)
+        try:
+            end = self._value_end(position)
+        except _MalformedError as malformed:
+            return malformed
+        return self._explain_end(end, text[start:])
 
-    def _parse_scalar(self, start: int) -> tuple[_Text, int]:
+    def _value_end(self, start: int) -> int:
+        """Where the value at `start` ends; raises `_MalformedError` where it breaks."""
         text = self._text
+        if text.startswith("[", start):
+            prefix_end = _LIST_PREFIX_RE.match(text, start).end()  # type: ignore[union-attr]
+            if prefix_end >= len(text):
+                raise _MalformedError(
+                    "malformed", "unterminated list: missing ']'", start, len(text) - start
+                )
+            if text[prefix_end] != "]":  # a quote that is never closed
+                self._quoted_end(prefix_end)
+            return prefix_end + 1
         if text.startswith(('"', "'"), start):
-            quoted = self._parse_quoted(start)
-            end = _SPACE.match(text, start + quoted.length).end()  # type: ignore[union-attr]
-            return quoted, end
-        end = _SCALAR.match(text, start).end()  # type: ignore[union-attr]
+            return self._skip_space(self._quoted_end(start))
+        end = _SCALAR_RE.match(text, start).end()  # type: ignore[union-attr]
         if text.startswith("[", end):
             raise _MalformedError(
                 "malformed", "'[' inside a value", end, hint='quote the value: name="..."'
             )
-        return _Text(text[start:end], start, end - start), end
+        return end
 
-    def _parse_quoted(self, start: int) -> _Text:
-        text = self._text
-        quote = text[start]
-        position = start + 1
-        while True:
-            position = _next_of(text, quote + "\\", position)
-            if position >= len(text):
-                raise _MalformedError(
-                    "unterminated-quote",
-                    f"unterminated string: missing closing {quote}",
-                    start,
-                    len(text) - start,
-                )
-            if text[position] == "\\":
-                position += 2
-                continue
-            return _Text(_unescape(text[start + 1 : position]), start, position + 1 - start, True)
-
-    def _parse_list(self, start: int) -> tuple[list[_Text], int]:
-        text = self._text
-        items: list[_Text] = []
-        position = start + 1
-        while True:
-            position = _SEPARATORS.match(text, position).end()  # type: ignore[union-attr]
-            if position >= len(text):
-                raise _MalformedError(
-                    "malformed", "unterminated list: missing ']'", start, len(text) - start
-                )
-            if text[position] == "]":
-                return items, position + 1
-            element = _ELEMENT.match(text, position)
-            if element is None or element.end() == position:  # a quote that is never closed
-                self._parse_quoted(position)
-                raise AssertionError("unreachable: _parse_quoted raises")  # pragma: no cover
-            items.append(_Text(element.group(), position, element.end() - position))
-            position = element.end()
-
-    def _parse_terminator(self, position: int) -> int:
-        text = self._text
-        if position >= len(text):
-            return position
-        if text[position] != ",":
+    def _quoted_end(self, start: int) -> int:
+        quoted = _QUOTED_RE.match(self._text, start)
+        if quoted is None:
             raise _MalformedError(
+                "unterminated-quote",
+                f"unterminated string: missing closing {self._text[start]}",
+                start,
+                len(self._text) - start,
+            )
+        return quoted.end()
+
+    def _explain_end(self, position: int, clause: str) -> _MalformedError:
+        text = self._text
+        if position < len(text) and text[position] != ",":
+            return _MalformedError(
                 "malformed",
                 f"unexpected {text[position]!r} after the value",
                 position,
                 hint="separate clauses with ',' and quote values containing ',' or '['",
             )
-        position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
+        position = self._skip_space(position + 1)
         if text.startswith(",", position):
-            raise _MalformedError("malformed", "empty clause", position)
-        return position
+            return _MalformedError("malformed", "empty clause", position)
+        # Every piece matched, so _CLAUSE must have: the two disagree.
+        raise AssertionError(f"the hparam grammar and its explanation disagree on {clause!r}")
+
+    def _skip_space(self, position: int) -> int:
+        return _SPACE.match(self._text, position).end()  # type: ignore[union-attr]
 
     # Typing and assignment.
 
@@ -337,53 +316,25 @@ class _HParamParser:
             self._apply_rule(shape, container, item)
 
     def _apply_rule(self, shape: _schema.RuleShape, container: list[Message], item: _Text) -> None:
-        raw = item.value
-        quoted = '"' in raw or "'" in raw
-        colon = _last_unquoted_colon(raw) if quoted else raw.rfind(":")
-        if colon < 0:
-            if _decode_pieces(item.value) == "":
-                return  # r1.15: empty entries ('' in ['']) are dropped
+        reading = _entries.read_entry(shape, item.value, quoting=True)
+        if reading.is_empty:
+            return  # r1.15: empty entries ('' in ['']) are dropped
+        path = shape.name
+        if reading.colon >= 0:
+            path = f"{shape.name}[{len(container)}]"
+            _entries.fill_rule(shape, container.add(), reading)  # type: ignore[attr-defined]
+            self._result.offsets[path] = (item.offset, item.length)
+            # Where each of the rule's fields is written is worked out only when asked.
+            self._result.rule_entries[path] = (item.offset, item.value, reading.colon)
+        for problem in reading.problems:
             self._report(
-                "bad-map-entry",
-                f"map entry {item.value!r} has no ':'",
-                item.offset,
-                item.length,
-                shape.name,
-                hint=f"write {shape.syntax}",
+                problem.code,
+                problem.message,
+                item.offset + problem.offset,
+                problem.length,
+                f"{path}.{problem.field}" if problem.field else path,
+                problem.hint,
             )
-            return
-        path = f"{shape.name}[{len(container)}]"
-        rule = container.add()  # type: ignore[attr-defined]
-        self._result.offsets[path] = (item.offset, item.length)
-        self._result.rule_entries[path] = (item.offset, raw, colon)  # fields located lazily
-        setattr(rule, shape.key, _decode_pieces(raw[:colon]) if quoted else raw[:colon])
-        self._apply_rule_values(shape, rule, item, colon, path)
-
-    def _apply_rule_values(
-        self, shape: _schema.RuleShape, rule: Message, item: _Text, colon: int, path: str
-    ) -> None:
-        raw = item.value[colon + 1 :]
-        offset = item.offset + colon + 1
-        separator = shape.separator
-        parts = raw.split(separator) if separator else [raw]
-        if len(parts) != len(shape.values):
-            self._report(
-                "bad-map-entry",
-                f"expected {shape.syntax.partition(':')[2]} after ':', got {raw!r}",
-                offset,
-                len(raw),
-                path,
-                hint=f"write {shape.syntax}",
-            )
-            return
-        for (name, value_field), part in zip(shape.values, parts, strict=True):
-            try:
-                setattr(rule, name, convert_scalar(value_field, part))
-            except ConversionError as error:
-                self._report(
-                    error.code, str(error), offset, len(part), f"{path}.{name}", error.hint
-                )
-            offset += len(part) + len(separator)
 
     def _convert(self, field: _schema.Field, text: _Text, path: str) -> object:
         try:
@@ -391,183 +342,3 @@ class _HParamParser:
         except ConversionError as error:
             self._report(error.code, str(error), text.offset, text.length, path, error.hint)
             return None
-
-
-class ConversionError(ValueError):
-    def __init__(self, code: str, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.hint = hint
-
-
-def convert_scalar(field: _schema.Field, raw: str, *, quoted: bool = False) -> object:
-    """Types one hparam value the way r1.15's `HParams.parse` did.
-
-    Raises `ConversionError` (a `ValueError`) saying what was expected.
-    """
-    kind = _schema.kind_of(field)
-    if kind is Kind.STRING:
-        return raw
-    if quoted:
-        raise ConversionError("invalid-value", f"expects {_KIND_WORDS[kind]}, got a quoted string")
-    if kind is Kind.ENUM:
-        return _to_enum(field, raw)
-    return _CONVERTERS[kind](raw)
-
-
-_KIND_WORDS = {
-    Kind.INT: "an integer",
-    Kind.FLOAT: "a number",
-    Kind.BOOL: "a boolean (true, false, True, False, 0 or 1)",
-    Kind.ENUM: "one of the listed values",
-    Kind.STRING: "a string",
-    Kind.MESSAGE: "a message",
-}
-
-
-def _to_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConversionError(
-            "invalid-value",
-            f"expects an integer, got {raw!r}",
-            hint="integers take no decimal point or exponent",
-        ) from None
-    if not _schema.INT64_MIN <= value <= _schema.INT64_MAX:
-        raise ConversionError("int-out-of-range", f"{value} does not fit in a 64-bit integer")
-    return value
-
-
-def _to_float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConversionError("invalid-value", f"expects a number, got {raw!r}") from None
-    if not math.isfinite(value):
-        raise ConversionError("not-finite", f"must be a finite number, got {raw.strip()!r}")
-    return value
-
-
-def _to_bool(raw: str) -> bool:
-    stripped = raw.strip()
-    if stripped in _BOOLS:
-        return _BOOLS[stripped]
-    try:
-        return bool(int(stripped))
-    except ValueError:
-        raise ConversionError(
-            "invalid-value", f"expects {_KIND_WORDS[Kind.BOOL]}, got {raw!r}"
-        ) from None
-
-
-_CONVERTERS: dict[Kind, Callable[[str], object]] = {
-    Kind.INT: _to_int,
-    Kind.FLOAT: _to_float,
-    Kind.BOOL: _to_bool,
-}
-
-
-def _to_enum(field: _schema.Field, raw: str) -> int:
-    spellings = _schema.hparam_values(field.enum_type)
-    value = raw.strip()
-    if value in spellings:
-        return spellings[value]
-    raise ConversionError(
-        "invalid-enum",
-        f"{raw!r} is not a valid value",
-        hint=_schema.did_you_mean(value, spellings) or "expected one of " + ", ".join(spellings),
-    )
-
-
-def _next_of(text: str, chars: str, start: int) -> int:
-    """The index of the first of `chars` at or after `start` (len(text) if none)."""
-    found = [i for i in (text.find(c, start) for c in chars) if i >= 0]
-    return min(found, default=len(text))
-
-
-def _unescape(body: str) -> str:
-    return _UNESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), body)
-
-
-def _decode_pieces(raw: str) -> str:
-    """Joins the quoted (unescaped) and bare pieces of a list element."""
-    if "'" not in raw and '"' not in raw:
-        return raw
-    out = []
-    for match in _QUOTED_PIECE.finditer(raw):
-        double, single, bare = match.groups()
-        if bare is not None:
-            out.append(bare)
-        else:
-            out.append(_unescape(double if double is not None else single))
-    return "".join(out)
-
-
-def _last_unquoted_colon(raw: str) -> int:
-    if "'" not in raw and '"' not in raw:
-        return raw.rfind(":")
-    colon = -1
-    for match in _QUOTED_PIECE.finditer(raw):
-        if match.group(3) is not None and ":" in match.group(3):
-            colon = match.start(3) + match.group(3).rfind(":")
-    return colon
-
-
-# Rendering.
-
-_BARE_SCALAR = re.compile(r"[^\s,\[\"'][^,\[\x00-\x1f]*")
-_BARE_ELEMENT = re.compile(r"[^\s,\]\"'\x00-\x1f]+")
-
-
-def quote(text: str) -> str:
-    """A double-quoted string that `_parse_quoted` reads back as `text`."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = escaped.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    return f'"{escaped}"'
-
-
-def format_value(field: _schema.Field, value: object) -> str:
-    kind = _schema.kind_of(field)
-    if kind is Kind.BOOL:
-        return "true" if value else "false"
-    if kind is Kind.FLOAT:
-        return repr(float(value))  # type: ignore[arg-type]
-    if kind is Kind.ENUM:
-        return _schema.enum_spelling(field, value)  # type: ignore[arg-type]
-    if kind is Kind.STRING:
-        text = str(value)
-        bare = _BARE_SCALAR.fullmatch(text) and not text[-1].isspace()
-        return text if bare else quote(text)
-    return str(value)
-
-
-def _format_rule(field: _schema.Field, rule: Message) -> str:
-    shape = _schema.rule_shape(field)
-    key = getattr(rule, shape.key)
-    # Bare keys may hold colons (the entry splits on the last one) but not quotes.
-    key_text = key if _BARE_ELEMENT.fullmatch(key) else quote(key)
-    values = [format_value(f, getattr(rule, name)) for name, f in shape.values]
-    return f"{key_text}:{shape.separator.join(values)}"
-
-
-def render_hparams(spec: pruning_pb2.PruningSpec, *, include_defaults: bool = True) -> str:
-    """The canonical hparam string of a spec, in schema order.
-
-    With `include_defaults=False` only the fields that differ from their
-    default are written; either form parses back to the same spec.
-    """
-    clauses = []
-    for field in spec.DESCRIPTOR.fields:
-        value = getattr(spec, field.name)
-        if field.is_repeated:
-            if not value and not include_defaults:
-                continue
-            body = ",".join(_format_rule(field, rule) for rule in value)
-            clauses.append(f"{field.name}=[{body}]")
-            continue
-        # repr tells -0.0 from the default 0.0, which == does not.
-        if not include_defaults and repr(value) == repr(field.default_value):
-            continue
-        clauses.append(f"{field.name}={format_value(field, value)}")
-    return ",".join(clauses)

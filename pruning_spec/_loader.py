@@ -21,7 +21,7 @@ from typing import Any
 from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError, Message
 
-from pruning_spec import _hparams, _schema
+from pruning_spec import _entries, _hparams, _scalars, _schema
 from pruning_spec._diagnostics import (
     Diagnostic,
     LineIndex,
@@ -406,9 +406,8 @@ class _JsonReader:
         container = getattr(self.parsed.message, field.name)
         for item in value:
             path = f"{field.name}[{len(container)}]"
-            if isinstance(item, str):
-                if item:  # r1.15: [""] is the empty map
-                    self._read_entry(field, container, item, path, span)
+            if isinstance(item, str):  # r1.15's "pattern:value"; [""] is its empty map
+                self._read_entry(field, container, item, path, span)
             elif isinstance(item, dict):
                 rule = container.add()
                 for key, rule_value in item.items():
@@ -432,27 +431,18 @@ class _JsonReader:
                 )
 
     def _read_entry(self, field: Any, container: Any, entry: str, path: str, span: Span) -> None:
-        shape = _schema.rule_shape(field)
-        pattern, colon, raw = entry.rpartition(":")
-        parts = raw.split(shape.separator) if shape.separator else [raw]
-        if not colon or len(parts) != len(shape.values):
-            self._report(
-                "bad-map-entry", f"entry {shorten(entry)} is not {shape.syntax}", span, path
-            )
-            return
-        rule = container.add()
-        setattr(rule, shape.key, pattern)
-        for (name, value_field), part in zip(shape.values, parts, strict=True):
-            try:
-                setattr(rule, name, _hparams.convert_scalar(value_field, part))
-            except _hparams.ConversionError as error:
-                self._report(error.code, str(error), span, f"{path}.{name}", error.hint)
+        reading = _entries.read_entry(_schema.rule_shape(field), entry, quoting=False)
+        if reading.colon >= 0:
+            _entries.fill_rule(_schema.rule_shape(field), container.add(), reading)
+        for problem in reading.problems:
+            where = f"{path}.{problem.field}" if problem.field else path
+            self._report(problem.code, problem.message, span, where, problem.hint)
 
     def _set(self, message: Message, field: Any, value: Any, path: str, span: Span) -> None:
         if _schema.kind_of(field) is Kind.ENUM and isinstance(value, str):
             try:  # the hparam spelling, with its did-you-mean
-                setattr(message, field.name, _hparams.convert_scalar(field, value))
-            except _hparams.ConversionError as error:
+                setattr(message, field.name, _scalars.convert_scalar(field, value))
+            except _scalars.ConversionError as error:
                 self._report(error.code, str(error), span, path, error.hint)
             return
         converted = self._convert(field, value)

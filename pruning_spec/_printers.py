@@ -1,19 +1,21 @@
-"""Canonical text format and contrib-style JSON for a spec.
+"""A spec written out: canonical text format, hparam string and contrib-style JSON.
 
-Both follow the schema's field order. JSON is r1.15's `HParams.to_json()`:
-the same keys in the same order with the same types, map rules written as
-`"pattern:value"` strings and an empty map as `[""]`.
+All follow the schema's field order and spell values through `_scalars`, map
+entries through `_entries`. JSON is r1.15's `HParams.to_json()`: the same keys
+in the same order with the same types, map rules written as `"pattern:value"`
+strings and an empty map as `[""]`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from google.protobuf.message import Message
 
 from pruning_spec import _schema
+from pruning_spec._entries import format_entry
+from pruning_spec._scalars import Syntax, format_scalar
 from pruning_spec._schema import Kind
 from pruning_spec.v1 import pruning_pb2
 
@@ -22,27 +24,8 @@ TEXTPROTO_HEADER = (
 )
 
 
-_TEXT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f]')
-
-
-def text_format_string(text: str) -> str:
-    """A double-quoted text-format string literal; control characters as octal escapes."""
-    body = _NEEDS_ESCAPE.sub(lambda m: _TEXT_ESCAPES.get(m[0]) or f"\\{ord(m[0]):03o}", text)
-    return f'"{body}"'
-
-
 def text_value(field: _schema.Field, value: object) -> str:
-    kind = _schema.kind_of(field)
-    if kind is Kind.STRING:
-        return text_format_string(str(value))
-    if kind is Kind.FLOAT:
-        return repr(float(value))  # type: ignore[arg-type]
-    if kind is Kind.BOOL:
-        return "true" if value else "false"
-    if kind is Kind.ENUM:
-        return str(field.enum_type.values_by_number[value].name)
-    return str(value)
+    return format_scalar(field, value, Syntax.TEXT)
 
 
 def _text_fields(message: Message, indent: str) -> list[str]:
@@ -68,20 +51,14 @@ def render_textproto(spec: pruning_pb2.PruningSpec) -> str:
     return TEXTPROTO_HEADER + "".join(line + "\n" for line in _text_fields(spec, ""))
 
 
-def rule_to_entry(field: _schema.Field, rule: Message) -> str:
-    """A rule as r1.15 wrote it in a map list: `pattern:value` or `pattern:HxW`."""
-    shape = _schema.rule_shape(field)
-    values = [str(getattr(rule, name)) for name, _ in shape.values]
-    return f"{getattr(rule, shape.key)}:{shape.separator.join(values)}"
-
-
 def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, Any]:
     """r1.15's `HParams.values()`: every field, in schema order, with contrib's types."""
     values: dict[str, Any] = {}
     for field in spec.DESCRIPTOR.fields:
         value = getattr(spec, field.name)
         if field.is_repeated:  # a rule list: r1.15's ["pattern:value", ...], [""] when empty
-            values[field.name] = [rule_to_entry(field, rule) for rule in value] or [""]
+            entries = [format_entry(field, rule, quoting=False) for rule in value]
+            values[field.name] = entries or [""]
         elif _schema.kind_of(field) is Kind.ENUM:
             values[field.name] = _schema.enum_spelling(field, value)
         else:
@@ -91,3 +68,25 @@ def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, Any]:
 
 def render_json(spec: pruning_pb2.PruningSpec, *, indent: int | None = None) -> str:
     return json.dumps(hparam_values(spec), indent=indent)
+
+
+def render_hparams(spec: pruning_pb2.PruningSpec, *, include_defaults: bool = True) -> str:
+    """The canonical hparam string of a spec, in schema order.
+
+    With `include_defaults=False` only the fields that differ from their
+    default are written; either form parses back to the same spec.
+    """
+    clauses = []
+    for field in spec.DESCRIPTOR.fields:
+        value = getattr(spec, field.name)
+        if field.is_repeated:
+            if not value and not include_defaults:
+                continue
+            body = ",".join(format_entry(field, rule, quoting=True) for rule in value)
+            clauses.append(f"{field.name}=[{body}]")
+            continue
+        # repr tells -0.0 from the default 0.0, which == does not.
+        if not include_defaults and repr(value) == repr(field.default_value):
+            continue
+        clauses.append(f"{field.name}={format_scalar(field, value, Syntax.HPARAMS)}")
+    return ",".join(clauses)

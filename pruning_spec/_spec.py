@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from pruning_spec import _hparams, _printers, _schedule, _schema
+from pruning_spec import _printers, _schedule, _schema
 from pruning_spec._diagnostics import Diagnostic, SpecError
 from pruning_spec._regex import RuleMatcher
 from pruning_spec._schema import Kind
@@ -145,7 +145,7 @@ class NormalizedSpec:
 
     def to_hparams(self, *, include_defaults: bool = True) -> str:
         """The canonical hparam string (what `print_hparams` renders); parses back to `self`."""
-        return _hparams.render_hparams(self._proto, include_defaults=include_defaults)
+        return _printers.render_hparams(self._proto, include_defaults=include_defaults)
 
     def to_textproto(self) -> str:
         return _printers.render_textproto(self._proto)

@@ -15,7 +15,7 @@ import re
 from google.protobuf import text_format
 from google.protobuf.message import Message
 
-from pruning_spec import _schema
+from pruning_spec import _entries, _schema
 from pruning_spec._diagnostics import (
     Diagnostic,
     Span,
@@ -78,17 +78,15 @@ class ParsedSource:
         if entry is None:
             return None
         offset, raw, colon = entry
-        rule_list = _schema.SPEC.fields_by_name[rule_path.split("[", 1)[0]]
-        if name == _schema.key_field(rule_list.message_type).name:
+        shape = _schema.rule_shape(_schema.FIELDS[rule_path.split("[", 1)[0]])
+        if name == shape.key:
             return offset, colon or 1
-        names = [f.name for f in _schema.value_fields(rule_list.message_type)]
-        separator = _schema.value_separator(rule_list)
-        parts = raw[colon + 1 :].split(separator) if separator else [raw[colon + 1 :]]
-        if name not in names or len(parts) != len(names):
+        parts = _entries.value_parts(shape, raw, colon)
+        names = [value_name for value_name, _ in shape.values]
+        if parts is None or name not in names:
             return None
-        index = names.index(name)
-        start = offset + colon + 1 + sum(len(p) + len(separator) for p in parts[:index])
-        return start, len(parts[index]) or 1
+        text, start = parts[names.index(name)]
+        return offset + start, len(text) or 1
 
 
 def text_lines(text: str) -> list[str]:

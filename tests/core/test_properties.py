@@ -30,8 +30,8 @@ from pruning_spec import (
     parse_hparams,
     parse_spec_text,
 )
-from pruning_spec._hparams import quote
 from pruning_spec._regex import pattern_problem
+from pruning_spec._scalars import quote
 from pruning_spec._schema import Kind
 
 INT64_MAX = 2**63 - 1

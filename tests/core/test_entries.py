@@ -1,0 +1,69 @@
+"""Map entries (`pattern:value`, `pattern:HxW`): one reader for hparams and r1.15's JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+from pruning_spec import _schema
+from pruning_spec._entries import format_entry, read_entry, value_parts
+from pruning_spec.v1 import pruning_pb2
+
+WEIGHTS = _schema.rule_shape(_schema.FIELDS["weight_sparsity_map"])
+BLOCKS = _schema.rule_shape(_schema.FIELDS["block_dims_map"])
+
+
+@pytest.mark.parametrize(
+    ("shape", "raw", "quoting", "key", "values"),
+    [
+        pytest.param(WEIGHTS, "a:b:0.5", True, "a:b", {"sparsity": 0.5}, id="last-colon"),
+        pytest.param(WEIGHTS, '"a:b":0.5', True, "a:b", {"sparsity": 0.5}, id="quoted-key"),
+        pytest.param(WEIGHTS, '"a":0.5', False, '"a"', {"sparsity": 0.5}, id="json-verbatim"),
+        pytest.param(BLOCKS, "x:y:2x-1", True, "x:y", {"block_height": 2, "block_width": -1}),
+    ],
+)
+def test_read_entry(
+    shape: _schema.RuleShape, raw: str, quoting: bool, key: str, values: dict[str, object]
+) -> None:
+    reading = read_entry(shape, raw, quoting=quoting)
+    assert (reading.key, reading.values, reading.problems) == (key, values, [])
+
+
+@pytest.mark.parametrize(
+    ("shape", "raw", "expected"),
+    [
+        pytest.param(WEIGHTS, "conv1", [("bad-map-entry", 0, 5, "")], id="no-colon"),
+        pytest.param(BLOCKS, "d:4", [("bad-map-entry", 2, 1, "")], id="one-block-dim"),
+        pytest.param(WEIGHTS, "a:x", [("invalid-value", 2, 1, "sparsity")], id="bad-value"),
+        pytest.param(
+            BLOCKS,
+            "d:2xq",
+            [("invalid-value", 4, 1, "block_width")],
+            id="second-value-located",
+        ),
+    ],
+)
+def test_entry_problems_are_located_in_the_entry(
+    shape: _schema.RuleShape, raw: str, expected: list[tuple[str, int, int, str]]
+) -> None:
+    problems = read_entry(shape, raw, quoting=True).problems
+    assert [(p.code, p.offset, p.length, p.field) for p in problems] == expected
+
+
+@pytest.mark.parametrize("raw", ["", "''", '""'])
+def test_empty_entries_are_empty_with_quoting(raw: str) -> None:
+    reading = read_entry(WEIGHTS, raw, quoting=True)
+    assert reading.is_empty and reading.problems == []
+
+
+def test_value_parts_locate_every_value() -> None:
+    assert value_parts(BLOCKS, "a:b:12x-1", 3) == [("12", 4), ("-1", 7)]
+    assert value_parts(BLOCKS, "a:12", 1) is None
+
+
+def test_format_entry_quotes_keys_only_for_hparams() -> None:
+    rule = pruning_pb2.WeightSparsityRule(pattern="a,b:c", sparsity=0.5)
+    field = _schema.FIELDS["weight_sparsity_map"]
+    assert format_entry(field, rule, quoting=True) == '"a,b:c":0.5'
+    assert format_entry(field, rule, quoting=False) == "a,b:c:0.5"
+    bare = pruning_pb2.WeightSparsityRule(pattern="a:b", sparsity=0.25)
+    assert format_entry(field, bare, quoting=True) == "a:b:0.25"
