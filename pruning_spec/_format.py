@@ -3,7 +3,9 @@
 Fields keep the order the author gave them; layout is normalized: one field per
 line, two-space indentation, `name: value`, rules as `name { ... }` blocks,
 values in canonical spelling, at most one blank line in a row. Every comment is
-kept, attached to the field it precedes or follows. The result is checked
+kept, attached to the field it precedes or follows. The text is walked once, by
+the parser (`parse_textproto(keep_layout=True)`), which also hands over every
+item and comment with its position; this module only arranges them. The result is checked
 before anything is written: it must parse to the same spec and hold the same
 comments, otherwise the file is left alone.
 """
@@ -12,18 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from google.protobuf import text_format
-
-from pruning_spec import _schema
-from pruning_spec._printers import text_value
-from pruning_spec._schema import Kind
-from pruning_spec._textproto import (
-    MESSAGE_CLOSING,
-    parse_textproto,
-    read_scalar,
-    text_lines,
-    token_position,
-)
+from pruning_spec._scalars import Syntax, format_scalar
+from pruning_spec._textproto import Comment, Layout, LayoutItem, Step, parse_textproto
 from pruning_spec.v1 import pruning_pb2
 
 
@@ -51,142 +43,116 @@ class _Node:
 
 def format_text(text: str) -> str:
     """The canonical layout of a valid spec text. Raises `UnsafeToFormatError`."""
-    original = parse_textproto(text)
-    if original.diagnostics:
+    original = parse_textproto(text, keep_layout=True)
+    if original.diagnostics or original.layout is None:
         raise UnsafeToFormatError("the file has syntax errors; fix them first")
-    try:
-        nodes, tail = _Walker(text).walk()
-    except (text_format.ParseError, KeyError, ValueError) as error:
-        raise UnsafeToFormatError(f"unusual layout: {error}") from None
+    nodes, tail = _Arranger(original.layout).arrange()
     formatted = "".join(line + "\n" for line in _render(nodes, tail, ""))
-    _check_same(text, formatted, original.message)
+    _check_same(original.layout, formatted, original.message)
     return formatted
 
 
-def _check_same(text: str, formatted: str, message: pruning_pb2.PruningSpec) -> None:
-    reparsed = parse_textproto(formatted)
+def _check_same(layout: Layout, formatted: str, message: pruning_pb2.PruningSpec) -> None:
+    reparsed = parse_textproto(formatted, keep_layout=True)
     same_spec = not reparsed.diagnostics and reparsed.message.SerializeToString(
         deterministic=True
     ) == message.SerializeToString(deterministic=True)
-    if not same_spec or sorted(_comments(text)) != sorted(_comments(formatted)):
+    if not same_spec or reparsed.layout is None or _texts(layout) != _texts(reparsed.layout):
         raise UnsafeToFormatError("formatting would change the content")
 
 
-def _comments(text: str) -> list[str]:
-    tokenizer = text_format.Tokenizer(text_lines(text), skip_comments=False)
-    found = []
-    while not tokenizer.AtEnd():
-        if tokenizer.token.startswith("#"):
-            found.append(tokenizer.token.rstrip())
-        tokenizer.NextToken()
-    return found
+def _texts(layout: Layout) -> list[str]:
+    return sorted(comment.text for comment in layout.comments)
 
 
-class _Walker:
-    def __init__(self, text: str) -> None:
-        self._tokenizer = text_format.Tokenizer(text_lines(text), skip_comments=False)
-        self._previous_line = 0  # the line where the previous token ended
+class _Arranger:
+    """Builds the tree `_render` lays out from the parser's items and comments.
 
-    def walk(self) -> tuple[list[_Node], list[_Comment]]:
-        return self._block(pruning_pb2.PruningSpec.DESCRIPTOR, None)
+    Comments attach as the old layout suggests: one on the line where an item ends
+    trails it; others lead the next item, or stay at the end of their block.
+    """
 
-    def _line(self) -> int:
-        return token_position(self._tokenizer)[0]
+    def __init__(self, layout: Layout) -> None:
+        self._stream: list[LayoutItem | Comment] = sorted(
+            [*layout.items, *layout.comments], key=_position
+        )
+        self._next = 0
+        self._previous_line = 0  # the line where the previous item or comment ended
 
-    def _next(self) -> str:
-        token = self._tokenizer.token
-        self._previous_line = self._line()
-        self._tokenizer.NextToken()
-        return token
+    def arrange(self) -> tuple[list[_Node], list[_Comment]]:
+        return self._block(closing=False)
 
-    def _blank_before(self) -> bool:
-        return self._previous_line > 0 and self._line() > self._previous_line + 1
+    def _peek(self) -> LayoutItem | Comment | None:
+        return self._stream[self._next] if self._next < len(self._stream) else None
+
+    def _take(self) -> LayoutItem | Comment:
+        taken = self._stream[self._next]
+        self._next += 1
+        self._previous_line = taken.line if isinstance(taken, Comment) else taken.end[0]
+        return taken
+
+    def _blank_before(self, line: int) -> bool:
+        return self._previous_line > 0 and line > self._previous_line + 1
 
     def _comment_here(self) -> str | None:
-        """A comment on the line of the previous token, consumed."""
-        token = self._tokenizer.token
-        if token.startswith("#") and self._line() == self._previous_line:
-            return self._next().rstrip()
+        """A comment on the line where the previous item ended, consumed."""
+        upcoming = self._peek()
+        if isinstance(upcoming, Comment) and upcoming.line == self._previous_line:
+            self._take()
+            return upcoming.text
         return None
 
-    def _block(
-        self, descriptor: _schema.MessageType, closing: str | None
-    ) -> tuple[list[_Node], list[_Comment]]:
+    def _block(self, closing: bool) -> tuple[list[_Node], list[_Comment]]:
         nodes: list[_Node] = []
         pending: list[_Comment] = []
-        tokenizer = self._tokenizer
-        while not tokenizer.AtEnd():
-            token = tokenizer.token
-            if token.startswith("#"):
-                pending.append(_Comment(token.rstrip(), self._blank_before()))
-                self._next()
-            elif token == closing:
+        while (upcoming := self._peek()) is not None:
+            if isinstance(upcoming, Comment):
+                pending.append(_Comment(upcoming.text, self._blank_before(upcoming.line)))
+                self._take()
+                continue
+            if upcoming.step is Step.CLOSE:
+                if not closing:  # pragma: no cover - the parser reported it
+                    raise UnsafeToFormatError("unbalanced '}'")
                 return nodes, pending
+            if pending:
+                blank = pending[0].blank_before
+                pending[0].blank_before = False
+                # A blank line between the comments and the field stays.
+                pending.append(_Comment("", self._blank_before(upcoming.start[0])))
             else:
-                if pending:
-                    blank = pending[0].blank_before
-                    pending[0].blank_before = False
-                    # A blank line between the comments and the field stays.
-                    pending.append(_Comment("", self._blank_before()))
-                else:
-                    blank = self._blank_before()
-                nodes += self._field(descriptor, blank, pending)
-                pending = []
-        if closing is not None:
-            raise ValueError(f"missing '{closing}'")
+                blank = self._blank_before(upcoming.start[0])
+            nodes.append(self._node(blank, pending))
+            pending = []
         return nodes, pending
 
-    def _field(
-        self, descriptor: _schema.MessageType, blank: bool, leading: list[_Comment]
-    ) -> list[_Node]:
-        name = self._next()
-        field = descriptor.fields_by_name[name]
-        tokenizer = self._tokenizer
-        if _schema.kind_of(field) is Kind.MESSAGE:
-            tokenizer.TryConsume(":")
-            if tokenizer.TryConsume("["):
-                if tokenizer.TryConsume("]"):  # an explicitly empty list
-                    return [self._empty_list(name, blank, leading)]
-                nodes = [self._message(field, blank, leading)]
-                while tokenizer.TryConsume(","):
-                    nodes.append(self._message(field, False, []))
-                self._expect("]")
-            else:
-                nodes = [self._message(field, blank, leading)]
-        else:
-            self._expect(":")
-            node = _Node(name, blank, leading, value=self._scalar(field))
-            nodes = [node]
-        if not tokenizer.TryConsume(","):
-            tokenizer.TryConsume(";")
-        nodes[-1].trailing = nodes[-1].trailing or self._comment_here()
-        return nodes
-
-    def _empty_list(self, name: str, blank: bool, leading: list[_Comment]) -> _Node:
-        if not self._tokenizer.TryConsume(","):
-            self._tokenizer.TryConsume(";")
-        return _Node(name, blank, leading, value="[]", trailing=self._comment_here())
-
-    def _message(self, field: _schema.Field, blank: bool, leading: list[_Comment]) -> _Node:
-        opening = self._next()
-        if opening not in MESSAGE_CLOSING:
-            raise ValueError(f"expected '{{', got {opening!r}")
-        node = _Node(field.name, blank, leading, trailing=self._comment_here())
-        node.children, node.inner_comments = self._block(
-            field.message_type, MESSAGE_CLOSING[opening]
-        )
-        self._next()
-        node.closing_trailing = self._comment_here()
+    def _node(self, blank: bool, leading: list[_Comment]) -> _Node:
+        item = self._take()
+        assert isinstance(item, LayoutItem)
+        self._refuse_comments_inside(item)
+        node = _Node(item.name, blank, leading)
+        if item.step is Step.SCALAR:
+            node.value = format_scalar(item.field, item.value, Syntax.TEXT)
+        elif item.step is Step.EMPTY_LIST:
+            node.value = "[]"
+        node.trailing = self._comment_here()
+        if item.step is Step.OPEN:
+            node.children, node.inner_comments = self._block(closing=True)
+            self._take()  # the closing brace
+            node.closing_trailing = self._comment_here()
         return node
 
-    def _expect(self, token: str) -> None:
-        if self._tokenizer.token != token:
-            raise ValueError(f"expected {token!r}")
-        self._next()
+    def _refuse_comments_inside(self, item: LayoutItem) -> None:
+        """A comment between a field's first and last token has no place in the layout."""
+        upcoming = self._peek()
+        if isinstance(upcoming, Comment) and _position(upcoming) < item.end:
+            raise UnsafeToFormatError(
+                f"a comment inside the field '{item.name}' (line {upcoming.line}); "
+                "move it before or after the field"
+            )
 
-    def _scalar(self, field: _schema.Field) -> str:
-        self._previous_line = self._line()
-        return text_value(field, read_scalar(self._tokenizer, field))
+
+def _position(entry: LayoutItem | Comment) -> tuple[int, int]:
+    return (entry.line, entry.column) if isinstance(entry, Comment) else entry.start
 
 
 def _render(nodes: list[_Node], tail: list[_Comment], indent: str) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import re
 
 from google.protobuf import text_format
@@ -41,6 +42,42 @@ class _FieldError(Exception):
         self.path = path
 
 
+class Step(enum.Enum):
+    """What one item of a file's layout is."""
+
+    SCALAR = "scalar"  # `name: value`
+    OPEN = "open"  # `name {` (or `<`), also each element of `name: [{...}, ...]`
+    CLOSE = "close"  # `}` (or `>`)
+    EMPTY_LIST = "empty-list"  # `name: []`
+
+
+@dataclasses.dataclass(frozen=True)
+class LayoutItem:
+    """One item of a file's structure, where its first and last tokens are (line, column)."""
+
+    step: Step
+    start: tuple[int, int]
+    end: tuple[int, int]
+    name: str = ""
+    field: _schema.Field | None = None
+    value: object = None  # a scalar's parsed value
+
+
+@dataclasses.dataclass(frozen=True)
+class Comment:
+    line: int
+    column: int
+    text: str  # from '#' to the end of the line, trailing space removed
+
+
+@dataclasses.dataclass
+class Layout:
+    """A file's structure and comments, in source order: what `fmt` lays out again."""
+
+    items: list[LayoutItem] = dataclasses.field(default_factory=list)
+    comments: list[Comment] = dataclasses.field(default_factory=list)
+
+
 @dataclasses.dataclass
 class ParsedSource:
     """A message as parsed from one source, with where each field came from."""
@@ -61,6 +98,8 @@ class ParsedSource:
     rule_entries: dict[str, tuple[int, str, int]] = dataclasses.field(default_factory=dict)
     # The file or stream the message came from, for diagnostics no field locates.
     source: str = ""
+    # Text format only, when asked for (`keep_layout`).
+    layout: Layout | None = None
 
     def locate(self, path: str) -> Span | None:
         span = self.positions.get(path)
@@ -147,15 +186,21 @@ def unencodable_offset(text: str) -> int | None:
     return None
 
 
-def parse_textproto(text: str, source: str = "<string>") -> ParsedSource:
-    """Parses a `PruningSpec` in text format, collecting every diagnostic."""
+def parse_textproto(
+    text: str, source: str = "<string>", *, keep_layout: bool = False
+) -> ParsedSource:
+    """Parses a `PruningSpec` in text format, collecting every diagnostic.
+
+    With `keep_layout`, the result's `layout` also holds every field and comment in
+    source order, with positions.
+    """
     offset = unencodable_offset(text)
     if offset is not None:
         line, column = line_and_column(text, offset)
         result = ParsedSource(pruning_pb2.PruningSpec())
         result.diagnostics.append(invalid_text(Span(source, line, column)))
         return result
-    return _TextParser(text, source).parse()
+    return _TextParser(text, source, keep_layout=keep_layout).parse()
 
 
 def invalid_text(span: Span) -> Diagnostic:
@@ -192,11 +237,34 @@ def token_position(tokenizer: text_format.Tokenizer) -> tuple[int, int]:
     return tokenizer._line + 1, tokenizer._column + 1  # type: ignore[attr-defined]
 
 
+class _CommentKeepingTokenizer(text_format.Tokenizer):
+    """Skips comments as the default tokenizer does, keeping each with its position."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.comments: list[Comment] = []  # before the base class reads the first token
+        super().__init__(lines, skip_comments=False)
+
+    def NextToken(self) -> None:  # noqa: N802 - overrides protobuf's name
+        super().NextToken()
+        while self.token.startswith("#"):
+            line, column = token_position(self)
+            self.comments.append(Comment(line, column, self.token.rstrip()))
+            super().NextToken()
+
+
 class _TextParser:
-    def __init__(self, text: str, source: str) -> None:
-        self._tokenizer = text_format.Tokenizer(text_lines(text))
+    def __init__(self, text: str, source: str, *, keep_layout: bool = False) -> None:
         self._source = source
         self._result = ParsedSource(pruning_pb2.PruningSpec(), source=source)
+        self._layout: list[LayoutItem] | None = None
+        self._field_start = (0, 0)  # where the field being parsed starts, for the layout
+        if keep_layout:
+            tokenizer = _CommentKeepingTokenizer(text_lines(text))
+            self._result.layout = Layout(comments=tokenizer.comments)
+            self._layout = self._result.layout.items
+            self._tokenizer: text_format.Tokenizer = tokenizer
+        else:
+            self._tokenizer = text_format.Tokenizer(text_lines(text))
 
     def parse(self) -> ParsedSource:
         with contextlib.suppress(TooManyProblemsError):
@@ -204,6 +272,13 @@ class _TextParser:
         return self._result
 
     # Positions and diagnostics.
+
+    def _position(self) -> tuple[int, int]:
+        return token_position(self._tokenizer)
+
+    def _record(self, item: LayoutItem) -> None:
+        if self._layout is not None:
+            self._layout.append(item)
 
     def _here(self, length: int = 1) -> Span:
         line, column = token_position(self._tokenizer)
@@ -235,7 +310,9 @@ class _TextParser:
                     )
                     self._result.failed_paths.add(prefix.rstrip("."))
                 return
+            position = self._position()
             if closing is not None and self._tokenizer.TryConsume(closing):
+                self._record(LayoutItem(Step.CLOSE, position, position))
                 return
             try:
                 self._parse_field(message, prefix, seen)
@@ -248,6 +325,7 @@ class _TextParser:
 
     def _parse_field(self, message: Message, prefix: str, seen: dict[str, Span]) -> None:
         span = self._here()
+        self._field_start = self._position()
         if self._tokenizer.TryConsume("["):
             self._report(
                 "unknown-field", "extensions and Any fields are not part of a pruning spec", span
@@ -307,32 +385,46 @@ class _TextParser:
         self, message: Message, field: _schema.Field, path: str, span: Span
     ) -> None:
         container = getattr(message, field.name)
+        start = self._field_start
         if field.is_repeated and self._tokenizer.TryConsume("["):
+            end = self._position()
             if self._tokenizer.TryConsume("]"):
+                self._record(LayoutItem(Step.EMPTY_LIST, start, end, field.name, field))
                 return
             while True:
-                self._parse_one_message(container, path, self._here())
+                self._parse_one_message(container, field, path, self._here(), self._position())
                 if self._tokenizer.TryConsume("]"):
                     return
                 self._tokenizer.Consume(",")
-        self._parse_one_message(container, path, span)
+        self._parse_one_message(container, field, path, span, start)
 
-    def _parse_one_message(self, container: list[Message], path: str, span: Span) -> None:
+    def _parse_one_message(
+        self,
+        container: list[Message],
+        field: _schema.Field,
+        path: str,
+        span: Span,
+        start: tuple[int, int],
+    ) -> None:
         opening = self._tokenizer.token
         if opening not in ("{", "<"):
             here = self._here()
             message = f"expected '{{' to start {path}, got '{opening}'"
             raise text_format.ParseError(message, here.line, here.column)
+        opening_at = self._position()
         self._tokenizer.NextToken()
+        self._record(LayoutItem(Step.OPEN, start, opening_at, field.name, field))
         element = container.add()  # type: ignore[attr-defined]
         element_path = f"{path}[{len(container) - 1}]"
         self._result.positions[element_path] = span
         self._parse_fields(element, element_path + ".", _CLOSING[opening])
 
     def _parse_scalar_value(self, message: Message, field: _schema.Field, path: str) -> None:
+        start, end = self._field_start, self._position()
         value = self._consume_scalar(field, path)
         if value is not None:
             setattr(message, field.name, value)
+            self._record(LayoutItem(Step.SCALAR, start, end, field.name, field, value))
 
     def _consume_scalar(self, field: _schema.Field, path: str) -> object:
         span = self._here(len(self._tokenizer.token))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,41 @@ def test_printer_output_is_already_formatted() -> None:
 def test_unsafe_or_broken_files_are_refused(text: str) -> None:
     with pytest.raises(UnsafeToFormatError):
         format_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        pytest.param("name: # c\n  'x'\n", "'name' (line 1)", id="between-name-and-value"),
+        pytest.param("block_dims_map # c\n{ pattern: 'd' }\n", "'block_dims_map' (line 1)"),
+        pytest.param(
+            "nbins: 1\nweight_sparsity_map: [\n# c\n]\n", "'weight_sparsity_map' (line 3)"
+        ),
+    ],
+)
+def test_comment_inside_a_field_is_refused_and_located(text: str, where: str) -> None:
+    with pytest.raises(UnsafeToFormatError, match=re.escape(f"a comment inside the field {where}")):
+        format_text(text)
+
+
+def test_comments_between_list_elements_lead_the_next_block() -> None:
+    text = (
+        "weight_sparsity_map: [ # zero\n"
+        "  {pattern: 'a'},  # first\n"
+        "  # second\n"
+        "  {pattern: 'b'}\n"
+        "]\n"
+    )
+    assert format_text(text) == (
+        "# zero\n"
+        "weight_sparsity_map {\n"
+        '  pattern: "a"\n'
+        "}  # first\n"
+        "# second\n"
+        "weight_sparsity_map {\n"
+        '  pattern: "b"\n'
+        "}\n"
+    )
 
 
 def test_blank_lines_collapse_to_one() -> None:

@@ -33,6 +33,7 @@ from pruning_spec import (
 from pruning_spec._regex import pattern_problem
 from pruning_spec._scalars import quote
 from pruning_spec._schema import Kind
+from pruning_spec._textproto import ParsedSource, Step, parse_textproto
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -577,6 +578,29 @@ def test_textproto_parser_is_total(text: str) -> None:
     result = _check_total(parse_spec_text, text)
     if result is not None:
         assert parse_spec_text(result.to_textproto()) == result
+
+
+@settings(max_examples=800, deadline=None)
+@given(textproto_texts)
+def test_keeping_the_layout_changes_nothing_the_parser_reports(text: str) -> None:
+    """fmt's parse (comments kept aside) and the loader's read any text identically."""
+
+    def summary(parsed: ParsedSource) -> tuple[object, ...]:
+        return (
+            parsed.message.SerializeToString(deterministic=True),
+            [(d.code, d.message, d.field_path, d.span) for d in parsed.diagnostics],
+            sorted(parsed.positions.items()),
+        )
+
+    plain, kept = parse_textproto(text), parse_textproto(text, keep_layout=True)
+    assert summary(kept) == summary(plain)
+    assert plain.layout is None
+    if not kept.diagnostics:
+        assert kept.layout is not None
+        scalars = [item.name for item in kept.layout.items if item.step is Step.SCALAR]
+        scalar_paths = [path for path in plain.positions if not path.endswith("]")]
+        assert len(scalars) == len(scalar_paths)
+        assert all(comment.text.startswith("#") for comment in kept.layout.comments)
 
 
 # JSON.
