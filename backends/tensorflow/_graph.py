@@ -14,7 +14,7 @@ from tensorflow.python.platform import tf_logging
 
 from pruning_spec import NormalizedSpec
 
-from . import _masking
+from . import _masking, pruning_utils
 from ._spec_input import coerce_spec
 
 v1 = tf.compat.v1
@@ -32,14 +32,8 @@ MASKED_WEIGHT_NAME = "weights/masked_weight"
 def apply_mask(x: Any, scope: Any = "") -> tf.Tensor:
     """Creates `mask` and `threshold` for weight `x` in `scope` and returns `mask * x`."""
     _masking.check_not_empty(op_name(x), x.get_shape(), "do not call apply_mask on it")
-    dtype = x.dtype.base_dtype
-    with v1.variable_scope(scope):
-        mask = v1.get_variable(
-            "mask", x.get_shape(), initializer=v1.ones_initializer(), trainable=False, dtype=dtype
-        )
-        threshold = v1.get_variable(
-            "threshold", [], initializer=v1.zeros_initializer(), trainable=False, dtype=dtype
-        )
+    mask = pruning_utils.weight_mask_variable(x, scope)
+    threshold = pruning_utils.weight_threshold_variable(x, scope)
     masked_weights = tf.multiply(mask, x, name=MASKED_WEIGHT_NAME)
     # Reused masks (RNN cells, AUTO_REUSE) must not be updated twice.
     if not any(m is mask for m in v1.get_collection_ref(MASK_COLLECTION)):
@@ -164,9 +158,7 @@ class Pruning:
             )
         for mask, threshold, weight in zip(masks, thresholds, weights, strict=False):
             new_threshold, new_mask = self._update_mask(weight, threshold)
-            self._assign_ops.append(
-                v1.assign(threshold, new_threshold, name=f"{op_name(threshold)}_assign")
-            )
+            self._assign_ops.append(pruning_utils.variable_assign(threshold, new_threshold))
             self._assign_ops.append(_assign_mask(mask, new_mask))
 
     def mask_update_op(self) -> Any:
@@ -210,29 +202,6 @@ class Pruning:
 
 
 def _assign_mask(mask: Any, new_mask: tf.Tensor) -> Any:
-    if not isinstance(mask, _PartitionedVariable):
-        return v1.assign(mask, new_mask, name=f"{op_name(mask)}_assign")
-    partitions = list(mask)
-    axis = _partitioned_axis(mask, partitions)
-    sizes = [int(p.get_shape()[axis]) for p in partitions]
-    pieces = tf.split(new_mask, sizes, axis=axis)
-    assigns = [
-        v1.assign(p, piece, name=f"{op_name(p)}_assign")
-        for p, piece in zip(partitions, pieces, strict=True)
-    ]
-    return tf.group(*assigns, name=f"{op_name(mask).split('/')[-1]}_group_assign")
-
-
-def _partitioned_axis(mask: Any, partitions: list[Any]) -> int:
-    if len(partitions) == 1:
-        return 0
-    full = mask.get_shape().as_list()
-    axes = {
-        axis
-        for p in partitions
-        for axis, (part, whole) in enumerate(zip(p.get_shape().as_list(), full, strict=True))
-        if part != whole
-    }
-    if len(axes) != 1:
-        raise ValueError(f"Number of partitioned axes {len(axes)} not equal to 1")
-    return axes.pop()
+    if isinstance(mask, _PartitionedVariable):
+        return pruning_utils.partitioned_variable_assign(mask, new_mask)
+    return pruning_utils.variable_assign(mask, new_mask)
