@@ -173,7 +173,7 @@ class _Walker:
             raise ValueError(f"expected '{{', got {opening!r}")
         node = _Node(field.name, blank, leading, trailing=self._comment_here())
         node.children, node.inner_comments = self._block(
-            field.message_type, MESSAGE_CLOSING[opening]
+            _schema.message_type_of(field), MESSAGE_CLOSING[opening]
         )
         self._next()
         node.closing_trailing = self._comment_here()

@@ -469,7 +469,7 @@ _CONVERTERS: dict[Kind, Callable[[str], object]] = {
 
 
 def _to_enum(field: _schema.Field, raw: str) -> int:
-    spellings = _schema.hparam_values(field.enum_type)
+    spellings = _schema.hparam_values(_schema.enum_type_of(field))
     value = raw.strip()
     if value in spellings:
         return spellings[value]

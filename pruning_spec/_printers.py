@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.message import Message
 
@@ -41,7 +41,7 @@ def text_value(field: _schema.Field, value: object) -> str:
     if kind is Kind.BOOL:
         return "true" if value else "false"
     if kind is Kind.ENUM:
-        return str(field.enum_type.values_by_number[value].name)
+        return str(_schema.enum_type_of(field).values_by_number[cast(int, value)].name)
     return str(value)
 
 

@@ -205,7 +205,7 @@ def _check_scalar(field: _schema.Field, value: object, path: str) -> Iterator[Di
         yield from _check_string(rules, value, path)
     elif kind is Kind.ENUM:
         assert isinstance(value, int)
-        spellings = _schema.hparam_values(field.enum_type)
+        spellings = _schema.hparam_values(_schema.enum_type_of(field))
         yield Diagnostic(
             "invalid-enum",
             f"{_schema.enum_spelling(field, value)} is not a valid value",
@@ -235,7 +235,7 @@ def _accepts(field: _schema.Field) -> Callable[[Any], bool]:
             and (not regex or _usable_pattern(v))
         )
     if kind is Kind.ENUM:
-        valid = frozenset(_schema.hparam_values(field.enum_type).values())
+        valid = frozenset(_schema.hparam_values(_schema.enum_type_of(field)).values())
         return lambda v: v in valid
     return lambda v: True
 
