@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, cast
+from typing import cast
 
 from google.protobuf.message import Message
 
@@ -75,9 +75,9 @@ def rule_to_entry(field: _schema.Field, rule: Message) -> str:
     return f"{getattr(rule, shape.key)}:{shape.separator.join(values)}"
 
 
-def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, Any]:
+def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, _schema.HParamValue]:
     """r1.15's `HParams.values()`: every field, in schema order, with contrib's types."""
-    values: dict[str, Any] = {}
+    values: dict[str, _schema.HParamValue] = {}
     for field in spec.DESCRIPTOR.fields:
         value = getattr(spec, field.name)
         if field.is_repeated:  # a rule list: r1.15's ["pattern:value", ...], [""] when empty

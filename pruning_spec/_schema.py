@@ -30,6 +30,9 @@ MessageType: TypeAlias = "descriptor.Descriptor | _upb.Descriptor"
 EnumType: TypeAlias = "descriptor.EnumDescriptor | _upb.EnumDescriptor"
 EnumValue: TypeAlias = "descriptor.EnumValueDescriptor | _upb.EnumValueDescriptor"
 
+# A value of r1.15's `HParams.values()`: a scalar, or a rule list as "pattern:value" strings.
+HParamValue: TypeAlias = int | float | bool | str | list[str]
+
 SPEC: MessageType = pruning_pb2.PruningSpec.DESCRIPTOR
 # A plain dict: descriptor lookups build a view object on every access.
 FIELDS: dict[str, Field] = dict(SPEC.fields_by_name)
