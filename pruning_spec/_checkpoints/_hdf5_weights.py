@@ -9,7 +9,6 @@ links and `MAX_HDF5_DEPTH` nested groups.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeAlias
 
 from pruning_spec._checkpoints import _limits
 from pruning_spec._checkpoints._errors import (
@@ -19,6 +18,7 @@ from pruning_spec._checkpoints._errors import (
     summary,
 )
 from pruning_spec._checkpoints._hdf5 import (
+    H5Value,
     attribute,
     child,
     dataset_values,
@@ -29,8 +29,6 @@ from pruning_spec._checkpoints._hdf5 import (
 )
 from pruning_spec._checkpoints._regular_files import require_regular
 from pruning_spec._checkpoints._weights import Checkpoint, Variable, assemble, scalar, unique
-
-H5Value: TypeAlias = Any  # h5py files, groups, datasets and their numpy values: untyped
 
 _LEGACY_ITERATIONS = frozenset({"iter", "iteration", "iterations"})
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, TypeAlias
 
 from pruning_spec._checkpoints._errors import (
     InputError,
@@ -20,9 +19,7 @@ from pruning_spec._checkpoints._errors import (
 from pruning_spec._checkpoints._regular_files import read_whole, stat_mode
 from pruning_spec._checkpoints._tf_bundle import FILE_SUFFIX, check_tensor, read_bundle
 from pruning_spec._checkpoints._tf_naming import name_variables
-from pruning_spec._checkpoints._weights import Checkpoint, assemble
-
-StoredValue: TypeAlias = Any  # TensorFlow's reader returns numpy values: untyped
+from pruning_spec._checkpoints._weights import Checkpoint, StoredValue, assemble
 
 
 def read_tensorflow(path: str) -> Checkpoint:
