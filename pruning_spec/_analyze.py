@@ -10,7 +10,7 @@ import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from pruning_spec import _loader
 from pruning_spec._diagnostics import (
@@ -31,6 +31,14 @@ from pruning_spec._textproto import ParsedSource
 from pruning_spec._timeline import UpdatePoint, compile_schedule, update_steps
 from pruning_spec.v1 import pruning_pb2
 
+if TYPE_CHECKING:  # imported when used: checkpoints need the tensorflow extra
+    import numpy as np
+    import numpy.typing as npt
+
+    from pruning_spec._checkpoints import Checkpoint
+
+_Parser = TypeVar("_Parser", bound=argparse.ArgumentParser)
+
 
 class CommandError(Exception):
     """Ends a command: the diagnostics to print and the exit status."""
@@ -41,7 +49,7 @@ class CommandError(Exception):
         self.status = status
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     schedule = commands.add_parser(
         "schedule",
         help="the exact mask-update steps and the sparsity each rule reaches",
@@ -330,7 +338,7 @@ def _weights(args: argparse.Namespace) -> list[Weight]:
     return [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.weights]
 
 
-def _read_checkpoint(path: str) -> Any:
+def _read_checkpoint(path: str) -> Checkpoint:
     from pruning_spec._checkpoints import CheckpointError, read_checkpoint  # noqa: PLC0415
 
     try:
@@ -362,7 +370,7 @@ def _plan_row(spec: NormalizedSpec, plan: WeightPlan) -> list[str]:
     ]
 
 
-def _plan_json(spec: NormalizedSpec, plan: WeightPlan) -> dict[str, Any]:
+def _plan_json(spec: NormalizedSpec, plan: WeightPlan) -> dict[str, object]:
     return {
         "name": plan.weight.name,
         "shape": list(plan.weight.shape),
@@ -422,7 +430,7 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FOUND if offenders else status
 
 
-def _check_weight(checkpoint: Any, plan: WeightPlan, tolerance: float) -> list[str] | None:
+def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) -> list[str] | None:
     import numpy as np  # noqa: PLC0415 - verify needs the tensorflow extra anyway
 
     name = plan.weight.name
@@ -447,7 +455,7 @@ def _check_weight(checkpoint: Any, plan: WeightPlan, tolerance: float) -> list[s
     return None
 
 
-def _block_structured(values: Any, block: tuple[int, int]) -> bool:
+def _block_structured(values: npt.NDArray[np.generic], block: tuple[int, int]) -> bool:
     """Whether every block is either wholly zero or holds no zero (padding cells ignored)."""
     import numpy as np  # noqa: PLC0415
 

@@ -27,7 +27,7 @@ def render_reference() -> str:
     ]
     for field in spec.fields:
         if _schema.is_rule_list(field):
-            lines += _message_section(field.message_type, level="###", rule_of=field)
+            lines += _message_section(_schema.message_type_of(field), level="###", rule_of=field)
     lines += _ordering_section(spec)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -65,12 +65,14 @@ def _field_row(field: _schema.Field) -> str:
 def _type_name(field: _schema.Field) -> str:
     kind = _schema.kind_of(field)
     if kind is Kind.MESSAGE:
-        name = f"`{field.message_type.name}`"
+        name = f"`{_schema.message_type_of(field).name}`"
     elif kind is Kind.ENUM:
-        name = "enum: " + ", ".join(f"`{v}`" for v in _schema.hparam_values(field.enum_type))
+        spellings = _schema.hparam_values(_schema.enum_type_of(field))
+        name = "enum: " + ", ".join(f"`{v}`" for v in spellings)
     else:
         # TYPE_INT64 -> int64: the type as pruning.proto spells it.
-        name = descriptor_pb2.FieldDescriptorProto.Type.Name(field.type)[len("TYPE_") :].lower()
+        type_names = descriptor_pb2.FieldDescriptorProto.Type.DESCRIPTOR.values_by_number
+        name = type_names[field.type].name[len("TYPE_") :].lower()
     return f"repeated {name}" if field.is_repeated else name
 
 

@@ -130,7 +130,7 @@ class _Arranger:
         assert isinstance(item, LayoutItem)
         self._refuse_comments_inside(item)
         node = _Node(item.name, blank, leading)
-        if item.step is Step.SCALAR:
+        if item.step is Step.SCALAR and item.field is not None:
             node.value = format_scalar(item.field, item.value, Syntax.TEXT)
         elif item.step is Step.EMPTY_LIST:
             node.value = "[]"

@@ -16,9 +16,9 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from google.protobuf import unknown_fields
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import DecodeError, Message
 
 from pruning_spec import _entries, _hparams, _scalars, _schema
@@ -332,8 +332,8 @@ class _DuplicateKeyError(ValueError):
         self.key = key
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
     for key, value in pairs:
         if key in result:
             raise _DuplicateKeyError(key)
@@ -351,12 +351,12 @@ class _JsonReader:
         self._key_offsets: dict[str, int] | None = None
         self._lines = LineIndex(self.text)
 
-    def read(self, document: dict[str, Any]) -> ParsedSource:
+    def read(self, document: dict[str, object]) -> ParsedSource:
         with contextlib.suppress(TooManyProblemsError):
             self._read_fields(document)
         return self.parsed
 
-    def _read_fields(self, document: dict[str, Any]) -> None:
+    def _read_fields(self, document: dict[str, object]) -> None:
         fields = _schema.SPEC.fields_by_name
         for key, value in document.items():
             span = self._key_span(key)
@@ -398,7 +398,7 @@ class _JsonReader:
         if path:
             self.parsed.failed_paths.add(path)
 
-    def _read_list(self, field: Any, value: Any, span: Span) -> None:
+    def _read_list(self, field: _schema.Field, value: object, span: Span) -> None:
         if not isinstance(value, list):
             self._report("expected-list", "must be a JSON list", span, field.name)
             return
@@ -430,7 +430,14 @@ class _JsonReader:
                     path,
                 )
 
-    def _read_entry(self, field: Any, container: Any, entry: str, path: str, span: Span) -> None:
+    def _read_entry(
+        self,
+        field: _schema.Field,
+        container: RepeatedCompositeFieldContainer[Message],
+        entry: str,
+        path: str,
+        span: Span,
+    ) -> None:
         reading = _entries.read_entry(_schema.rule_shape(field), entry, quoting=False)
         if reading.colon >= 0:
             _entries.fill_rule(_schema.rule_shape(field), container.add(), reading)
@@ -438,7 +445,9 @@ class _JsonReader:
             where = f"{path}.{problem.field}" if problem.field else path
             self._report(problem.code, problem.message, span, where, problem.hint)
 
-    def _set(self, message: Message, field: Any, value: Any, path: str, span: Span) -> None:
+    def _set(
+        self, message: Message, field: _schema.Field, value: object, path: str, span: Span
+    ) -> None:
         if _schema.kind_of(field) is Kind.ENUM and isinstance(value, str):
             try:  # the hparam spelling, with its did-you-mean
                 setattr(message, field.name, _scalars.convert_scalar(field, value))
@@ -455,7 +464,7 @@ class _JsonReader:
         setattr(message, field.name, converted)
 
     @staticmethod
-    def _convert(field: Any, value: Any) -> object:
+    def _convert(field: _schema.Field, value: object) -> object:
         kind = _schema.kind_of(field)
         if kind is Kind.BOOL:
             return value if isinstance(value, bool) else None

@@ -9,7 +9,6 @@ strings and an empty map as `[""]`.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from google.protobuf.message import Message
 
@@ -51,9 +50,9 @@ def render_textproto(spec: pruning_pb2.PruningSpec) -> str:
     return TEXTPROTO_HEADER + "".join(line + "\n" for line in _text_fields(spec, ""))
 
 
-def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, Any]:
+def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, _schema.HParamValue]:
     """r1.15's `HParams.values()`: every field, in schema order, with contrib's types."""
-    values: dict[str, Any] = {}
+    values: dict[str, _schema.HParamValue] = {}
     for field in spec.DESCRIPTOR.fields:
         value = getattr(spec, field.name)
         if field.is_repeated:  # a rule list: r1.15's ["pattern:value", ...], [""] when empty

@@ -30,7 +30,7 @@ import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import re2
 
@@ -42,6 +42,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import sre_constants as _sre_constants
     import sre_parse as _sre_parse
+
+# The argument of a node of re._parser's tree (an int, a tuple, a SubPattern): re._parser
+# has no stubs.
+_Argument: TypeAlias = Any
 
 INVALID_REGEX = "invalid-regex"
 UNSUPPORTED_REGEX = "unsupported-regex"
@@ -163,7 +167,7 @@ _RE2_HINTS = (
 
 
 # Constructs of Python's parse tree RE2 cannot run, with what to write instead.
-_UNSUPPORTED_OPS: dict[Any, tuple[str, str]] = {
+_UNSUPPORTED_OPS: dict[int, tuple[str, str]] = {
     _sre_constants.GROUPREF: (
         "a backreference",
         "a backreference can take exponential time; match the name without it",
@@ -198,7 +202,7 @@ _INLINE_FLAGS = re.compile(r"\(\?([A-Za-z]*)(?:-([A-Za-z]*))?[:)]")
 _RE2_FLAGS = frozenset("imsU")
 
 
-def _python_only_construct(pattern: str, tree: Any) -> tuple[str, str] | None:
+def _python_only_construct(pattern: str, tree: _Argument) -> tuple[str, str] | None:
     """(what, hint) for the first construct RE2 would refuse or read differently."""
     literal = _literal_syntax_difference(pattern)
     if literal is not None:
@@ -216,7 +220,7 @@ def _python_only_construct(pattern: str, tree: Any) -> tuple[str, str] | None:
     return None
 
 
-def _largest_count(repeat: tuple[int, int, Any]) -> int:
+def _largest_count(repeat: tuple[int, int, _Argument]) -> int:
     low, high, _ = repeat
     return max(low, 0 if high == _sre_constants.MAXREPEAT else high)
 
@@ -273,7 +277,7 @@ def _unescaped_runs(pattern: str) -> list[tuple[bool, str]]:
     return runs
 
 
-def _walk(items: list[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+def _walk(items: list[tuple[int, _Argument]]) -> Iterator[tuple[int, _Argument]]:
     """Every node of a parse tree, depth first."""
     stack = list(reversed(items))
     while stack:

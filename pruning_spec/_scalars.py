@@ -100,7 +100,7 @@ def format_scalar(field: _schema.Field, value: object, syntax: Syntax) -> str:
         number = int(value)  # type: ignore[call-overload]
         if syntax is Syntax.HPARAMS:
             return _schema.enum_spelling(field, number)
-        return str(field.enum_type.values_by_number[number].name)
+        return str(_schema.enum_type_of(field).values_by_number[number].name)
     if kind is Kind.STRING:
         text = str(value)
         if syntax is Syntax.HPARAMS and _BARE_SCALAR.fullmatch(text) and not text[-1].isspace():
@@ -189,7 +189,7 @@ _CONVERTERS: dict[Kind, Callable[[str], object]] = {
 
 
 def _to_enum(field: _schema.Field, raw: str) -> int:
-    spellings = _schema.hparam_values(field.enum_type)
+    spellings = _schema.hparam_values(_schema.enum_type_of(field))
     value = raw.strip()
     if value in spellings:
         return spellings[value]

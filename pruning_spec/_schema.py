@@ -12,18 +12,26 @@ import difflib
 import enum
 import functools
 from collections.abc import Iterable
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
+from google.protobuf import descriptor
 from google.protobuf.descriptor import FieldDescriptor
 
 from pruning_spec.v1 import options_pb2, pruning_pb2
 
-# types-protobuf types every descriptor as a union of the pure-Python and the upb
-# class, which share no base class; helpers here accept either.
-Field: TypeAlias = Any
-MessageType: TypeAlias = Any
-EnumType: TypeAlias = Any
-EnumValue: TypeAlias = Any
+if TYPE_CHECKING:
+    from google._upb import _message as _upb
+
+# A generated message class declares the classes of `google.protobuf.descriptor`, but
+# types-protobuf types the `DESCRIPTOR` of a plain `Message` as that class or the upb
+# one, which share no base class. Both declare everything the helpers here read.
+Field: TypeAlias = "descriptor.FieldDescriptor | _upb.FieldDescriptor"
+MessageType: TypeAlias = "descriptor.Descriptor | _upb.Descriptor"
+EnumType: TypeAlias = "descriptor.EnumDescriptor | _upb.EnumDescriptor"
+EnumValue: TypeAlias = "descriptor.EnumValueDescriptor | _upb.EnumValueDescriptor"
+
+# A value of r1.15's `HParams.values()`: a scalar, or a rule list as "pattern:value" strings.
+HParamValue: TypeAlias = int | float | bool | str | list[str]
 
 SPEC: MessageType = pruning_pb2.PruningSpec.DESCRIPTOR
 # A plain dict: descriptor lookups build a view object on every access.
@@ -109,7 +117,7 @@ class RuleShape:
 
 @functools.cache
 def rule_shape(field: Field) -> RuleShape:
-    rule = field.message_type
+    rule = message_type_of(field)
     return RuleShape(
         field.name,
         key_field(rule).name,
@@ -117,6 +125,22 @@ def rule_shape(field: Field) -> RuleShape:
         value_separator(field),
         rules_of(field).hparam_entry_syntax,
     )
+
+
+def message_type_of(field: Field) -> MessageType:
+    """The message type of a message field."""
+    message_type = field.message_type
+    if message_type is None:
+        raise TypeError(f"pruning.proto field {field.full_name} is not a message field")
+    return message_type
+
+
+def enum_type_of(field: Field) -> EnumType:
+    """The enum type of an enum field."""
+    enum_type = field.enum_type
+    if enum_type is None:
+        raise TypeError(f"pruning.proto field {field.full_name} is not an enum field")
+    return enum_type
 
 
 def value_separator(field: Field) -> str:
@@ -135,7 +159,7 @@ def hparam_values(enum_type: EnumType) -> dict[str, int]:
 
 
 def enum_spelling(field: Field, number: int) -> str:
-    value = field.enum_type.values_by_number.get(number)
+    value = enum_type_of(field).values_by_number.get(number)
     if value is None:
         return str(number)
     return hparam_name(value) or value.name

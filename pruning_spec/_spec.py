@@ -1,8 +1,8 @@
 """`NormalizedSpec`: an immutable, validated, fully-populated pruning spec.
 
 Every field holds its effective value (defaults filled in), so what a backend
-reads is exactly what the printers write. Field attributes come from the
-schema: `spec.target_sparsity`, `spec.weight_sparsity_map`, ...
+reads is exactly what the printers write. Each field is a typed read-only
+property: `spec.target_sparsity`, `spec.weight_sparsity_map`, ...
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import functools
 import hashlib
 import logging
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from google.protobuf.message import Message
 
 from pruning_spec import _printers, _schedule, _schema
 from pruning_spec._diagnostics import Diagnostic, SpecError
 from pruning_spec._regex import RuleMatcher
-from pruning_spec._schema import Kind
+from pruning_spec._schema import HParamValue
 from pruning_spec._validate import Validator
 from pruning_spec.v1 import pruning_pb2
 
@@ -81,8 +81,6 @@ class NormalizedSpec:
         for warning in self._warnings:
             _LOG.warning("%s", warning.format(caret=False))
 
-    # Field access, driven by the schema.
-
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
         """Warnings found when the spec was loaded (e.g. deprecated fields that are set)."""
@@ -94,22 +92,105 @@ class NormalizedSpec:
             "parse_hparams(overrides, base=spec) or NormalizedSpec(modified spec.proto)"
         )
 
-    def __getattr__(self, name: str) -> Any:
-        field = _schema.SPEC.fields_by_name.get(name)
-        if field is None:
-            hint = _schema.did_you_mean(name, _schema.SPEC.fields_by_name)
+    if not TYPE_CHECKING:
+        # Only reached for a name that is not an attribute: it names the closest field.
+        # Hidden from type checkers, for which a __getattr__ would make every name valid.
+        def __getattr__(self, name: str) -> NoReturn:
+            hint = _schema.did_you_mean(name, _schema.FIELDS)
             raise AttributeError(
                 f"pruning spec has no field {name!r}" + (f"; {hint}" if hint else "")
             )
-        value = getattr(self._proto, name)
-        if field.is_repeated:  # a rule list
-            return tuple(_copy(item) for item in value)
-        if _schema.kind_of(field) is Kind.ENUM:
-            return _schema.enum_spelling(field, value)
-        return value
 
-    def __dir__(self) -> list[str]:
-        return sorted(set(super().__dir__()) | set(_schema.SPEC.fields_by_name))
+    # One read-only property per field of `PruningSpec`, in field order. Enums read as
+    # their hparam spelling, rule lists as tuples of copies (tests check the set and types).
+
+    @property
+    def name(self) -> str:
+        """TensorFlow name scope of the pruning ops and variables."""
+        return self._proto.name
+
+    @property
+    def begin_pruning_step(self) -> int:
+        """First global step at which a mask update may run (inclusive)."""
+        return self._proto.begin_pruning_step
+
+    @property
+    def end_pruning_step(self) -> int:
+        """Last global step at which a mask update may run (inclusive); -1: never stop."""
+        return self._proto.end_pruning_step
+
+    @property
+    def weight_sparsity_map(self) -> tuple[pruning_pb2.WeightSparsityRule, ...]:
+        """Per-weight target sparsity rules (copies); at most one matches a weight."""
+        return tuple(_copy(rule) for rule in self._proto.weight_sparsity_map)
+
+    @property
+    def block_dims_map(self) -> tuple[pruning_pb2.BlockDimsRule, ...]:
+        """Per-weight block shape rules (copies); at most one matches a weight."""
+        return tuple(_copy(rule) for rule in self._proto.block_dims_map)
+
+    @property
+    def threshold_decay(self) -> float:
+        """Exponential moving average factor of the threshold."""
+        return self._proto.threshold_decay
+
+    @property
+    def pruning_frequency(self) -> int:
+        """Minimum number of global steps between two mask updates."""
+        return self._proto.pruning_frequency
+
+    @property
+    def nbins(self) -> int:
+        """Deprecated, no effect: histogram bins of the pre-2019 threshold algorithm."""
+        return self._proto.nbins
+
+    @property
+    def block_height(self) -> int:
+        """Rows per block for weights without a block_dims_map rule; -1: all rows."""
+        return self._proto.block_height
+
+    @property
+    def block_width(self) -> int:
+        """Columns per block for weights without a block_dims_map rule; -1: all columns."""
+        return self._proto.block_width
+
+    @property
+    def block_pooling_function(self) -> str:
+        """How the magnitudes of a block are reduced before thresholding: AVG or MAX."""
+        field = _schema.FIELDS["block_pooling_function"]
+        return _schema.enum_spelling(field, self._proto.block_pooling_function)
+
+    @property
+    def initial_sparsity(self) -> float:
+        """Sparsity of the schedule at or before sparsity_function_begin_step."""
+        return self._proto.initial_sparsity
+
+    @property
+    def target_sparsity(self) -> float:
+        """Sparsity of the schedule at or after sparsity_function_end_step."""
+        return self._proto.target_sparsity
+
+    @property
+    def sparsity_function_begin_step(self) -> int:
+        """Step t0 at which the polynomial schedule starts."""
+        return self._proto.sparsity_function_begin_step
+
+    @property
+    def sparsity_function_end_step(self) -> int:
+        """Step t1 at which the polynomial schedule reaches its target."""
+        return self._proto.sparsity_function_end_step
+
+    @property
+    def sparsity_function_exponent(self) -> float:
+        """Exponent of the polynomial sparsity schedule."""
+        return self._proto.sparsity_function_exponent
+
+    @property
+    def use_tpu(self) -> bool:
+        """Deprecated, no effect: selected TPU-friendly ops in r1.15."""
+        return self._proto.use_tpu
+
+    # The whole message.
 
     @property
     def proto(self) -> pruning_pb2.PruningSpec:
@@ -154,7 +235,7 @@ class NormalizedSpec:
         """r1.15's `HParams.to_json()`: contrib's key order and value types."""
         return _printers.render_json(self._proto, indent=indent)
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> dict[str, HParamValue]:
         """r1.15's `HParams.values()`."""
         return _printers.hparam_values(self._proto)
 

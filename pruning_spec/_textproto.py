@@ -169,9 +169,9 @@ def _read_enum(tokenizer: text_format.Tokenizer, field: _schema.Field) -> int:
             raise ValueProblemError("invalid-enum", f"{number} is not a valid value")
         return number
     name = tokenizer.ConsumeIdentifier()
-    value = field.enum_type.values_by_name.get(name)
+    value = _schema.enum_type_of(field).values_by_name.get(name)
     if value is None:
-        spellings = _schema.hparam_values(field.enum_type)
+        spellings = _schema.hparam_values(_schema.enum_type_of(field))
         hint = _schema.did_you_mean(name, spellings) or "expected one of " + ", ".join(spellings)
         raise ValueProblemError("invalid-enum", f"{name} is not a valid value", hint)
     return int(value.number)

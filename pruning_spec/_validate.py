@@ -13,7 +13,6 @@ import functools
 import math
 import re
 from collections.abc import Callable, Collection, Iterator
-from typing import Any
 
 from google.protobuf.message import Message
 
@@ -145,7 +144,7 @@ def _check_message(
 
 
 @functools.cache
-def _plan(field: _schema.Field) -> tuple[bool, Callable[[Any], bool]]:
+def _plan(field: _schema.Field) -> tuple[bool, Callable[[object], bool]]:
     """(is a rule list, quick acceptance test); deprecated fields are never quickly accepted."""
     accepts = _accepts(field)
     if _schema.is_deprecated(field):
@@ -205,7 +204,7 @@ def _check_scalar(field: _schema.Field, value: object, path: str) -> Iterator[Di
         yield from _check_string(rules, value, path)
     elif kind is Kind.ENUM:
         assert isinstance(value, int)
-        spellings = _schema.hparam_values(field.enum_type)
+        spellings = _schema.hparam_values(_schema.enum_type_of(field))
         yield Diagnostic(
             "invalid-enum",
             f"{_schema.enum_spelling(field, value)} is not a valid value",
@@ -215,7 +214,7 @@ def _check_scalar(field: _schema.Field, value: object, path: str) -> Iterator[Di
 
 
 @functools.cache
-def _accepts(field: _schema.Field) -> Callable[[Any], bool]:
+def _accepts(field: _schema.Field) -> Callable[[object], bool]:
     """A quick yes for valid values; a no sends the value to the checks that explain why."""
     rules = _schema.rules_of(field)
     kind = _schema.kind_of(field)
@@ -226,16 +225,22 @@ def _accepts(field: _schema.Field) -> Callable[[Any], bool]:
         below = rules.lt if rules.HasField("lt") else math.inf
         allowed = frozenset(rules.also_allowed)
         # v - v == 0 is False for NaN and the infinities.
-        return lambda v: v in allowed or (v - v == 0 and low <= v <= high and above < v < below)
+        return lambda v: (
+            v in allowed
+            or (
+                isinstance(v, int | float) and v - v == 0 and low <= v <= high and above < v < below
+            )
+        )
     if kind is Kind.STRING:
         pattern = re.compile(rules.pattern) if rules.pattern else None
         regex = rules.regex
         return lambda v: (
-            (pattern is None or pattern.fullmatch(v) is not None)
+            isinstance(v, str)
+            and (pattern is None or pattern.fullmatch(v) is not None)
             and (not regex or _usable_pattern(v))
         )
     if kind is Kind.ENUM:
-        valid = frozenset(_schema.hparam_values(field.enum_type).values())
+        valid = frozenset(_schema.hparam_values(_schema.enum_type_of(field)).values())
         return lambda v: v in valid
     return lambda v: True
 

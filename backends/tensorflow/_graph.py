@@ -15,7 +15,7 @@ from tensorflow.python.platform import tf_logging
 from pruning_spec import NormalizedSpec
 
 from . import _masking, pruning_utils
-from ._spec_input import coerce_spec
+from ._spec_input import SpecInput, coerce_spec
 
 v1 = tf.compat.v1
 # Not exported by tf.compat.v1; what fixed_size_partitioner makes get_variable return.
@@ -85,7 +85,9 @@ class Pruning:
         `weight_sparsity_map` values then scale it by `m / target_sparsity`.
     """
 
-    def __init__(self, spec: Any = None, global_step: Any = None, sparsity: Any = None) -> None:
+    def __init__(
+        self, spec: SpecInput = None, global_step: Any = None, sparsity: Any = None
+    ) -> None:
         self._spec = coerce_spec(spec, external_sparsity=sparsity is not None)
         self._global_step = self._setup_global_step(global_step)
         self._external_sparsity = sparsity is not None

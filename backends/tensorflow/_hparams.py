@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pruning_spec import NormalizedSpec, parse_hparams
+from pruning_spec._schema import HParamValue
 
 
 class PruningHParams:
@@ -27,7 +28,7 @@ class PruningHParams:
         self._spec = parse_hparams(values, self._spec)
         return self
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> dict[str, HParamValue]:
         return self._spec.values()
 
     def to_json(self, indent: int | None = None) -> str:

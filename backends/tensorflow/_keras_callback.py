@@ -13,7 +13,7 @@ from pruning_spec import NormalizedSpec
 
 from ._keras_layer import PrunedLayer, pruned_layers
 from ._pruner import MaskUpdater, overall_zero_fraction, zero_fractions
-from ._spec_input import coerce_spec
+from ._spec_input import SpecInput, coerce_spec
 
 
 class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
@@ -33,7 +33,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
     """
 
     def __init__(
-        self, spec: Any = None, log_dir: str | None = None, update_freq: str | int = "epoch"
+        self, spec: SpecInput = None, log_dir: str | None = None, update_freq: str | int = "epoch"
     ) -> None:
         super().__init__()
         if update_freq != "epoch" and not (isinstance(update_freq, int) and update_freq > 0):

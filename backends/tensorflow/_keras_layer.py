@@ -23,7 +23,7 @@ from pruning_spec._lints import inventory_lints
 
 from ._masking import check_not_empty
 from ._pruner import PrunedWeight
-from ._spec_input import coerce_spec
+from ._spec_input import SpecInput, coerce_spec
 
 VariableFilter = Callable[[Any], bool]
 
@@ -86,7 +86,7 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
     def __init__(
         self,
         layer: Any,
-        spec: Any = None,
+        spec: SpecInput = None,
         pruned: list[str] | None = None,
         select: VariableFilter | None = None,
         scope: str = "",
@@ -226,7 +226,7 @@ def _slot(key: str) -> str:
     return key.replace("/", "__")
 
 
-def prune(model: Any, spec: Any, *, select: VariableFilter | None = None) -> Any:
+def prune(model: Any, spec: SpecInput, *, select: VariableFilter | None = None) -> Any:
     """Returns `model` with the spec's pruning attached.
 
     `model` may be a built Sequential or Functional model (its layers are reused,

@@ -27,7 +27,7 @@ import tensorflow as tf
 from pruning_spec import NormalizedSpec
 
 from . import _masking
-from ._spec_input import coerce_spec
+from ._spec_input import SpecInput, coerce_spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +159,7 @@ class Pruner(tf.Module):  # type: ignore[misc]
     """
 
     def __init__(
-        self, spec: Any = None, weights: Iterable[Any] = (), *, name: str = "pruner"
+        self, spec: SpecInput = None, weights: Iterable[Any] = (), *, name: str = "pruner"
     ) -> None:
         super().__init__(name=name)
         self._spec = coerce_spec(spec)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TypeAlias
 
 from pruning_spec import (
     Diagnostic,
@@ -18,12 +18,15 @@ from pruning_spec._loader import SUFFIXES
 
 from ._hparams import PruningHParams
 
+# What `Pruning(spec=...)` and the other entry points accept (None: r1.15's defaults).
+SpecInput: TypeAlias = NormalizedSpec | PruningSpec | PruningHParams | str | os.PathLike[str] | None
+
 _INT32_MAX = 2**31 - 1
 # r1.15 casts the global step to int32; the fields counted in steps are compared with it.
 _STEP_FIELDS = tuple(f.name for f in _schema.SPEC.fields if _schema.rules_of(f).step)
 
 
-def coerce_spec(spec: Any, *, external_sparsity: bool = False) -> NormalizedSpec:
+def coerce_spec(spec: SpecInput, *, external_sparsity: bool = False) -> NormalizedSpec:
     """A NormalizedSpec from a spec message, NormalizedSpec, hparams object, path or hparams."""
     if isinstance(spec, PruningHParams):
         spec = spec.spec

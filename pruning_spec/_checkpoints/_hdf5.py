@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 from pruning_spec._checkpoints import _limits
 from pruning_spec._checkpoints._errors import InputError, byte_count
 
+H5Value: TypeAlias = Any  # h5py files, groups, datasets and their numpy values: untyped
 
-def text(value: Any) -> str:
+
+def text(value: H5Value) -> str:
     """An HDF5 string attribute's value as text."""
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def child(group: Any, key: str, h5py: Any) -> Any:
+def child(group: H5Value, key: str, h5py: H5Value) -> H5Value:
     """`group[key]` through a hard link: a soft link may dangle, an external one opens
     any file (a FIFO, a device) by its name."""
     where = f"{group.name.rstrip('/')}/{key}"
@@ -40,12 +42,12 @@ def child(group: Any, key: str, h5py: Any) -> Any:
     return group[key]
 
 
-def has(group: Any, key: str) -> bool:
+def has(group: H5Value, key: str) -> bool:
     """Whether `group` has a link `key`, without following it (`in` may follow it)."""
     return group.get(key, getlink=True) is not None
 
 
-def resolve(group: Any, path: str, h5py: Any) -> Any:
+def resolve(group: H5Value, path: str, h5py: H5Value) -> H5Value:
     """The object at `path` below `group` (or the file's root if absolute), hard links only."""
     if path.startswith("/"):
         group = group.file
@@ -55,7 +57,7 @@ def resolve(group: Any, path: str, h5py: Any) -> Any:
     return group
 
 
-def members(group: Any, h5py: Any, budget: list[int]) -> Iterator[tuple[str, Any]]:
+def members(group: H5Value, h5py: H5Value, budget: list[int]) -> Iterator[tuple[str, H5Value]]:
     """The (key, item) pairs of `group`, within the budget of links left to follow."""
     for key in group:
         budget[0] -= 1
@@ -64,7 +66,7 @@ def members(group: Any, h5py: Any, budget: list[int]) -> Iterator[tuple[str, Any
         yield key, child(group, key, h5py)
 
 
-def attribute(item: Any, name: str, default: Any) -> Any:
+def attribute(item: H5Value, name: str, default: H5Value) -> H5Value:
     """An attribute's value, if its declared size is small enough to read."""
     if name not in item.attrs:
         return default
@@ -78,12 +80,12 @@ def attribute(item: Any, name: str, default: Any) -> Any:
     return item.attrs[name]
 
 
-def declared_bytes(dataset: Any) -> int:
+def declared_bytes(dataset: H5Value) -> int:
     """The bytes a dataset's values need in memory, by its declared shape and dtype."""
     return int(math.prod(dataset.shape or ())) * int(dataset.dtype.itemsize)
 
 
-def dataset_values(dataset: Any, h5py: Any) -> Any:
+def dataset_values(dataset: H5Value, h5py: H5Value) -> H5Value:
     """A dataset's values, refused before reading when they would come from other files
     or need more memory than `MAX_TENSOR_BYTES`."""
     name = dataset.name

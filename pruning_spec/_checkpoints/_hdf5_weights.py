@@ -9,7 +9,6 @@ links and `MAX_HDF5_DEPTH` nested groups.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pruning_spec._checkpoints import _limits
 from pruning_spec._checkpoints._errors import (
@@ -19,6 +18,7 @@ from pruning_spec._checkpoints._errors import (
     summary,
 )
 from pruning_spec._checkpoints._hdf5 import (
+    H5Value,
     attribute,
     child,
     dataset_values,
@@ -51,7 +51,7 @@ def read_hdf5(path: str) -> Checkpoint:
     except Exception as error:
         raise InputError(f"not a readable HDF5 weights file ({summary(error)})") from None
 
-    def read(name: str) -> Any:
+    def read(name: str) -> H5Value:
         dataset = datasets.get(name)
         if dataset is None:
             raise UnknownNameError(f"{name!r} is not a weight of {path}")
@@ -62,20 +62,20 @@ def read_hdf5(path: str) -> Checkpoint:
     return assemble(path, variables, step, read)
 
 
-def _dataset_variable(name: str, dataset: Any) -> Variable:
+def _dataset_variable(name: str, dataset: H5Value) -> Variable:
     shape = tuple(int(d) for d in dataset.shape or ())
     return Variable(name, shape, dataset.dtype.kind == "f")
 
 
-def _keras3_variables(file: Any, h5py: Any) -> tuple[list[Variable], dict[str, str]]:
+def _keras3_variables(file: H5Value, h5py: H5Value) -> tuple[list[Variable], dict[str, str]]:
     """Keras 3 layout: an object is a group with a `vars` subgroup (its own variables,
     `0`, `1`, ..., and its `name` as an attribute); other groups (`layers`) hold objects.
     """
-    found: list[tuple[str, Any]] = []
+    found: list[tuple[str, H5Value]] = []
     budget = [_limits.MAX_HDF5_LINKS]
     seen = {file["/"]}  # hard links may form cycles
 
-    def visit(group: Any, parts: list[str], depth: int) -> None:
+    def visit(group: H5Value, parts: list[str], depth: int) -> None:
         if depth > _limits.MAX_HDF5_DEPTH:
             raise InputError(
                 f"HDF5 groups nest more than MAX_HDF5_DEPTH ({_limits.MAX_HDF5_DEPTH}) deep"
@@ -109,7 +109,7 @@ def _keras3_variables(file: Any, h5py: Any) -> tuple[list[Variable], dict[str, s
     return variables, datasets
 
 
-def hdf5_step(file: Any, h5py: Any) -> int | None:
+def hdf5_step(file: H5Value, h5py: H5Value) -> int | None:
     """Keras 3 saves the optimizer's iteration count as its first variable."""
     try:
         dataset = resolve(file, "optimizer/vars/0", h5py)
@@ -120,7 +120,7 @@ def hdf5_step(file: Any, h5py: Any) -> int | None:
         return None
 
 
-def _legacy_root(file: Any, h5py: Any) -> Any:
+def _legacy_root(file: H5Value, h5py: H5Value) -> H5Value:
     """The group listing `layer_names` in a Keras 2 HDF5 file, or None."""
     if "layer_names" in file.attrs:
         return file
@@ -131,7 +131,7 @@ def _legacy_root(file: Any, h5py: Any) -> Any:
     return None
 
 
-def _legacy_variables(root: Any, h5py: Any) -> tuple[list[Variable], dict[str, str]]:
+def _legacy_variables(root: H5Value, h5py: H5Value) -> tuple[list[Variable], dict[str, str]]:
     found = []
     budget = _limits.MAX_HDF5_LINKS
     for layer in attribute(root, "layer_names", []):
@@ -150,13 +150,13 @@ def _legacy_variables(root: Any, h5py: Any) -> tuple[list[Variable], dict[str, s
     return variables, {n: d.name for n, d in named.items()}
 
 
-def _legacy_step(file: Any, h5py: Any) -> int | None:
+def _legacy_step(file: H5Value, h5py: H5Value) -> int | None:
     if not has(file, "optimizer_weights"):
         return None
     steps: list[int] = []
     count = 0
 
-    def visit(name: str, item: Any) -> bool | None:
+    def visit(name: str, item: H5Value) -> bool | None:
         nonlocal count
         count += 1
         leaf = re.sub(r":\d+$", "", name.rpartition("/")[2])

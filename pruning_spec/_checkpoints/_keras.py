@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from typing import Any
+from typing import Any, TypeAlias
 
 from pruning_spec._checkpoints import _limits
 from pruning_spec._checkpoints._errors import (
@@ -36,6 +36,8 @@ from pruning_spec._checkpoints._keras_zip import (
 from pruning_spec._checkpoints._regular_files import open_regular
 from pruning_spec._checkpoints._weights import Checkpoint, Variable, assemble, unique
 
+ExternalValue: TypeAlias = Any  # Keras and h5py objects and numpy values: untyped
+
 
 def read_keras_archive(path: str) -> Checkpoint:
     """The weights of the `.keras` archive `path`, and its optimizer's step."""
@@ -54,7 +56,7 @@ def read_keras_archive(path: str) -> Checkpoint:
         for name, v in by_name.items()
     ]
 
-    def read(name: str) -> Any:
+    def read(name: str) -> ExternalValue:
         if name not in by_name:
             raise UnknownNameError(f"{name!r} is not a weight of {path}")
         value = scope.get_current_value(by_name[name])
@@ -65,7 +67,7 @@ def read_keras_archive(path: str) -> Checkpoint:
     return assemble(path, variables, step, read)
 
 
-def _load_unallocated(keras: Any, path: str) -> tuple[Any, Any]:
+def _load_unallocated(keras: ExternalValue, path: str) -> tuple[ExternalValue, ExternalValue]:
     """The model, its variables never allocated, and the scope holding their values.
 
     Inside a stateless scope Keras only records each variable's shape; `load_model`
@@ -92,7 +94,7 @@ def _load_unallocated(keras: Any, path: str) -> tuple[Any, Any]:
     return model, scope
 
 
-def _keras_floating(dtype: Any) -> bool:
+def _keras_floating(dtype: ExternalValue) -> bool:
     name = str(getattr(dtype, "name", dtype))
     return name.startswith(("float", "bfloat", "half"))
 
@@ -140,12 +142,12 @@ def _check_archive_weights(archive: zipfile.ZipFile, path: str) -> int | None:
             ) from None
 
 
-def _check_dataset_total(file: Any, h5py: Any) -> None:
+def _check_dataset_total(file: ExternalValue, h5py: ExternalValue) -> None:
     """All the datasets of the weights file together declare at most MAX_ARCHIVE_BYTES."""
     total = 0
     count = 0
 
-    def visit(name: str, item: Any) -> None:
+    def visit(name: str, item: ExternalValue) -> None:
         nonlocal total, count
         count += 1
         if count > _limits.MAX_HDF5_LINKS:

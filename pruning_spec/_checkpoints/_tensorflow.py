@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
 
 from pruning_spec._checkpoints._errors import (
     InputError,
@@ -20,7 +19,7 @@ from pruning_spec._checkpoints._errors import (
 from pruning_spec._checkpoints._regular_files import read_whole, stat_mode
 from pruning_spec._checkpoints._tf_bundle import FILE_SUFFIX, check_tensor, read_bundle
 from pruning_spec._checkpoints._tf_naming import name_variables
-from pruning_spec._checkpoints._weights import Checkpoint, assemble
+from pruning_spec._checkpoints._weights import Checkpoint, StoredValue, assemble
 
 
 def read_tensorflow(path: str) -> Checkpoint:
@@ -40,13 +39,13 @@ def read_tensorflow(path: str) -> Checkpoint:
     if not shapes:
         raise InputError("it holds no variables")
 
-    def get(key: str) -> Any:
+    def get(key: str) -> StoredValue:
         check_tensor(bundle, key, tf)
         return reader.get_tensor(key)
 
     variables, keys, step = name_variables(get, shapes, dtypes)
 
-    def read(name: str) -> Any:
+    def read(name: str) -> StoredValue:
         key = keys.get(name)
         if key is None:
             raise UnknownNameError(f"{name!r} is not a variable of {prefix}")

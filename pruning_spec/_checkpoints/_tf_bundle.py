@@ -13,12 +13,14 @@ import dataclasses
 import importlib
 import math
 import re
-from typing import Any
+from typing import Any, TypeAlias
 
 from pruning_spec._checkpoints import _limits
 from pruning_spec._checkpoints._errors import InputError, byte_count, summary
 from pruning_spec._checkpoints._regular_files import read_at, read_whole, require_regular, stat_mode
 from pruning_spec._checkpoints._tf_table import table_rows, varint
+
+TFValue: TypeAlias = Any  # TensorFlow's protos and module, imported at run time: untyped
 
 # The files of a checkpoint `PREFIX`: PREFIX.index, PREFIX.meta, PREFIX.data-00000-of-00001.
 FILE_SUFFIX = re.compile(r"\.(index|meta|data-\d+-of-\d+)$")
@@ -30,7 +32,7 @@ class Bundle:
 
     prefix: str
     num_shards: int
-    entries: dict[bytes, Any]  # keys are bytes: those of a slice are not UTF-8
+    entries: dict[bytes, TFValue]  # keys are bytes: those of a slice are not UTF-8
 
 
 def read_bundle(prefix: str) -> Bundle:
@@ -70,7 +72,7 @@ def read_bundle(prefix: str) -> Bundle:
     return bundle
 
 
-def _check_entry(name: str, entry: Any) -> None:
+def _check_entry(name: str, entry: TFValue) -> None:
     """What TensorFlow would CHECK-fail (abort) on while listing the variables."""
     shape = entry.shape
     if shape.unknown_rank or len(shape.dim) > 254:
@@ -120,7 +122,7 @@ def _shard_path(bundle: Bundle, shard: int) -> str:
     return f"{bundle.prefix}.data-{shard:05d}-of-{bundle.num_shards:05d}"
 
 
-def check_tensor(bundle: Bundle, key: str, tf: Any) -> None:
+def check_tensor(bundle: Bundle, key: str, tf: TFValue) -> None:
     """What TensorFlow is about to allocate for `key`, checked before it reads it."""
     entry = bundle.entries.get(key.encode("utf-8", "surrogateescape"))
     if entry is None:
@@ -149,7 +151,7 @@ def check_tensor(bundle: Bundle, key: str, tf: Any) -> None:
         )
 
 
-def _check_string(bundle: Bundle, key: str, entry: Any) -> None:
+def _check_string(bundle: Bundle, key: str, entry: TFValue) -> None:
     """A scalar string (the object graph): TensorFlow allocates the length it finds
     in the shard, so that length must be the one the entry's size allows."""
     size = int(entry.size)

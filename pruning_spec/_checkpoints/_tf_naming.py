@@ -12,10 +12,13 @@ import collections
 import importlib
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from pruning_spec._checkpoints._errors import InputError
 from pruning_spec._checkpoints._weights import Variable, scalar, unique
+
+# TensorFlow's checkpoint reader and what it returns (tensors, shapes, dtypes): untyped.
+TFValue: TypeAlias = Any
 
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -36,7 +39,7 @@ _Records = tuple[list[tuple[str, str, str]], str | None]  # (path, key, full nam
 
 
 def name_variables(
-    get: Callable[[str], Any], shapes: dict[str, Any], dtypes: dict[str, Any]
+    get: Callable[[str], TFValue], shapes: dict[str, TFValue], dtypes: dict[str, TFValue]
 ) -> Named:
     """The variables of a checkpoint with these keys; `get` reads a key's value."""
     if _OBJECT_GRAPH_KEY in shapes or any(k.endswith(_VALUE_SUFFIX) for k in shapes):
@@ -44,17 +47,19 @@ def name_variables(
     return _name_based(get, shapes, dtypes)
 
 
-def _floating(dtype: Any) -> bool:
+def _floating(dtype: TFValue) -> bool:
     return bool(getattr(dtype, "is_floating", False))
 
 
-def _step_from(get: Callable[[str], Any], key: str, shapes: dict[str, Any]) -> int | None:
+def _step_from(get: Callable[[str], TFValue], key: str, shapes: dict[str, TFValue]) -> int | None:
     if list(shapes.get(key, [None])) != []:
         return None  # not a scalar: never read, whatever it claims
     return scalar(get(key))
 
 
-def _name_based(get: Callable[[str], Any], shapes: dict[str, Any], dtypes: dict[str, Any]) -> Named:
+def _name_based(
+    get: Callable[[str], TFValue], shapes: dict[str, TFValue], dtypes: dict[str, TFValue]
+) -> Named:
     """tf.compat.v1.train.Saver: names are the variable names."""
     variables = []
     for name in sorted(shapes):
@@ -70,7 +75,7 @@ def _name_based(get: Callable[[str], Any], shapes: dict[str, Any], dtypes: dict[
 
 
 def _object_based(
-    get: Callable[[str], Any], shapes: dict[str, Any], dtypes: dict[str, Any]
+    get: Callable[[str], TFValue], shapes: dict[str, TFValue], dtypes: dict[str, TFValue]
 ) -> Named:
     """tf.train.Checkpoint: walk the object graph, or fall back on the keys."""
     found = _walk_object_graph(get, shapes)
@@ -98,7 +103,9 @@ def _object_based(
     return variables, keys, step
 
 
-def _walk_object_graph(get: Callable[[str], Any], shapes: dict[str, Any]) -> _Records | None:
+def _walk_object_graph(
+    get: Callable[[str], TFValue], shapes: dict[str, TFValue]
+) -> _Records | None:
     """Every variable reachable from the root without entering an optimizer, breadth first.
 
     Returns None when the object graph is missing or unreadable.
@@ -124,7 +131,7 @@ def _walk_object_graph(get: Callable[[str], Any], shapes: dict[str, Any]) -> _Re
                 return attribute.checkpoint_key, re.sub(r":\d+$", "", attribute.full_name)
         return None
 
-    def is_optimizer(node: Any) -> bool:
+    def is_optimizer(node: TFValue) -> bool:
         children = {c.local_name for c in node.children}
         return bool(children & _ITERATION_CHILDREN) and bool(
             node.slot_variables or children & _OPTIMIZER_CHILDREN
@@ -158,7 +165,7 @@ def _walk_object_graph(get: Callable[[str], Any], shapes: dict[str, Any]) -> _Re
     return records, step_key or iteration_key
 
 
-def _walk_keys(shapes: dict[str, Any]) -> _Records:
+def _walk_keys(shapes: dict[str, TFValue]) -> _Records:
     """Without an object graph: every `.../VARIABLE_VALUE` key outside `optimizer/`."""
     records: list[tuple[str, str, str]] = []
     step_key = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 from pruning_spec._checkpoints._errors import (
     CheckpointError,
@@ -18,6 +18,10 @@ from pruning_spec._checkpoints._errors import (
     checkpoint_error,
     unexpected,
 )
+
+# A stored value as a reader returns it (a numpy array or scalar): it comes from TensorFlow
+# or h5py, which are untyped, and numpy is an optional extra.
+StoredValue: TypeAlias = Any
 
 # Leaf names that are never prunable weights, whatever their dtype and shape.
 _NOT_WEIGHTS = frozenset({"threshold", "last_mask_update_step", "global_step", "save_counter"})
@@ -43,9 +47,11 @@ class Checkpoint:
     weights: list[WeightInfo]
     step: int | None
     masks: dict[str, str]
-    _read: Callable[[str], Any] | None = dataclasses.field(default=None, repr=False, compare=False)
+    _read: Callable[[str], StoredValue] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
 
-    def values(self, name: str) -> Any:
+    def values(self, name: str) -> StoredValue:
         """The stored value (a numpy array) of a weight, a mask or any other variable.
 
         Raises KeyError for a name the checkpoint does not hold, CheckpointError when
@@ -66,7 +72,7 @@ class Checkpoint:
                 f"cannot read {name!r} from checkpoint {self.path}: {unexpected(error)}"
             ) from None
 
-    def mask_values(self, name: str) -> Any:
+    def mask_values(self, name: str) -> StoredValue:
         """The stored mask of weight `name` (a numpy array), or None if it has none."""
         mask = self.masks.get(name)
         return None if mask is None else self.values(mask)
@@ -83,7 +89,7 @@ class Variable:
 
 
 def assemble(
-    path: str, variables: Iterable[Variable], step: int | None, read: Callable[[str], Any]
+    path: str, variables: Iterable[Variable], step: int | None, read: Callable[[str], StoredValue]
 ) -> Checkpoint:
     """The checkpoint at `path` holding `variables`; `read` gives a variable's value."""
     weights, masks = [], []
@@ -133,7 +139,7 @@ def unique(names: Iterable[str]) -> list[str]:
     return result
 
 
-def scalar(value: Any, kinds: str = "iuf") -> int | None:
+def scalar(value: StoredValue, kinds: str = "iuf") -> int | None:
     """A stored step counter as an int; None if it is not a scalar of one of `kinds`, or
     not a finite number (a NaN step must not make the whole checkpoint unreadable)."""
     shape = getattr(value, "shape", None)

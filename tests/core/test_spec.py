@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import typing
+from pathlib import Path
+
 import pytest
 
+import pruning_spec
 from pruning_spec import (
     BlockDimsRule,
     NormalizedSpec,
     PruningSpec,
     SpecError,
     WeightSparsityRule,
+    _schema,
     parse_hparams,
 )
+from pruning_spec._schema import Kind
+from pruning_spec.v1 import pruning_pb2
 
 
 def test_every_field_has_its_effective_value() -> None:
@@ -48,7 +55,7 @@ def test_spec_is_immutable() -> None:
 
 def test_unknown_attribute_suggests_the_field() -> None:
     with pytest.raises(AttributeError, match="did you mean 'target_sparsity'"):
-        _ = NormalizedSpec().target_sparsty
+        _ = NormalizedSpec().target_sparsty  # type: ignore[attr-defined]
 
 
 def test_equality_hash_and_fingerprint_ignore_how_defaults_were_given() -> None:
@@ -130,3 +137,85 @@ def test_rules_are_matched_by_re2_wherever_a_spec_meets_a_name() -> None:
     assert spec.rule_for("dénse") is None
     assert spec.rule_for("a" * 10_000 + "!") is None
     assert spec.target_sparsity_for("x/" + "a" * 30 + "b") == 0.7
+
+
+def _field_kind_type(field: _schema.Field) -> object:
+    """The return type NormalizedSpec's property must declare for a PruningSpec field."""
+    if field.is_repeated:
+        assert field.message_type is not None
+        return tuple[getattr(pruning_pb2, field.message_type.name), ...]  # type: ignore[misc]
+    return {
+        Kind.INT: int,
+        Kind.FLOAT: float,
+        Kind.BOOL: bool,
+        Kind.STRING: str,
+        Kind.ENUM: str,  # the hparam spelling
+    }[_schema.kind_of(field)]
+
+
+def test_every_field_is_a_typed_property() -> None:
+    # A field added to pruning.proto without its property fails here.
+    properties = {
+        name: value
+        for name, value in vars(NormalizedSpec).items()
+        if isinstance(value, property) and name not in {"warnings", "proto", "fingerprint"}
+    }
+    assert set(properties) == set(_schema.FIELDS)
+    for name, field in _schema.FIELDS.items():
+        getter = properties[name].fget
+        assert getter is not None and getter.__doc__, name
+        assert typing.get_type_hints(getter)["return"] == _field_kind_type(field), name
+
+
+def test_properties_return_what_the_schema_says() -> None:
+    # Every field set away from its default; enums read as their hparam spelling.
+    spec = parse_hparams(
+        "name=scope,begin_pruning_step=3,end_pruning_step=90,weight_sparsity_map=[a:0.25],"
+        "block_dims_map=[b:2x-1],threshold_decay=0.5,pruning_frequency=4,nbins=7,"
+        "block_height=2,block_width=-1,block_pooling_function=MAX,initial_sparsity=0.125,"
+        "target_sparsity=0.75,sparsity_function_begin_step=5,sparsity_function_end_step=80,"
+        "sparsity_function_exponent=2.5,use_tpu=true"
+    )
+    proto = spec.proto
+    for name, field in _schema.FIELDS.items():
+        value = getattr(spec, name)
+        stored = getattr(proto, name)
+        if field.is_repeated:
+            assert type(value) is tuple and list(value) == list(stored), name
+            assert all(a is not b for a, b in zip(value, stored, strict=True)), name
+        elif _schema.kind_of(field) is Kind.ENUM:
+            assert value == _schema.enum_spelling(field, stored) == "MAX"
+        else:
+            assert type(value) is type(stored) and value == stored, name
+            assert value != field.default_value, name
+
+
+def test_mypy_catches_a_misspelt_field(tmp_path: Path) -> None:
+    api = pytest.importorskip("mypy.api", reason="mypy is not installed")
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        "from pruning_spec import NormalizedSpec\n"
+        "spec = NormalizedSpec()\n"
+        "sparsity: float = spec.target_sparsity\n"
+        "steps: int = spec.target_sparsity\n"
+        "typo = spec.target_sparsty\n"
+    )
+    # The package's own directory, for the editable install is an import hook mypy ignores.
+    root = Path(pruning_spec.__file__).resolve().parent.parent
+    config = tmp_path / "mypy.ini"
+    config.write_text(f"[mypy]\nmypy_path = {root}\nstrict = true\n")
+    out, err, status = api.run(
+        [
+            "--config-file",
+            str(config),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-error-summary",
+            "--hide-error-context",
+            str(snippet),
+        ]
+    )
+    assert status == 1, out + err
+    errors = sorted(line.split(": error: ")[0] for line in out.splitlines() if ": error: " in line)
+    assert errors == [f"{snippet}:4", f"{snippet}:5"], out
+    assert '"NormalizedSpec" has no attribute "target_sparsty"' in out
