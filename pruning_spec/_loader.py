@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from google.protobuf import unknown_fields
@@ -98,6 +99,22 @@ def build_spec(
     if any(d.is_error for d in diagnostics):
         raise SpecError(diagnostics)
     return NormalizedSpec._from_validated(merged.message, diagnostics)
+
+
+def apply_values(
+    base: NormalizedSpec, values: Mapping[str, object], source: str = "<values>"
+) -> NormalizedSpec:
+    """`values` (names to r1.15-typed values, as `HParams.values()` holds them) over `base`.
+
+    Typed as r1.15's JSON is (`parse_json`); the result is validated as a whole, so
+    `SpecError` leaves nothing half-applied.
+    """
+    return build_spec(merge(ParsedSource(base.proto), parse_values(values, source)))
+
+
+def parse_values(values: Mapping[str, object], source: str = "<values>") -> ParsedSource:
+    """The fields a mapping of hparam names to r1.15-typed values assigns (see `parse_json`)."""
+    return _JsonReader("", source).read(dict(values))
 
 
 def check_source(

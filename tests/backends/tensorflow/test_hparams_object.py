@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from pruning_spec import NormalizedSpec, SpecError, parse_hparams
-from pruning_spec.backends.tensorflow import PruningHParams, get_pruning_hparams
+from pruning_spec.backends.tensorflow import Pruning, PruningHParams, get_pruning_hparams
 
 
 def test_to_json_is_r115s_default_json(r115_default_json: str) -> None:
@@ -151,3 +153,146 @@ def test_a_bad_parse_reports_every_problem() -> None:
     }
     with pytest.raises(SpecError, match="did you mean 'target_sparsity'"):
         get_pruning_hparams().parse("target_sparsty=0.9")
+
+
+# r1.15 honoured assignment; here it is validated with the whole spec, then seen everywhere.
+
+
+def test_assignment_takes_effect_everywhere() -> None:
+    hparams = get_pruning_hparams()
+    hparams.target_sparsity = 0.9
+    assert hparams.target_sparsity == 0.9
+    assert hparams.values()["target_sparsity"] == 0.9
+    assert "target_sparsity=0.9" in str(hparams)
+    assert json.loads(hparams.to_json())["target_sparsity"] == 0.9
+    assert hparams.spec.target_sparsity == 0.9
+    with tf.Graph().as_default():
+        step = tf.compat.v1.train.get_or_create_global_step()
+        assert Pruning(hparams, global_step=step).spec.target_sparsity == 0.9
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        pytest.param("target_sparsity", 1.0, id="out-of-range"),
+        pytest.param("target_sparsity", "0.9", id="string-for-float"),
+        pytest.param("pruning_frequency", True, id="bool-for-int"),
+        pytest.param("pruning_frequency", 10.0, id="float-for-int"),
+        pytest.param("use_tpu", 1, id="int-for-bool"),
+        pytest.param("name", 3, id="int-for-string"),
+        pytest.param("target_sparsity", [0.5], id="list-for-scalar"),
+        pytest.param("weight_sparsity_map", "conv1:0.8", id="scalar-for-list"),
+        pytest.param("weight_sparsity_map", ["conv1"], id="entry-without-colon"),
+        pytest.param("end_pruning_step", -7, id="cross-field-rule"),
+    ],
+)
+def test_a_bad_assignment_raises_at_once_and_changes_nothing(name: str, value: object) -> None:
+    hparams = get_pruning_hparams().parse("target_sparsity=0.7")
+    before = hparams.spec
+    with pytest.raises(SpecError) as raised:
+        setattr(hparams, name, value)
+    assert name in {d.field_path.split("[")[0].split(".")[0] for d in raised.value.errors}
+    assert hparams.spec == before
+    with pytest.raises(SpecError):
+        hparams.set_hparam(name, value)
+    assert hparams.spec == before
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        pytest.param("sparsity_function_exponent", 2, 2.0, id="int-for-float"),
+        pytest.param("target_sparsity", np.float32(0.75), 0.75, id="numpy-float32"),
+        pytest.param("pruning_frequency", np.int64(4), 4, id="numpy-int"),
+        pytest.param("name", b"bytes_name", "bytes_name", id="bytes-for-string"),
+        pytest.param("block_pooling_function", "MAX", "MAX", id="enum-spelling"),
+    ],
+)
+def test_assignment_accepts_r115s_compatible_types(
+    name: str, value: object, expected: object
+) -> None:
+    hparams = get_pruning_hparams()
+    setattr(hparams, name, value)
+    assert getattr(hparams, name) == expected
+    assert type(getattr(hparams, name)) is type(expected)
+
+
+def test_maps_read_as_r115s_strings_and_the_typed_rules_live_in_spec() -> None:
+    hparams = get_pruning_hparams()
+    assert hparams.weight_sparsity_map == [""]
+    assert hparams.block_dims_map == [""]
+    hparams.parse("weight_sparsity_map=[conv1:0.8]")
+    assert hparams.weight_sparsity_map == ["conv1:0.8"]
+    assert [name.split(":") for name in hparams.weight_sparsity_map] == [["conv1", "0.8"]]
+    (rule,) = hparams.spec.weight_sparsity_map
+    assert (rule.pattern, rule.sparsity) == ("conv1", 0.8)
+    hparams.weight_sparsity_map = ["fc:0.5", "conv2:0.25"]
+    assert hparams.weight_sparsity_map == ["fc:0.5", "conv2:0.25"]
+    hparams.block_dims_map = ["dense1:4x-1"]
+    assert hparams.spec.block_dims_map[0].block_width == -1
+
+
+def test_override_from_dict_is_all_or_nothing() -> None:
+    hparams = get_pruning_hparams()
+    returned = hparams.override_from_dict({"target_sparsity": 0.8, "begin_pruning_step": 5})
+    assert returned is hparams
+    assert (hparams.target_sparsity, hparams.begin_pruning_step) == (0.8, 5)
+    with pytest.raises(SpecError):
+        hparams.override_from_dict({"target_sparsity": 0.6, "pruning_frequency": "x"})
+    assert hparams.target_sparsity == 0.8
+
+
+def test_unknown_names_raise_key_error_with_a_suggestion() -> None:
+    hparams = get_pruning_hparams()
+    with pytest.raises(KeyError, match="did you mean 'target_sparsity'"):
+        hparams.set_hparam("target_sparsty", 0.9)
+    with pytest.raises(KeyError):
+        hparams.override_from_dict({"nope": 1})
+    with pytest.raises(AttributeError, match=r"fields of pruning_spec\.v1\.PruningSpec"):
+        hparams.nope = 1
+
+
+def test_parse_json_applies_r115s_json(r115_defaults: dict[str, Any]) -> None:
+    hparams = get_pruning_hparams().parse_json(
+        '{"target_sparsity": 0.9, "weight_sparsity_map": ["conv1:0.8"], "name": "x"}'
+    )
+    assert hparams.values() == dict(
+        r115_defaults, target_sparsity=0.9, weight_sparsity_map=["conv1:0.8"], name="x"
+    )
+    with pytest.raises(KeyError):
+        hparams.parse_json('{"target_sparsty": 0.9}')
+    with pytest.raises(ValueError, match="JSON object"):
+        hparams.parse_json("[1, 2]")
+    other = get_pruning_hparams().parse_json(hparams.to_json())
+    assert other.spec == hparams.spec
+
+
+def test_to_json_takes_r115s_arguments() -> None:
+    hparams = get_pruning_hparams()
+    assert hparams.to_json(separators=(";", "=")).startswith('{"name"="model_pruning";')
+    assert list(json.loads(hparams.to_json(sort_keys=True))) == sorted(hparams.values())
+    assert hparams.to_json(sort_keys=True).startswith('{"begin_pruning_step": 0')
+
+
+def test_get_returns_the_value_or_the_default() -> None:
+    hparams = get_pruning_hparams().parse("target_sparsity=0.8")
+    assert hparams.get("target_sparsity") == 0.8
+    assert hparams.get("target_sparsity", 0.1) == 0.8
+    assert hparams.get("weight_sparsity_map", []) == [""]
+    assert hparams.get("no_such_hparam") is None
+    assert hparams.get("no_such_hparam", 7) == 7
+    with pytest.raises(ValueError, match="does not fit"):
+        hparams.get("target_sparsity", "high")
+    with pytest.raises(ValueError, match="does not fit"):
+        hparams.get("weight_sparsity_map", "conv1:0.8")
+
+
+def test_the_set_of_hparams_is_the_schemas() -> None:
+    hparams = get_pruning_hparams()
+    with pytest.raises(ValueError, match=r"pruning\.proto"):
+        hparams.add_hparam("learning_rate", 0.1)
+    with pytest.raises(ValueError, match=r"pruning\.proto"):
+        hparams.del_hparam("target_sparsity")
+    with pytest.raises(AttributeError):
+        del hparams.target_sparsity
+    assert all(name in hparams for name in hparams.values())
