@@ -11,6 +11,7 @@ Change only the import:
     p.add_pruning_summaries()
 """
 
+from . import pruning_utils
 from ._graph import (
     MASK_COLLECTION,
     MASKED_WEIGHT_COLLECTION,
@@ -26,7 +27,10 @@ from ._graph import (
     get_weights,
 )
 from ._hparams import PruningHParams, get_pruning_hparams
+from ._layers import masked_conv2d, masked_convolution, masked_fully_connected
+from ._learning import train, train_step
 from ._pruner import PrunedWeight, Pruner
+from ._rnn_cells import LSTMStateTuple, MaskedBasicLSTMCell, MaskedLSTMCell
 from ._strip import (
     graph_def_from_checkpoint,
     strip_pruning_vars,
@@ -39,6 +43,9 @@ __all__ = [
     "MASK_COLLECTION",
     "THRESHOLD_COLLECTION",
     "WEIGHT_COLLECTION",
+    "LSTMStateTuple",
+    "MaskedBasicLSTMCell",
+    "MaskedLSTMCell",
     "PrunedWeight",
     "Pruner",
     "Pruning",
@@ -51,6 +58,12 @@ __all__ = [
     "get_weight_sparsity",
     "get_weights",
     "graph_def_from_checkpoint",
+    "masked_conv2d",
+    "masked_convolution",
+    "masked_fully_connected",
+    "pruning_utils",
     "strip_pruning_vars",
     "strip_pruning_vars_fn",
+    "train",
+    "train_step",
 ]

@@ -63,7 +63,7 @@ def masked_convolution(
         if data_format not in (None, "NHWC", "NCHW"):
             raise ValueError("Unsupported data format", data_format)
         nchw = data_format == "NCHW"
-        channels = inputs.get_shape()[1 if nchw else -1]
+        channels = tf.compat.dimension_value(inputs.get_shape()[1 if nchw else -1])
         if channels is None:
             raise ValueError("The channel dimension of the inputs should be defined. Found `None`.")
         kernel_shape = [*_pair(kernel_size, "kernel_size"), int(channels), num_outputs]
@@ -129,7 +129,7 @@ def masked_fully_connected(
             raise ValueError(
                 f"masked_fully_connected needs inputs of rank 2 or more, got shape {shape}"
             )
-        depth = shape[-1]
+        depth = tf.compat.dimension_value(shape[-1])
         if depth is None:
             raise ValueError(
                 "The last dimension of the inputs to `masked_fully_connected` should be "

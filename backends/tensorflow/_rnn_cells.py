@@ -85,7 +85,7 @@ class _MaskedLSTMBase:
 
     def __call__(self, inputs: Any, state: Any, scope: Any = None) -> tuple[Any, Any]:
         inputs = tf.convert_to_tensor(inputs)
-        depth = inputs.get_shape().with_rank(2)[1]
+        depth = tf.compat.dimension_value(inputs.get_shape().with_rank(2)[1])
         if depth is None:
             raise ValueError("Could not infer input size from inputs.get_shape()[-1]")
         if self._scope is None:
