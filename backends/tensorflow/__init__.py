@@ -30,7 +30,7 @@ from ._hparams import PruningHParams, get_pruning_hparams
 from ._layers import masked_conv2d, masked_convolution, masked_fully_connected
 from ._learning import train, train_step
 from ._pruner import PrunedWeight, Pruner
-from ._rnn_cells import LSTMStateTuple, MaskedBasicLSTMCell, MaskedLSTMCell
+from ._rnn_cells import LSTMStateTuple, MaskedBasicLSTMCell, MaskedLSTMCell, MultiRNNCell
 from ._strip import (
     graph_def_from_checkpoint,
     strip_pruning_vars,
@@ -46,6 +46,7 @@ __all__ = [
     "LSTMStateTuple",
     "MaskedBasicLSTMCell",
     "MaskedLSTMCell",
+    "MultiRNNCell",
     "PrunedWeight",
     "Pruner",
     "Pruning",

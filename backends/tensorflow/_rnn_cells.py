@@ -11,7 +11,7 @@ projection matrix is not masked, as in r1.15.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import tensorflow as tf
@@ -286,3 +286,48 @@ class MaskedLSTMCell(_MaskedLSTMBase):
 
 def _shards(count: int | None) -> Any:
     return v1.fixed_size_partitioner(count) if count is not None and count > 1 else None
+
+
+class MultiRNNCell:
+    """Cells stacked in depth, as `tf.compat.v1.nn.rnn_cell.MultiRNNCell` (gone under Keras 3).
+
+    Each cell runs in its own variable scope `cell_<i>` under this one's
+    (`multi_rnn_cell` by default), so stacked masked LSTMs keep r1.15's names,
+    e.g. `rnn/multi_rnn_cell/cell_0/masked_basic_lstm_cell/mask`. The state is the
+    tuple of the cells' states.
+    """
+
+    def __init__(self, cells: Sequence[Any], state_is_tuple: bool = True) -> None:
+        if not cells:
+            raise ValueError("MultiRNNCell needs at least one cell")
+        if not state_is_tuple:
+            raise ValueError("MultiRNNCell keeps each cell's state apart: state_is_tuple=True")
+        self._cells = list(cells)
+        self._scope: Any = None
+
+    @property
+    def state_size(self) -> tuple[Any, ...]:
+        return tuple(cell.state_size for cell in self._cells)
+
+    @property
+    def output_size(self) -> Any:
+        return self._cells[-1].output_size
+
+    def zero_state(self, batch_size: Any, dtype: Any) -> tuple[Any, ...]:
+        return tuple(cell.zero_state(batch_size, dtype) for cell in self._cells)
+
+    def __call__(self, inputs: Any, state: Any, scope: Any = None) -> tuple[Any, Any]:
+        if self._scope is None:
+            with v1.variable_scope(scope, default_name="multi_rnn_cell") as opened:
+                self._scope = opened
+        new_states = []
+        with v1.variable_scope(self._scope):
+            for index, (cell, cell_state) in enumerate(zip(self._cells, state, strict=True)):
+                with v1.variable_scope(f"cell_{index}"):
+                    inputs, new_state = cell(inputs, cell_state)
+                new_states.append(new_state)
+        return inputs, tuple(new_states)
+
+    @property
+    def variables(self) -> list[Any]:
+        return [v for cell in self._cells for v in getattr(cell, "variables", [])]

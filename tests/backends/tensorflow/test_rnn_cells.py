@@ -119,3 +119,22 @@ def test_state_and_output_sizes(graph: tf.Graph) -> None:
         pruning.MaskedLSTMCell(0)
     with pytest.raises(ValueError, match="Could not infer input size"):
         basic(v1.placeholder(tf.float32, [2, None]), basic.zero_state(2, tf.float32))
+
+
+@pytest.mark.parametrize("runner", ["dynamic_rnn", "static_rnn"])
+def test_stacked_cells_keep_r115s_names(graph: tf.Graph, runner: str) -> None:
+    cell = pruning.MultiRNNCell([pruning.MaskedBasicLSTMCell(DIM) for _ in range(2)])
+    inputs = random(BATCH, TIME, 3)
+    if runner == "dynamic_rnn":
+        v1.nn.dynamic_rnn(cell, inputs, dtype=tf.float32)
+    else:
+        v1.nn.static_rnn(cell, tf.unstack(inputs, axis=1), dtype=tf.float32)
+    assert [m.op.name for m in pruning.get_masks()] == [
+        f"rnn/multi_rnn_cell/cell_{i}/masked_basic_lstm_cell/mask" for i in range(2)
+    ]
+    assert [m.get_shape().as_list() for m in pruning.get_masks()] == [
+        [3 + DIM, 4 * DIM],
+        [2 * DIM, 4 * DIM],
+    ]
+    assert cell.state_size == ((DIM, DIM), (DIM, DIM)) and cell.output_size == DIM
+    assert len(cell.variables) == 8

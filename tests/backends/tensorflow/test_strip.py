@@ -89,3 +89,66 @@ def test_strip_pruning_vars_is_the_same_function() -> None:
 def test_missing_checkpoint(tmp_path) -> None:
     with pytest.raises(ValueError, match="Could not find a checkpoint at"):
         pruning.graph_def_from_checkpoint(str(tmp_path), ["output"])
+
+
+# r1.15's strip tests: masked conv, fully connected and stacked LSTM models, pruned with an
+# external sparsity over 20 updates, frozen, stripped: no mask or threshold left, same outputs.
+
+
+def _conv_model() -> tf.Tensor:
+    top = tf.ones((8, 7, 9, 4))
+    with v1.variable_scope("conv_model"):
+        for index in range(5):
+            top = pruning.masked_conv2d(top, 4 + (index + 1) * 7, 3, scope=f"Conv_{index}")
+    return top
+
+
+def _fully_connected_model() -> tf.Tensor:
+    top = tf.ones((8, 4))
+    with v1.variable_scope("fc_model"):
+        for index in range(3):
+            top = pruning.masked_fully_connected(top, 4 + (index + 1) * 7)
+    return top
+
+
+def _lstm_model() -> tf.Tensor:
+    inputs = tf.Variable(tf.random.normal([8, 10], seed=7))
+    cell = pruning.MultiRNNCell(
+        [pruning.MaskedBasicLSTMCell(10, forget_bias=0.0, reuse=False) for _ in range(2)]
+    )
+    outputs, _ = v1.nn.static_rnn(cell, [inputs], initial_state=cell.zero_state(8, tf.float32))
+    return outputs[0]
+
+
+@pytest.mark.parametrize(
+    ("build", "layers"), [(_conv_model, 5), (_fully_connected_model, 3), (_lstm_model, 2)]
+)
+def test_stripping_masked_layer_models_keeps_their_outputs(graph, build, layers) -> None:
+    sparsity = tf.Variable(0.5, name="sparsity")
+    step = v1.train.get_or_create_global_step()
+    output = build()
+    hparams = pruning.get_pruning_hparams().parse(
+        "pruning_frequency=1,begin_pruning_step=1,end_pruning_step=10,nbins=2048,"
+        "threshold_decay=0.0"
+    )
+    update = pruning.Pruning(hparams, sparsity=sparsity).conditional_mask_update_op()
+    increment = v1.assign_add(step, 1)
+    node = output.op.name
+    with v1.Session() as session:
+        session.run(v1.global_variables_initializer())
+        for _ in range(20):
+            session.run(update)
+            session.run(increment)
+        reference = session.run(output)
+        assert [round(float(s), 6) for s in session.run(pruning.get_weight_sparsity())] == [
+            pytest.approx(0.5, abs=0.01)
+        ] * layers
+        frozen = v1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), [node])
+    masks = [n.name for n in frozen.node if n.name.endswith("mask")]
+    assert len(masks) == layers
+    stripped = pruning.strip_pruning_vars_fn(frozen, [node])
+    assert [n.name for n in stripped.node if n.name.endswith(("mask", "threshold"))] == []
+    with tf.Graph().as_default() as final:
+        tf.graph_util.import_graph_def(stripped, name="final")
+        with v1.Session(graph=final) as session:
+            np.testing.assert_array_equal(session.run(f"final/{node}:0"), reference)
