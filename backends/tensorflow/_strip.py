@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.platform import tf_logging
+from tensorflow.python.util import deprecation
 
 v1 = tf.compat.v1
 _MASKED_WEIGHT_MARKER = "masked_weight"
@@ -23,9 +24,11 @@ def graph_def_from_checkpoint(checkpoint_dir: str, output_node_names: Sequence[s
         with v1.Session() as session:
             saver.restore(session, checkpoint)
             graph_def = session.graph.as_graph_def()
-            return v1.graph_util.convert_variables_to_constants(
-                session, graph_def, list(output_node_names)
-            )
+            # These are r1.15's functions, deprecated since; their warning is noise here.
+            with deprecation.silence():
+                return v1.graph_util.convert_variables_to_constants(
+                    session, graph_def, list(output_node_names)
+                )
 
 
 def strip_pruning_vars_fn(input_graph_def: Any, output_node_names: Sequence[str]) -> Any:
@@ -50,7 +53,8 @@ def strip_pruning_vars_fn(input_graph_def: Any, output_node_names: Sequence[str]
             stripped.node.append(_constant_node(node, value))
         else:
             stripped.node.append(node)
-    return v1.graph_util.extract_sub_graph(stripped, list(output_node_names))
+    with deprecation.silence():
+        return v1.graph_util.extract_sub_graph(stripped, list(output_node_names))
 
 
 strip_pruning_vars = strip_pruning_vars_fn
