@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+import weakref
 from typing import Any
 
 import keras
@@ -73,7 +74,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
             )
         spec = _model_spec(layers, self._spec)
         updater = MaskUpdater(spec, weights, [layer.last_mask_update_step for layer in layers])
-        self._update_fn = tf.function(updater.conditional_update)
+        self._update_fn = _update_function(self.model, updater)
         self._last_update = int(layers[0].last_mask_update_step.numpy())
         step = int(self.model.optimizer.iterations.numpy())
         if step < self._last_update:
@@ -127,6 +128,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         updater = self._ready()
         if updater is None:
             return step
+        # One predicate decides, the core's; the traced function only updates.
         if updater.spec.mask_update_due(step, self._last_update):
             self._update_fn(tf.constant(step, tf.int64))
             self._last_update = step
@@ -146,6 +148,27 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._last_written = step
         with self._writer.as_default():
             self._updater.write_summaries(step)
+
+
+# One traced update per model and set of pruned weights. Keras calls on_train_begin at every
+# fit, often with a new callback; tracing again each time cost seconds on a large model.
+_UPDATE_FUNCTIONS: weakref.WeakKeyDictionary[Any, tuple[tuple[object, ...], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _update_function(model: Any, updater: MaskUpdater) -> Any:
+    key = (updater.spec.fingerprint, *(id(pruned.weight) for pruned in updater.weights))
+    cached = _UPDATE_FUNCTIONS.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+
+    def update(step: tf.Tensor) -> None:
+        updater.update(step)
+
+    function = tf.function(update)
+    _UPDATE_FUNCTIONS[model] = (key, function)
+    return function
 
 
 def weight_sparsity(model: Any) -> dict[str, float]:

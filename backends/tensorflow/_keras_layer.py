@@ -97,7 +97,7 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         # mixed-precision model must keep float32 inputs.
         kwargs.setdefault("dtype", layer.dtype_policy)
         super().__init__(layer, **kwargs)
-        self.spec = coerce_spec(spec)
+        self.spec = coerce_spec(_required(spec, "PrunedLayer"))
         self.scope = scope
         self._pruned_keys = None if pruned is None else list(pruned)
         self._select = select or is_kernel
@@ -190,6 +190,16 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         return config
 
 
+def _required(spec: SpecInput, caller: str) -> SpecInput:
+    """A spec, never None: None would silently prune with the defaults (target 0.5)."""
+    if spec is None:
+        raise TypeError(
+            f"{caller} needs a spec: a spec file path, an hparam string, a PruningSpec or a "
+            "NormalizedSpec (NormalizedSpec() for r1.15's defaults)"
+        )
+    return spec
+
+
 def chosen_keys(
     layer: Any, spec: NormalizedSpec, select: VariableFilter, scope: str = ""
 ) -> list[str]:
@@ -238,7 +248,7 @@ def prune(model: Any, spec: SpecInput, *, select: VariableFilter | None = None) 
     nothing would be pruned. Warns about rules that match no weight and weights
     too small for their sparsity.
     """
-    normalized = coerce_spec(spec)
+    normalized = coerce_spec(_required(spec, "prune()"))
     choose = select or is_kernel
     if isinstance(model, PrunedLayer):
         model.spec = normalized

@@ -65,9 +65,15 @@ def threshold_and_mask(
     return _kernels.block_mask(values, sparsity, threshold, decay, block, pooling)
 
 
+# (spec, weight, shape) already warned about: every trace of an update builds the ops again.
+_WARNED_BLOCKS: set[tuple[str, str, tuple[int | None, ...]]] = set()
+
+
 def _warn_if_block_ignored(spec: NormalizedSpec, name: str, shape: list[int]) -> None:
     dims = spec.configured_block_dims(name)
-    if dims != (1, 1):
+    key = (spec.fingerprint, name, tuple(shape))
+    if dims != (1, 1) and key not in _WARNED_BLOCKS:
+        _WARNED_BLOCKS.add(key)
         tf_logging.warning(
             "Block dims %s do not apply to %s of shape %s (not rank 2 after squeezing); "
             "it is pruned element-wise.",

@@ -18,6 +18,7 @@ from summaries import read_scalars
 
 from pruning_spec import SpecError
 from pruning_spec.backends import tensorflow as pruning
+from pruning_spec.backends.tensorflow import _keras_callback
 from pruning_spec.backends.tensorflow import keras as pks
 
 SPEC = (
@@ -436,3 +437,33 @@ def test_pruning_the_original_model_twice_warns_and_the_last_mask_rules() -> Non
     (hidden, _) = pks.pruned_layers(second)
     constraint = hidden.pruned_weights[0].weight.constraint
     assert constraint.mask is hidden.pruned_weights[0].mask and constraint.inner is None
+
+
+# Issue 15: fits that reuse the model, and specs that must be given.
+
+
+def test_each_fit_reuses_the_traced_mask_update() -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 1)
+    fit(model, 1)  # a new PruningCallback, as most scripts write it
+    fit(model, 1)
+    (_, function) = _keras_callback._UPDATE_FUNCTIONS[model]
+    assert function.experimental_get_tracing_count() == 1
+    assert int(model.optimizer.iterations.numpy()) == 24
+
+
+@pytest.mark.parametrize("build", [mlp, lambda: keras.layers.Dense(3)])
+def test_prune_without_a_spec_is_refused(build: Any) -> None:
+    with pytest.raises(TypeError, match=r"needs a spec.*NormalizedSpec\(\) for r1\.15's defaults"):
+        pks.prune(build(), None)
+    with pytest.raises(TypeError, match="PrunedLayer needs a spec"):
+        pks.PrunedLayer(keras.layers.Dense(3))
+
+
+def test_a_reloaded_model_takes_its_spec_from_its_config(tmp_path: Path) -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 1)
+    model.save(tmp_path / "pruned.keras")
+    loaded = keras.saving.load_model(tmp_path / "pruned.keras")
+    specs = {layer.spec for layer in pks.pruned_layers(loaded)}
+    assert specs == {pruning.get_pruning_hparams().parse(SPEC).spec}
