@@ -601,3 +601,45 @@ def test_pruning_defaults_and_a_bad_spec_type(graph) -> None:
     assert pruning.Pruning(global_step=global_step).spec == NormalizedSpec()
     with pytest.raises(TypeError, match="spec must be"):
         pruning.Pruning(42, global_step=global_step)
+
+
+# Resuming from a v1 Saver checkpoint: with threshold decay the next threshold depends on the
+# restored one, so the mask, threshold and step variables must all come back.
+
+
+def _train_graph(steps, checkpoint_in=None, checkpoint_out=None):
+    """Trains a masked regression `steps` steps, a mask update after each; returns its state."""
+    with tf.Graph().as_default() as graph:
+        global_step = v1.train.get_or_create_global_step()
+        inputs = tf.constant(np.random.default_rng(3).normal(size=(32, 12)), tf.float32)
+        weights, masked = _layer("layer", np.random.default_rng(4).normal(size=(12, 6)))
+        loss = tf.reduce_mean(tf.square(tf.matmul(inputs, masked) - 1.0))
+        train = v1.train.GradientDescentOptimizer(0.1).minimize(loss, global_step=global_step)
+        spec = (
+            "begin_pruning_step=0,pruning_frequency=3,target_sparsity=0.8,"
+            "sparsity_function_end_step=18,threshold_decay=0.5"
+        )
+        update = pruning.Pruning(spec, global_step=global_step).conditional_mask_update_op()
+        saver = v1.train.Saver()
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            if checkpoint_in is not None:
+                saver.restore(session, checkpoint_in)
+            for _ in range(steps):
+                session.run(train)
+                session.run(update)
+            if checkpoint_out is not None:
+                saver.save(session, checkpoint_out)
+            return session.run(
+                [weights, pruning.get_masks()[0], pruning.get_thresholds()[0], global_step]
+            )
+
+
+def test_a_run_resumed_from_a_saver_checkpoint_equals_an_uninterrupted_run(tmp_path):
+    uninterrupted = _train_graph(20)
+    checkpoint = str(tmp_path / "model.ckpt")
+    _train_graph(10, checkpoint_out=checkpoint)  # stops between updates 9 and 12
+    resumed = _train_graph(10, checkpoint_in=checkpoint)
+    for got, want in zip(resumed, uninterrupted, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert uninterrupted[2] > 0

@@ -46,9 +46,9 @@ def compiled(model: keras.Model, learning_rate: float = 0.01) -> keras.Model:
     return model
 
 
-def fit(model: keras.Model, epochs: int, **kwargs: Any) -> Any:
+def fit(model: keras.Model, epochs: int, spec: str = SPEC, **kwargs: Any) -> Any:
     extra = kwargs.pop("extra", [])
-    callbacks = [pks.PruningCallback(SPEC, **kwargs), *extra]
+    callbacks = [pks.PruningCallback(spec, **kwargs), *extra]
     return model.fit(
         X, Y, batch_size=16, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks
     )
@@ -267,33 +267,40 @@ def test_strip_gives_a_plain_model_with_the_zeros_baked_in(tmp_path: Path) -> No
 # Saving and resuming.
 
 
-def test_resuming_from_a_keras_file_equals_an_uninterrupted_run(tmp_path: Path) -> None:
-    uninterrupted = compiled(pks.prune(mlp(), SPEC))
-    fit(uninterrupted, 4)  # 32 steps: updates at 4, 8, ..., 32
+DECAYS = pytest.mark.parametrize("spec", [SPEC, f"{SPEC},threshold_decay=0.5"], ids=["0", "0.5"])
 
-    first = compiled(pks.prune(mlp(), SPEC))
-    fit(first, 2)
+
+@DECAYS
+def test_resuming_from_a_keras_file_equals_an_uninterrupted_run(tmp_path: Path, spec: str) -> None:
+    uninterrupted = compiled(pks.prune(mlp(), spec))
+    fit(uninterrupted, 4, spec=spec)  # 32 steps: updates at 4, 8, ..., 32
+
+    first = compiled(pks.prune(mlp(), spec))
+    fit(first, 2, spec=spec)
     first.save(tmp_path / "half.keras")
     resumed = keras.models.load_model(tmp_path / "half.keras", safe_mode=True)
     assert [int(layer.last_mask_update_step.numpy()) for layer in pks.pruned_layers(resumed)] == [
         16,
         16,
     ]
-    fit(resumed, 2)
+    fit(resumed, 2, spec=spec)
     assert_same_state(state(resumed), state(uninterrupted))
 
 
-def test_resuming_from_a_tf_train_checkpoint_equals_an_uninterrupted_run(tmp_path: Path) -> None:
-    uninterrupted = compiled(pks.prune(mlp(), SPEC))
-    fit(uninterrupted, 4)
+@DECAYS
+def test_resuming_from_a_tf_train_checkpoint_equals_an_uninterrupted_run(
+    tmp_path: Path, spec: str
+) -> None:
+    uninterrupted = compiled(pks.prune(mlp(), spec))
+    fit(uninterrupted, 4, spec=spec)
 
-    first = compiled(pks.prune(mlp(), SPEC))
-    fit(first, 2)
+    first = compiled(pks.prune(mlp(), spec))
+    fit(first, 2, spec=spec)
     path = tf.train.Checkpoint(model=first, optimizer=first.optimizer).save(str(tmp_path / "c"))
-    resumed = compiled(pks.prune(mlp("other"), SPEC))
+    resumed = compiled(pks.prune(mlp("other"), spec))
     resumed.optimizer.build(resumed.trainable_variables)
     tf.train.Checkpoint(model=resumed, optimizer=resumed.optimizer).restore(path).assert_consumed()
-    fit(resumed, 2)
+    fit(resumed, 2, spec=spec)
     assert_same_state(state(resumed), state(uninterrupted))
 
 

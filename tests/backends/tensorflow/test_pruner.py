@@ -136,10 +136,10 @@ def train(
 SPEC = "begin_pruning_step=0,pruning_frequency=5,target_sparsity=0.7,sparsity_function_end_step=30"
 
 
-def fresh(seed: int = 0) -> tuple[tf.Variable, Pruner, Any]:
+def fresh(seed: int = 0, spec: str = SPEC) -> tuple[tf.Variable, Pruner, Any]:
     weight = tf.Variable(weight_values(seed)["first"], name="dense/kernel")
     optimizer = tf.keras.optimizers.SGD(0.01, momentum=0.9)
-    return weight, Pruner(SPEC, [weight]), optimizer
+    return weight, Pruner(spec, [weight]), optimizer
 
 
 def test_the_optimizer_cannot_revive_pruned_weights_between_updates() -> None:
@@ -151,17 +151,23 @@ def test_the_optimizer_cannot_revive_pruned_weights_between_updates() -> None:
     assert float(np.mean(weight.numpy() == 0)) == pytest.approx(0.7, abs=1 / 120)
 
 
-def test_a_run_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path: Path) -> None:
-    weight, pruner, optimizer = fresh()
+# With threshold decay the next threshold depends on the restored one, so a checkpoint
+# without thresholds would resume differently.
+@pytest.mark.parametrize("decay", [0.0, 0.5])
+def test_a_run_resumed_from_a_checkpoint_equals_an_uninterrupted_run(
+    tmp_path: Path, decay: float
+) -> None:
+    spec = f"{SPEC},threshold_decay={decay}"
+    weight, pruner, optimizer = fresh(spec=spec)
     train(pruner, weight, optimizer, 40, None)
     uninterrupted = [weight.numpy(), pruner.masks[0].numpy(), pruner.thresholds[0].numpy()]
 
-    weight, pruner, optimizer = fresh()
+    weight, pruner, optimizer = fresh(spec=spec)
     train(pruner, weight, optimizer, 17, None)  # stop between two updates (15 and 20)
     checkpoint = tf.train.Checkpoint(weight=weight, pruner=pruner, optimizer=optimizer)
     path = checkpoint.save(str(tmp_path / "ckpt"))
 
-    weight, pruner, optimizer = fresh(seed=5)  # different values: restoring must replace them
+    weight, pruner, optimizer = fresh(seed=5, spec=spec)  # restoring must replace the values
     optimizer.build([weight])
     tf.train.Checkpoint(weight=weight, pruner=pruner, optimizer=optimizer).restore(
         path
