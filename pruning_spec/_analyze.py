@@ -335,7 +335,7 @@ def _weights(args: argparse.Namespace) -> list[Weight]:
             raise CommandError(problems, EXIT_USAGE)
         return weights
     checkpoint = _read_checkpoint(args.checkpoint)
-    return [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.weights]
+    return [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.candidates]
 
 
 def _read_checkpoint(path: str) -> Checkpoint:
@@ -404,7 +404,7 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
             ],
             EXIT_USAGE,
         )
-    weights = [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.weights]
+    weights = [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.candidates]
     plans, conflicts = plan_weights(spec, weights, step + 1)
     from pruning_spec._checkpoints import CheckpointError  # noqa: PLC0415
 

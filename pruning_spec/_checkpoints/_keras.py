@@ -9,6 +9,7 @@ the archive holds. Each weight is named by its `.path` (`dense_1/kernel`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -44,6 +45,7 @@ def read_keras_archive(path: str) -> Checkpoint:
     import_framework("tensorflow", path)
     keras = import_framework("keras", path)
     step = _check_archive(path)
+    _register_pruned_layer()
     try:
         model, scope = _load_unallocated(keras, path)
         stored = list(model.weights)
@@ -51,8 +53,14 @@ def read_keras_archive(path: str) -> Checkpoint:
         raise InputError(f"Keras could not load this .keras archive ({summary(error)})") from None
     names = unique(str(v.path) for v in stored)
     by_name = dict(zip(names, stored, strict=True))
+    masks, pruning_state = _pruning_variables(model)
     variables = [
-        Variable(name, tuple(int(d) for d in v.shape), _keras_floating(v.dtype))
+        Variable(
+            name,
+            tuple(int(d) for d in v.shape),
+            _keras_floating(v.dtype),
+            excluded=name in pruning_state,
+        )
         for name, v in by_name.items()
     ]
 
@@ -64,7 +72,36 @@ def read_keras_archive(path: str) -> Checkpoint:
             raise InputError("the archive stores no value for it")
         return importlib.import_module("numpy").asarray(value)
 
-    return assemble(path, variables, step, read)
+    pruned = frozenset(masks) if masks else None
+    return assemble(path, variables, step, read, known_masks=masks, pruned=pruned)
+
+
+def _register_pruned_layer() -> None:
+    """Makes `PrunedLayer` (what `pks.prune` saves) loadable without the user's custom objects."""
+    with contextlib.suppress(ImportError):
+        importlib.import_module("pruning_spec.backends.tensorflow._keras_layer")
+
+
+def _pruning_variables(model: ExternalValue) -> tuple[dict[str, str], set[str]]:
+    """Each pruned weight's mask (weight path -> mask path), and every pruning variable's path.
+
+    Masks and thresholds are the pruning's own state, not weights to prune.
+    """
+    masks: dict[str, str] = {}
+    state: set[str] = set()
+    for layer in _layers(model):
+        for pruned in getattr(layer, "pruned_weights", None) or []:
+            weight, mask = str(pruned.weight.path), str(pruned.mask.path)
+            masks[weight] = mask
+            state |= {mask, str(pruned.threshold.path)}
+    return masks, state
+
+
+def _layers(model: ExternalValue) -> list[ExternalValue]:
+    found = [model]
+    for layer in getattr(model, "layers", None) or []:
+        found += _layers(layer)
+    return found
 
 
 def _load_unallocated(keras: ExternalValue, path: str) -> tuple[ExternalValue, ExternalValue]:

@@ -8,7 +8,7 @@ are the weights; masks pair with weights as the package docstring describes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from pruning_spec._checkpoints._errors import (
@@ -50,6 +50,16 @@ class Checkpoint:
     _read: Callable[[str], StoredValue] | None = dataclasses.field(
         default=None, repr=False, compare=False
     )
+    # The weights the saved model itself says it prunes (a .keras file of `pks.prune`);
+    # None when the format does not say, and every weight is a candidate.
+    pruned: frozenset[str] | None = None
+
+    @property
+    def candidates(self) -> list[WeightInfo]:
+        """The weights a spec applies to: the pruned ones when the file says which."""
+        if self.pruned is None:
+            return self.weights
+        return [w for w in self.weights if w.name in self.pruned]
 
     def values(self, name: str) -> StoredValue:
         """The stored value (a numpy array) of a weight, a mask or any other variable.
@@ -89,9 +99,19 @@ class Variable:
 
 
 def assemble(
-    path: str, variables: Iterable[Variable], step: int | None, read: Callable[[str], StoredValue]
+    path: str,
+    variables: Iterable[Variable],
+    step: int | None,
+    read: Callable[[str], StoredValue],
+    known_masks: Mapping[str, str] | None = None,
+    pruned: frozenset[str] | None = None,
 ) -> Checkpoint:
-    """The checkpoint at `path` holding `variables`; `read` gives a variable's value."""
+    """The checkpoint at `path` holding `variables`; `read` gives a variable's value.
+
+    `known_masks` pairs weights with masks the format names (weight -> mask); other
+    masks are paired by r1.15's `<scope>/mask` convention. `pruned` names the weights
+    the file says are pruned, when it says.
+    """
     weights, masks = [], []
     for variable in variables:
         leaf = variable.name.rpartition("/")[2]
@@ -102,7 +122,8 @@ def assemble(
         elif leaf not in _NOT_WEIGHTS:
             weights.append(WeightInfo(variable.name, variable.shape))
     weights.sort(key=lambda w: w.name)
-    return Checkpoint(path, weights, step, pair_masks(weights, masks), read)
+    paired = {**pair_masks(weights, masks), **(known_masks or {})}
+    return Checkpoint(path, weights, step, paired, read, pruned)
 
 
 def _scope(name: str) -> str:

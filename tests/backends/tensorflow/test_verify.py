@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from pruning_spec._cli import main
 from pruning_spec.backends import tensorflow as pruning
+from pruning_spec.backends.tensorflow import keras as pks
 
 v1 = tf.compat.v1
 SPEC = "target_sparsity=0.75,sparsity_function_end_step=10,begin_pruning_step=0,pruning_frequency=5"
@@ -94,3 +99,68 @@ def test_verify_checks_block_structure(capsys: pytest.CaptureFixture[str], tmp_p
     assert main(["verify", str(blocks), "--checkpoint", str(tmp_path), "--tolerance", "0.1"]) == 1
     out = capsys.readouterr().out
     assert "zeros do not form whole blocks" in out
+
+
+# A .keras file saved by pks.prune: read in a fresh process, with no custom objects given.
+
+
+KERAS_SPEC = (
+    "begin_pruning_step=0,pruning_frequency=2,target_sparsity=0.75,sparsity_function_end_step=10"
+)
+
+
+def _pruned_keras_file(path: Path, epochs: int) -> None:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16,))
+    hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="out")(hidden))
+    model = pks.prune(model, KERAS_SPEC)
+    model.compile(optimizer="sgd", loss=keras.losses.MeanSquaredError())
+    data = np.random.RandomState(0).rand(64, 16).astype("f")
+    model.fit(
+        data, data[:, :4], batch_size=4, epochs=epochs, verbose=0,
+        callbacks=[pks.PruningCallback(KERAS_SPEC)],
+    )  # fmt: skip
+    model.save(path)
+
+
+KERAS_SPEC = (
+    "begin_pruning_step=0,pruning_frequency=2,target_sparsity=0.75,sparsity_function_end_step=10"
+)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "pruning_spec", *args],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+
+
+def test_verify_and_explain_read_a_pruned_keras_file_without_custom_objects(
+    tmp_path: Path,
+) -> None:
+    _pruned_keras_file(tmp_path / "pruned.keras", epochs=1)  # 16 steps, past the schedule
+    spec = tmp_path / "spec.txtpb"
+    spec.write_text(
+        "begin_pruning_step: 0\npruning_frequency: 2\ntarget_sparsity: 0.75\n"
+        "sparsity_function_end_step: 10\n"
+    )
+    done = _cli("verify", str(spec), "--checkpoint", str(tmp_path / "pruned.keras"))
+    assert (done.returncode, done.stdout) == (0, "2 weights match the spec at step 16\n"), (
+        done.stderr
+    )
+    # Only the weights pks.prune pruned: not biases, masks or thresholds.
+    done = _cli("explain", str(spec), "--checkpoint", str(tmp_path / "pruned.keras"))
+    rows = [line.split()[0] for line in done.stdout.splitlines()[1:]]
+    assert rows == ["hidden/kernel", "out/kernel"], done.stdout + done.stderr
+
+
+def test_verify_finds_a_pruned_keras_file_short_of_its_schedule(tmp_path: Path) -> None:
+    _pruned_keras_file(tmp_path / "pruned.keras", epochs=1)
+    spec = tmp_path / "spec.txtpb"
+    spec.write_text("begin_pruning_step: 0\npruning_frequency: 2\ntarget_sparsity: 0.9\n")
+    done = _cli("verify", str(spec), "--checkpoint", str(tmp_path / "pruned.keras"))
+    assert done.returncode == 1, done.stderr
+    offenders = [line.split()[:3] for line in done.stdout.splitlines()[1:3]]
+    assert [row[0] for row in offenders] == ["hidden/kernel", "out/kernel"]
