@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 from pruning_spec import _loader
 from pruning_spec._diagnostics import (
     Diagnostic,
+    Severity,
     Span,
     SpecError,
     capped,
@@ -87,8 +88,14 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     _common(verify)
     verify.add_argument("--checkpoint", metavar="PATH", required=True)
-    verify.add_argument(
+    when = verify.add_mutually_exclusive_group()
+    when.add_argument(
         "--step", type=step_number, help="the step, when the checkpoint does not store it"
+    )
+    when.add_argument(
+        "--final",
+        action="store_true",
+        help="check the sparsity the run ends at (a stripped or exported model)",
     )
     verify.add_argument("--tolerance", type=tolerance, default=0.01)
     verify.set_defaults(run=run_verify)
@@ -335,7 +342,17 @@ def _weights(args: argparse.Namespace) -> list[Weight]:
             raise CommandError(problems, EXIT_USAGE)
         return weights
     checkpoint = _read_checkpoint(args.checkpoint)
-    return [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.candidates]
+    return _candidates(checkpoint, args.checkpoint)
+
+
+def _candidates(checkpoint: Checkpoint, path: str) -> list[Weight]:
+    """The checkpoint's weights a spec applies to, saying so when that is an assumption."""
+    if checkpoint.assumed:
+        sys.stderr.write(
+            f"{path}: note: checking its Keras kernels, what pks.prune prunes by default "
+            "(not biases, embeddings or normalization)\n"
+        )
+    return [Weight(w.name, w.shape, Span(path)) for w in checkpoint.candidates]
 
 
 def _read_checkpoint(path: str) -> Checkpoint:
@@ -391,27 +408,21 @@ def _plan_json(spec: NormalizedSpec, plan: WeightPlan) -> dict[str, object]:
 def run_verify(args: argparse.Namespace, out: TextIO) -> int:
     spec, parsed = load(args)
     checkpoint = _read_checkpoint(args.checkpoint)
-    step = args.step if args.step is not None else checkpoint.step
-    if step is None:
-        raise CommandError(
-            [
-                Diagnostic(
-                    "missing-step",
-                    "the checkpoint stores no training step",
-                    span=Span(args.checkpoint),
-                    hint="pass --step N",
-                )
-            ],
-            EXIT_USAGE,
-        )
-    weights = [Weight(w.name, w.shape, Span(args.checkpoint)) for w in checkpoint.candidates]
-    plans, conflicts = plan_weights(spec, weights, step + 1)
+    weights = _candidates(checkpoint, args.checkpoint)
+    if args.final:
+        plans, conflicts = plan_weights(spec, weights)  # an unbounded run: where it ends
+        when = "the end of the run"
+    else:
+        step = _verified_step(args, checkpoint)
+        plans, conflicts = plan_weights(spec, weights, step + 1)
+        when = f"step {step:,}"
     from pruning_spec._checkpoints import CheckpointError  # noqa: PLC0415
 
-    offenders = []
+    offenders, checked = [], 0
     for plan in plans:
         if plan.final_sparsity == 0 and plan.block == (1, 1):
-            continue
+            continue  # not pruned (yet): natural zeros are no mismatch
+        checked += 1
         try:
             row = _check_weight(checkpoint, plan, args.tolerance)
         except CheckpointError as error:
@@ -421,13 +432,40 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
     header = ["weight", "expected", "actual", "problem"]
     if offenders:
         out.write(_table(header, offenders))
-        out.write(
-            f"{len(offenders)} of {len(plans)} weights do not match the spec at step {step:,}\n"
+        out.write(f"{len(offenders)} of {len(plans)} weights do not match the spec at {when}\n")
+    elif plans and not checked:
+        out.write(f"no weight is pruned at {when}: nothing was checked\n")
+        conflicts.append(
+            Diagnostic(
+                "nothing-checked",
+                f"no weight is due to be pruned at {when}, so nothing was checked",
+                severity=Severity.WARNING,
+                span=Span(args.checkpoint),
+                hint="for a stripped or exported model, which stores no training step, "
+                "pass --final",
+            )
         )
     else:
-        out.write(f"{len(plans)} weights match the spec at step {step:,}\n")
+        out.write(f"{len(plans)} weights match the spec at {when}\n")
     status = finish(conflicts, parsed, args.strict)
     return EXIT_FOUND if offenders else status
+
+
+def _verified_step(args: argparse.Namespace, checkpoint: Checkpoint) -> int:
+    step: int | None = args.step if args.step is not None else checkpoint.step
+    if step is None:
+        raise CommandError(
+            [
+                Diagnostic(
+                    "missing-step",
+                    "the checkpoint stores no training step",
+                    span=Span(args.checkpoint),
+                    hint="pass --step N, or --final for a model at the end of its run",
+                )
+            ],
+            EXIT_USAGE,
+        )
+    return step
 
 
 def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) -> list[str] | None:

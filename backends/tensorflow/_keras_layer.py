@@ -18,6 +18,7 @@ from typing import Any
 import keras
 
 from pruning_spec import NormalizedSpec, SpecError
+from pruning_spec._checkpoints._weights import is_kernel_name
 from pruning_spec._inventory import Weight, plan_weights
 from pruning_spec._lints import inventory_lints
 
@@ -43,8 +44,7 @@ def is_kernel(variable: Any) -> bool:
 
     Biases, embeddings and normalization parameters are never chosen by default.
     """
-    name = str(variable.name)
-    return bool(variable.trainable) and (name == "kernel" or name.endswith("_kernel"))
+    return bool(variable.trainable) and is_kernel_name(str(variable.name))
 
 
 class _MaskConstraint:

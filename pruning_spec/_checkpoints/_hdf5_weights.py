@@ -59,7 +59,7 @@ def read_hdf5(path: str) -> Checkpoint:
         with h5py.File(path, "r") as file:
             return dataset_values(resolve(file, dataset, h5py), h5py)
 
-    return assemble(path, variables, step, read)
+    return assemble(path, variables, step, read, keras=True)
 
 
 def _dataset_variable(name: str, dataset: H5Value) -> Variable:

@@ -73,7 +73,7 @@ def read_keras_archive(path: str) -> Checkpoint:
         return importlib.import_module("numpy").asarray(value)
 
     pruned = frozenset(masks) if masks else None
-    return assemble(path, variables, step, read, known_masks=masks, pruned=pruned)
+    return assemble(path, variables, step, read, known_masks=masks, pruned=pruned, keras=True)
 
 
 def _register_pruned_layer() -> None:

@@ -50,9 +50,11 @@ class Checkpoint:
     _read: Callable[[str], StoredValue] | None = dataclasses.field(
         default=None, repr=False, compare=False
     )
-    # The weights the saved model itself says it prunes (a .keras file of `pks.prune`);
-    # None when the format does not say, and every weight is a candidate.
+    # The weights the saved model itself says it prunes (a .keras file of `pks.prune`), or
+    # for other Keras files those `pks.prune` chooses by default (`assumed`); None when the
+    # format says nothing, and every weight is a candidate.
     pruned: frozenset[str] | None = None
+    assumed: bool = False
 
     @property
     def candidates(self) -> list[WeightInfo]:
@@ -105,12 +107,15 @@ def assemble(
     read: Callable[[str], StoredValue],
     known_masks: Mapping[str, str] | None = None,
     pruned: frozenset[str] | None = None,
+    *,
+    keras: bool = False,
 ) -> Checkpoint:
     """The checkpoint at `path` holding `variables`; `read` gives a variable's value.
 
     `known_masks` pairs weights with masks the format names (weight -> mask); other
     masks are paired by r1.15's `<scope>/mask` convention. `pruned` names the weights
-    the file says are pruned, when it says.
+    the file says are pruned, when it says; otherwise a Keras file (`keras`) is assumed
+    pruned as `pks.prune` chooses by default, its kernels.
     """
     weights, masks = [], []
     for variable in variables:
@@ -123,7 +128,19 @@ def assemble(
             weights.append(WeightInfo(variable.name, variable.shape))
     weights.sort(key=lambda w: w.name)
     paired = {**pair_masks(weights, masks), **(known_masks or {})}
-    return Checkpoint(path, weights, step, paired, read, pruned)
+    assumed = pruned is None and keras
+    if assumed:
+        pruned = frozenset(w.name for w in weights if is_kernel_name(w.name))
+    return Checkpoint(path, weights, step, paired, read, pruned, assumed)
+
+
+def is_kernel_name(name: str) -> bool:
+    """`pks.prune`'s default choice by name: `kernel`, `depthwise_kernel`, `recurrent_kernel`...
+
+    Biases, embeddings and normalization parameters are never chosen by default.
+    """
+    leaf = name.rpartition("/")[2]
+    return leaf == "kernel" or leaf.endswith("_kernel")
 
 
 def _scope(name: str) -> str:

@@ -164,3 +164,30 @@ def test_verify_finds_a_pruned_keras_file_short_of_its_schedule(tmp_path: Path) 
     assert done.returncode == 1, done.stderr
     offenders = [line.split()[:3] for line in done.stdout.splitlines()[1:3]]
     assert [row[0] for row in offenders] == ["hidden/kernel", "out/kernel"]
+
+
+def test_a_stripped_model_is_checked_at_the_end_of_its_run(tmp_path: Path) -> None:
+    _pruned_keras_file(tmp_path / "pruned.keras", epochs=1)
+    stripped = tmp_path / "stripped.keras"
+    pks.strip(keras.saving.load_model(tmp_path / "pruned.keras")).save(stripped)
+    spec = tmp_path / "spec.txtpb"
+    spec.write_text(
+        "begin_pruning_step: 0\npruning_frequency: 2\ntarget_sparsity: 0.75\n"
+        "sparsity_function_end_step: 10\n"
+    )
+    # It stores no step: at step 0 nothing would be pruned, and verify says it checked nothing.
+    done = _cli("verify", str(spec), "--checkpoint", str(stripped))
+    assert done.stdout == "no weight is pruned at step 0: nothing was checked\n", done.stderr
+    assert "warning[nothing-checked]" in done.stderr and "pass --final" in done.stderr
+    assert "note: checking its Keras kernels" in done.stderr
+    done = _cli("verify", str(spec), "--checkpoint", str(stripped), "--final")
+    assert (done.returncode, done.stdout) == (0, "2 weights match the spec at the end of the run\n")
+    spec.write_text("target_sparsity: 0.9\n")
+    done = _cli("verify", str(spec), "--checkpoint", str(stripped), "--final")
+    assert done.returncode == 1
+    assert [line.split()[0] for line in done.stdout.splitlines()[1:3]] == [
+        "hidden/kernel",
+        "out/kernel",
+    ]
+    done = _cli("verify", str(spec), "--checkpoint", str(stripped), "--final", "--step", "3")
+    assert done.returncode == 2 and "not allowed with" in done.stderr
