@@ -18,7 +18,7 @@ from typing import Any
 import keras
 
 from pruning_spec import NormalizedSpec, SpecError
-from pruning_spec._checkpoints._weights import is_kernel_name
+from pruning_spec._checkpoints._weights import DEPTHWISE_LAYERS, is_kernel_name
 from pruning_spec._inventory import Weight, plan_weights
 from pruning_spec._lints import inventory_lints
 
@@ -40,9 +40,10 @@ GRAPH_MODELS = (keras.Sequential, Functional)
 
 
 def is_kernel(variable: Any) -> bool:
-    """The default choice: trainable kernels (`kernel`, `depthwise_kernel`, `recurrent_kernel`…).
+    """The default choice: trainable kernels (`kernel`, `recurrent_kernel`, `pointwise_kernel`…).
 
-    Biases, embeddings and normalization parameters are never chosen by default.
+    Biases, embeddings, normalization parameters and depthwise kernels are never chosen
+    by default (as tfmot); `select=` opts them in.
     """
     return bool(variable.trainable) and is_kernel_name(str(variable.name))
 
@@ -208,15 +209,29 @@ def chosen_keys(
     A weight whose rule gives it sparsity 0 with `initial_sparsity` 0 would keep a
     mask of ones forever, so it gets none.
     """
+    skipped = _depthwise_kernels(layer) if select is is_kernel else set()
     return [
         key
         for key, variable in _relative_variables(layer)
         if select(variable)
+        and id(variable) not in skipped
         and (
             spec.initial_sparsity > 0
             or spec.target_sparsity_for(weight_name(layer, key, scope)) > 0
         )
     ]
+
+
+def _depthwise_kernels(layer: Any) -> set[int]:
+    """The kernels of depthwise convolutions in `layer`, which the default choice leaves dense.
+
+    Keras 3 names a DepthwiseConv2D's kernel `kernel`, so the name cannot tell.
+    """
+    return {
+        id(sub.kernel)
+        for sub in layer._flatten_layers()
+        if type(sub).__name__ in DEPTHWISE_LAYERS and getattr(sub, "kernel", None) is not None
+    }
 
 
 def weight_name(layer: Any, key: str, scope: str = "") -> str:

@@ -28,7 +28,14 @@ from pruning_spec._checkpoints._hdf5 import (
     text,
 )
 from pruning_spec._checkpoints._regular_files import require_regular
-from pruning_spec._checkpoints._weights import Checkpoint, Variable, assemble, scalar, unique
+from pruning_spec._checkpoints._weights import (
+    Checkpoint,
+    Variable,
+    assemble,
+    is_kernel_name,
+    scalar,
+    unique,
+)
 
 _LEGACY_ITERATIONS = frozenset({"iter", "iteration", "iterations"})
 
@@ -59,7 +66,9 @@ def read_hdf5(path: str) -> Checkpoint:
         with h5py.File(path, "r") as file:
             return dataset_values(resolve(file, dataset, h5py), h5py)
 
-    return assemble(path, variables, step, read, keras=True)
+    # No layer classes here: a depthwise layer's `kernel` cannot be told apart by name.
+    kernels = frozenset(v.name for v in variables if not v.excluded and is_kernel_name(v.name))
+    return assemble(path, variables, step, read, pruned=kernels, assumed=True)
 
 
 def _dataset_variable(name: str, dataset: H5Value) -> Variable:

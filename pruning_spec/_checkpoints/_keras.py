@@ -35,7 +35,14 @@ from pruning_spec._checkpoints._keras_zip import (
     zip_directory_bytes,
 )
 from pruning_spec._checkpoints._regular_files import open_regular
-from pruning_spec._checkpoints._weights import Checkpoint, Variable, assemble, unique
+from pruning_spec._checkpoints._weights import (
+    DEPTHWISE_LAYERS,
+    Checkpoint,
+    Variable,
+    assemble,
+    is_kernel_name,
+    unique,
+)
 
 ExternalValue: TypeAlias = Any  # Keras and h5py objects and numpy values: untyped
 
@@ -73,7 +80,20 @@ def read_keras_archive(path: str) -> Checkpoint:
         return importlib.import_module("numpy").asarray(value)
 
     pruned = frozenset(masks) if masks else None
-    return assemble(path, variables, step, read, known_masks=masks, pruned=pruned, keras=True)
+    if pruned is None:  # pks.prune's default choice: kernels, not depthwise ones
+        kernels = {v.name for v in variables if not v.excluded and is_kernel_name(v.name)}
+        pruned = frozenset(kernels - _depthwise_kernel_paths(model))
+        return assemble(path, variables, step, read, pruned=pruned, assumed=True)
+    return assemble(path, variables, step, read, known_masks=masks, pruned=pruned)
+
+
+def _depthwise_kernel_paths(model: ExternalValue) -> set[str]:
+    """Kernels of depthwise convolutions, which `pks.prune` leaves dense by default."""
+    return {
+        str(layer.kernel.path)
+        for layer in _layers(model)
+        if type(layer).__name__ in DEPTHWISE_LAYERS and getattr(layer, "kernel", None) is not None
+    }
 
 
 def _register_pruned_layer() -> None:

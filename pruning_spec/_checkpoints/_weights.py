@@ -108,14 +108,13 @@ def assemble(
     known_masks: Mapping[str, str] | None = None,
     pruned: frozenset[str] | None = None,
     *,
-    keras: bool = False,
+    assumed: bool = False,
 ) -> Checkpoint:
     """The checkpoint at `path` holding `variables`; `read` gives a variable's value.
 
     `known_masks` pairs weights with masks the format names (weight -> mask); other
     masks are paired by r1.15's `<scope>/mask` convention. `pruned` names the weights
-    the file says are pruned, when it says; otherwise a Keras file (`keras`) is assumed
-    pruned as `pks.prune` chooses by default, its kernels.
+    the file says are pruned, or (`assumed`) those its reader expects `pks.prune` chose.
     """
     weights, masks = [], []
     for variable in variables:
@@ -128,19 +127,24 @@ def assemble(
             weights.append(WeightInfo(variable.name, variable.shape))
     weights.sort(key=lambda w: w.name)
     paired = {**pair_masks(weights, masks), **(known_masks or {})}
-    assumed = pruned is None and keras
-    if assumed:
-        pruned = frozenset(w.name for w in weights if is_kernel_name(w.name))
     return Checkpoint(path, weights, step, paired, read, pruned, assumed)
 
 
-def is_kernel_name(name: str) -> bool:
-    """`pks.prune`'s default choice by name: `kernel`, `depthwise_kernel`, `recurrent_kernel`...
+# As tfmot: a 3x3 depthwise filter has 9 values per channel, pruning them costs accuracy,
+# and no sparse kernel speeds them up. A separable convolution's pointwise kernel is pruned.
+_NOT_BY_DEFAULT = frozenset({"depthwise_kernel"})
+# Keras layers whose `kernel` is a depthwise one (Keras 3 does not say so in its name).
+DEPTHWISE_LAYERS = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
 
-    Biases, embeddings and normalization parameters are never chosen by default.
+
+def is_kernel_name(name: str) -> bool:
+    """`pks.prune`'s default choice by name: `kernel`, `recurrent_kernel`, `pointwise_kernel`...
+
+    Biases, embeddings, normalization parameters and depthwise kernels are never chosen
+    by default.
     """
     leaf = name.rpartition("/")[2]
-    return leaf == "kernel" or leaf.endswith("_kernel")
+    return leaf not in _NOT_BY_DEFAULT and (leaf == "kernel" or leaf.endswith("_kernel"))
 
 
 def _scope(name: str) -> str:

@@ -474,3 +474,21 @@ def test_a_reloaded_model_takes_its_spec_from_its_config(tmp_path: Path) -> None
     loaded = keras.saving.load_model(tmp_path / "pruned.keras")
     specs = {layer.spec for layer in pks.pruned_layers(loaded)}
     assert specs == {pruning.get_pruning_hparams().parse(SPEC).spec}
+
+
+def test_depthwise_kernels_are_left_dense_by_default_as_tfmot_does() -> None:
+    inputs = keras.Input((8, 8, 3))
+    hidden = keras.layers.SeparableConv2D(4, 3, name="separable")(inputs)
+    hidden = keras.layers.DepthwiseConv2D(3, name="depthwise")(hidden)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="pointwise")(hidden))
+    pruned = pks.prune(model, "target_sparsity=0.5")
+    names = [w.name for layer in pks.pruned_layers(pruned) for w in layer.pruned_weights]
+    assert names == ["separable/pointwise_kernel", "pointwise/kernel"]
+    opted_in = pks.prune(
+        keras.models.clone_model(model),
+        "target_sparsity=0.5",
+        select=lambda v: v.trainable and v.name.endswith("kernel"),
+    )
+    names = [w.name for layer in pks.pruned_layers(opted_in) for w in layer.pruned_weights]
+    assert "depthwise/kernel" in names  # Keras 3 names a DepthwiseConv2D kernel `kernel`
+    assert "separable/depthwise_kernel" in names

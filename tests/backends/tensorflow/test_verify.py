@@ -191,3 +191,19 @@ def test_a_stripped_model_is_checked_at_the_end_of_its_run(tmp_path: Path) -> No
     ]
     done = _cli("verify", str(spec), "--checkpoint", str(stripped), "--final", "--step", "3")
     assert done.returncode == 2 and "not allowed with" in done.stderr
+
+
+def test_keras_files_are_read_with_pks_prunes_default_choice(tmp_path: Path) -> None:
+    inputs = keras.Input((6, 6, 2))
+    hidden = keras.layers.DepthwiseConv2D(3, name="depthwise")(inputs)
+    hidden = keras.layers.SeparableConv2D(4, 3, name="separable")(hidden)
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.Flatten()(hidden))
+    keras.Model(inputs, outputs).save(tmp_path / "plain.keras")
+    spec = tmp_path / "spec.txtpb"
+    spec.write_text("target_sparsity: 0.5\n")
+    done = _cli("explain", str(spec), "--checkpoint", str(tmp_path / "plain.keras"))
+    assert [line.split()[0] for line in done.stdout.splitlines()[1:]] == [
+        "head/kernel",
+        "separable/pointwise_kernel",
+    ], done.stdout + done.stderr
+    assert "note: checking its Keras kernels" in done.stderr
