@@ -171,6 +171,38 @@ def _update_function(model: Any, updater: MaskUpdater) -> Any:
     return function
 
 
+def prune_now(model: Any, step: int | None = None) -> dict[str, float]:
+    """Applies the masks the spec gives at `step`, now, whatever the update predicate says.
+
+    For one-shot and post-training pruning: with `initial_sparsity` equal to
+    `target_sparsity` (see examples/one_shot.txtpb) the masks are at the target before
+    the first training step, and `PruningCallback` then keeps them there. `step`
+    defaults to the optimizer's `iterations` (0 for a model not compiled yet). The step
+    is recorded as the last update, as the callback's own updates are. Returns each
+    pruned weight's sparsity.
+    """
+    layers = pruned_layers(model)
+    if not layers:
+        raise ValueError(f"model {model.name!r} has no pruned layers: call prune(model, spec)")
+    unbuilt = [layer.name for layer in layers if not layer.built]
+    if unbuilt:
+        raise ValueError(
+            f"model {model.name!r}: {unbuilt[0]!r} is not built, so its weights are unknown; "
+            "call the model on an input (or model.build) first"
+        )
+    if step is None:
+        optimizer = getattr(model, "optimizer", None)
+        step = int(optimizer.iterations.numpy()) if optimizer is not None else 0
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be an integer >= 0, got {step!r}")
+    weights = [w for layer in layers for w in layer.pruned_weights]
+    updater = MaskUpdater(
+        _model_spec(layers, None), weights, [layer.last_mask_update_step for layer in layers]
+    )
+    updater.update(tf.constant(step, tf.int64))
+    return zero_fractions(weights)
+
+
 def weight_sparsity(model: Any) -> dict[str, float]:
     """The fraction of zeros of each pruned weight of a model, by weight name."""
     return zero_fractions(

@@ -42,7 +42,7 @@ except ImportError as _error:
 if _keras.backend.backend() != "tensorflow":
     raise ImportError(_NEEDS_TENSORFLOW.format(f"is using {_keras.backend.backend()!r}"))
 
-from ._keras_callback import PruningCallback, weight_sparsity  # noqa: E402
+from ._keras_callback import PruningCallback, prune_now, weight_sparsity  # noqa: E402
 from ._keras_export import baked_weights, strip  # noqa: E402
 from ._keras_layer import PrunedLayer, is_kernel, prune, pruned_layers  # noqa: E402
 from ._pruner import PrunedWeight  # noqa: E402
@@ -54,6 +54,7 @@ __all__ = [
     "baked_weights",
     "is_kernel",
     "prune",
+    "prune_now",
     "pruned_layers",
     "strip",
     "weight_sparsity",

@@ -492,3 +492,32 @@ def test_depthwise_kernels_are_left_dense_by_default_as_tfmot_does() -> None:
     names = [w.name for layer in pks.pruned_layers(opted_in) for w in layer.pruned_weights]
     assert "depthwise/kernel" in names  # Keras 3 names a DepthwiseConv2D kernel `kernel`
     assert "separable/depthwise_kernel" in names
+
+
+# One-shot pruning: the masks at the target before the first step, kept through training.
+
+ONE_SHOT = str(Path(__file__).resolve().parents[3] / "examples" / "one_shot.txtpb")
+
+
+def test_prune_now_applies_the_one_shot_masks_before_training() -> None:
+    model = compiled(pks.prune(mlp(), ONE_SHOT))
+    # k = round(n * 0.2) kept: 102 of 512 and 26 of 128.
+    at_target = {"hidden/kernel": 410 / 512, "out/kernel": 102 / 128}
+    assert pks.prune_now(model) == at_target
+    assert [int(layer.last_mask_update_step.numpy()) for layer in pks.pruned_layers(model)] == [
+        0,
+        0,
+    ]
+    before = model.predict(X[:4], verbose=0)
+    model.fit(X, Y, batch_size=16, epochs=2, verbose=0, callbacks=[pks.PruningCallback(ONE_SHOT)])
+    assert pks.weight_sparsity(model) == at_target
+    assert not np.array_equal(model.predict(X[:4], verbose=0), before)  # it trained
+
+
+def test_prune_now_takes_the_schedule_at_a_step_and_refuses_what_it_cannot_do() -> None:
+    model = pks.prune(mlp(), SPEC)  # 0.75 at step 40, 0.5 for out/kernel
+    assert pks.prune_now(model, step=40) == {"hidden/kernel": 0.75, "out/kernel": 0.5}
+    with pytest.raises(ValueError, match="integer >= 0"):
+        pks.prune_now(model, step=-1)
+    with pytest.raises(ValueError, match="no pruned layers"):
+        pks.prune_now(mlp())
