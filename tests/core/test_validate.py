@@ -241,3 +241,13 @@ def test_a_value_at_an_exclusive_bound_is_out_of_range() -> None:
     [problem] = collect_diagnostics(PruningSpec(sparsity_function_exponent=0.0))
     assert (problem.code, problem.field_path) == ("out-of-range", "sparsity_function_exponent")
     assert collect_diagnostics(PruningSpec(sparsity_function_exponent=5e-324)) == []
+
+
+def test_an_end_step_of_zero_is_not_open_ended() -> None:
+    # Only -1 means "forever"; 0 with the default begin 0 is an empty window.
+    assert _codes(PruningSpec(end_pruning_step=0)) == [("end-before-begin", "end_pruning_step")]
+
+
+def test_an_invalid_string_names_what_the_field_expects() -> None:
+    [problem] = collect_diagnostics(PruningSpec(name="my pruning"))
+    assert problem.message.startswith("'my pruning' is not a TensorFlow scope name: ")
