@@ -8,8 +8,10 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pruning_spec/v1/*.proto)
 
 DIST_CHECK := build/dist-check
+# `make mutation MODULES="schedule validate"`: some of mutation/*.toml (default: all).
+MODULES ?=
 
-.PHONY: test demo tour lint proto docs bench bench-smoke dist-check clean
+.PHONY: test demo tour lint proto docs bench bench-smoke dist-check mutation clean
 
 # constraints.txt pins the direct dependencies to the versions the suite last passed with.
 $(STAMP): pyproject.toml setup.py constraints.txt $(PROTOS)
@@ -80,6 +82,13 @@ bench-smoke: $(STAMP)
 	$(PY) benchmarks/bench_train_step.py --quick --json build/bench-smoke/train_step.json
 	$(PY) benchmarks/bench_hostile.py --quick --json build/bench-smoke/hostile.json
 	$(PY) benchmarks/report.py build/bench-smoke
+
+## mutation: mutation scores of the kernels, validator, hparams and schedule (slow; not in make test)
+# cosmic-ray writes one mutant at a time into a copy of the tree (two modules side by side)
+# and runs the tests mutation/<module>.toml names; sessions, logs and the survivors' diffs
+# go to build/mutation/. `$(PY) mutation/run.py --recheck MODULE` re-tests the survivors.
+mutation: $(STAMP)
+	$(PY) mutation/run.py $(MODULES)
 
 ## dist-check: build the sdist, the wheel from it, and run that wheel in a fresh venv (part of make test)
 # `python -m build` builds the wheel from the unpacked sdist, so a file missing from the

@@ -104,6 +104,13 @@ def test_zero_frequency_updates_every_step_in_window() -> None:
     )
 
 
+def test_only_a_negative_end_step_leaves_the_window_open() -> None:
+    # end_step 0 is the window [begin, 0], not an open one (r1.15: `end_pruning_step < 0`).
+    window = {"last_update_step": 0, "begin_step": 0, "frequency": 10}
+    assert not mask_update_due(20, end_step=0, **window)
+    assert mask_update_due(20, end_step=-1, **window)
+
+
 # An independent reference of the documented formula, in numpy float32 arithmetic:
 #   p = clamp(float32(t - t0) * float32(1 / (t1 - t0)), 0, 1)
 #   s = float32(s_i - s_f) * float32((1 - p) ** e) + s_f

@@ -179,6 +179,9 @@ def test_zero_target_with_map_only_matters_for_external_sparsity() -> None:
     assert _codes(spec, external_sparsity=True) == [("zero-target-with-map", "target_sparsity")]
     with pytest.raises(SpecError):
         Validator(external_sparsity=True).validate(spec)
+    validate(spec)  # the module-level function: internal sparsity unless asked
+    with pytest.raises(SpecError):
+        validate(spec, external_sparsity=True)
 
 
 def test_deprecated_fields_warn_only_when_changed() -> None:
@@ -231,3 +234,20 @@ def test_pruning_frequency_below_one_is_out_of_range(frequency: int) -> None:
 def test_an_exponent_the_float32_schedule_cannot_hold_is_out_of_range() -> None:
     [problem] = collect_diagnostics(PruningSpec(sparsity_function_exponent=1e300))
     assert (problem.code, problem.field_path) == ("out-of-range", "sparsity_function_exponent")
+
+
+def test_a_value_at_an_exclusive_bound_is_out_of_range() -> None:
+    # The exponent's bound is `gt: 0`: 0 itself is refused, the smallest float above it is not.
+    [problem] = collect_diagnostics(PruningSpec(sparsity_function_exponent=0.0))
+    assert (problem.code, problem.field_path) == ("out-of-range", "sparsity_function_exponent")
+    assert collect_diagnostics(PruningSpec(sparsity_function_exponent=5e-324)) == []
+
+
+def test_an_end_step_of_zero_is_not_open_ended() -> None:
+    # Only -1 means "forever"; 0 with the default begin 0 is an empty window.
+    assert _codes(PruningSpec(end_pruning_step=0)) == [("end-before-begin", "end_pruning_step")]
+
+
+def test_an_invalid_string_names_what_the_field_expects() -> None:
+    [problem] = collect_diagnostics(PruningSpec(name="my pruning"))
+    assert problem.message.startswith("'my pruning' is not a TensorFlow scope name: ")
