@@ -77,13 +77,17 @@ def compile_model(model: Any) -> None:
     )
 
 
-def saved_sizes(model: Any, path: Path) -> tuple[int, int]:
-    """Bytes of the model's `.keras` file (no optimizer state), and of it gzip-compressed."""
+def saved_sizes(model: Any, path: Path, *, sparse: bool) -> tuple[int, int, int]:
+    """Bytes of the model's `.keras` file (no optimizer state), of it gzip-compressed, and
+    of its TensorFlow Lite export (the pruned one stores its weights sparsely)."""
+    from pruning_spec.backends.tensorflow import keras as pks
+
     model.save(path)
     data = path.read_bytes()
     compressed = gzip.compress(data, compresslevel=9, mtime=0)
     path.with_suffix(".keras.gz").write_bytes(compressed)
-    return len(data), len(compressed)
+    tflite = pks.export_tflite(model, path.with_suffix(".tflite"), sparse=sparse)
+    return len(data), len(compressed), tflite
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     dense_accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
     dense_export = keras.models.clone_model(model)
     dense_export.set_weights(model.get_weights())
-    dense_sizes = saved_sizes(dense_export, out / "dense.keras")
+    dense_sizes = saved_sizes(dense_export, out / "dense.keras", sparse=False)
 
     print(f"\n== 2. pruning while fine-tuning, {args.pruning_epochs} epochs")
     pruned = pks.prune(model, spec)
@@ -118,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     reported = pks.weight_sparsity(pruned)
     exported = pks.strip(pruned)
-    pruned_sizes = saved_sizes(exported, out / "pruned.keras")
+    pruned_sizes = saved_sizes(exported, out / "pruned.keras", sparse=True)
     compile_model(exported)
     pruned_accuracy = exported.evaluate(x_test, y_test, verbose=0)[1]
 
     rows = layer_rows(exported, reported)
     print_report(rows, dense_accuracy, pruned_accuracy, dense_sizes, pruned_sizes)
-    print(f"\nmodels, gzipped copies and TensorBoard logs in {out}")
+    print(f"\nmodels, gzipped copies, .tflite exports and TensorBoard logs in {out}")
     print(f"took {time.perf_counter() - started:.0f} s")
     return check(rows, dense_accuracy, pruned_accuracy)
 
@@ -160,8 +164,8 @@ def print_report(
     rows: list[Row],
     dense_accuracy: float,
     pruned_accuracy: float,
-    dense_sizes: tuple[int, int],
-    pruned_sizes: tuple[int, int],
+    dense_sizes: tuple[int, int, int],
+    pruned_sizes: tuple[int, int, int],
 ) -> None:
     print(f"\n{'weight':<18}{'shape':>9}{'values':>9}{'sparsity':>10}{'in training':>13}")
     for row in rows:
@@ -172,7 +176,11 @@ def print_report(
     print(f"{'test accuracy':<24}{dense_accuracy:>10.2%}{pruned_accuracy:>10.2%}")
     print(f"{'.keras file (bytes)':<24}{dense_sizes[0]:>10}{pruned_sizes[0]:>10}")
     print(f"{'gzip -9 of it (bytes)':<24}{dense_sizes[1]:>10}{pruned_sizes[1]:>10}")
-    print(f"compressed, the pruned model is {dense_sizes[1] / pruned_sizes[1]:.1f}x smaller")
+    print(f"{'.tflite (bytes)':<24}{dense_sizes[2]:>10}{pruned_sizes[2]:>10}")
+    print(
+        f"compressed, the pruned model is {dense_sizes[1] / pruned_sizes[1]:.1f}x smaller; "
+        f"as TensorFlow Lite with sparse weights, {dense_sizes[2] / pruned_sizes[2]:.1f}x"
+    )
 
 
 def check(rows: list[Row], dense_accuracy: float, pruned_accuracy: float) -> int:

@@ -41,9 +41,9 @@ from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "mutation"
 OUT = ROOT / "build" / "mutation"
-ORDER = ("schedule", "validate", "hparams", "kernels", "masking")
+ORDER = ("schedule", "validate", "hparams", "scalars", "entries", "kernels", "masking")
 # The slowest sessions start first, so that the last to finish is not a slow one.
-SLOWEST_FIRST = ("kernels", "hparams", "masking", "validate", "schedule")
+SLOWEST_FIRST = ("kernels", "hparams", "masking", "validate", "scalars", "entries", "schedule")
 PYTHONPATH = os.environ.get("PYTHONPATH", "")
 COPY_IGNORE = shutil.ignore_patterns(
     ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"

@@ -1,13 +1,17 @@
-"""`strip`: a pruned Keras model as a plain one, with the zeros baked in."""
+"""`strip`: a pruned Keras model as a plain one, with the zeros baked in; `export_tflite`."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from ._keras_layer import GRAPH_MODELS, PrunedLayer
+from pruning_spec._files import write_atomically
+
+from ._keras_layer import GRAPH_MODELS, PrunedLayer, pruned_layers
 
 
 def strip(model: Any) -> Any:
@@ -71,3 +75,20 @@ def _all_layers(model: Any) -> list[Any]:
         if isinstance(layer, GRAPH_MODELS):
             found += _all_layers(layer)
     return found
+
+
+def export_tflite(model: Any, path: str | os.PathLike[str], *, sparse: bool = True) -> int:
+    """Strips `model`, converts it to TensorFlow Lite and writes it to `path`; returns its size.
+
+    With `sparse` (the default) the converter stores the pruned weights sparsely
+    (`tf.lite.Optimize.EXPERIMENTAL_SPARSITY`), so the file shrinks with the sparsity;
+    the model computes the same outputs. The file is written atomically. Run it with
+    LiteRT (`ai_edge_litert`), the interpreter TensorFlow points to.
+    """
+    plain = strip(model) if pruned_layers(model) else model
+    converter = tf.lite.TFLiteConverter.from_keras_model(plain)
+    if sparse:
+        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    flatbuffer = converter.convert()
+    write_atomically(path, flatbuffer)
+    return len(flatbuffer)

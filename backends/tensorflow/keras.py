@@ -43,7 +43,7 @@ if _keras.backend.backend() != "tensorflow":
     raise ImportError(_NEEDS_TENSORFLOW.format(f"is using {_keras.backend.backend()!r}"))
 
 from ._keras_callback import PruningCallback, prune_now, weight_sparsity  # noqa: E402
-from ._keras_export import baked_weights, strip  # noqa: E402
+from ._keras_export import baked_weights, export_tflite, strip  # noqa: E402
 from ._keras_layer import PrunedLayer, is_kernel, prune, pruned_layers  # noqa: E402
 from ._pruner import PrunedWeight  # noqa: E402
 
@@ -52,6 +52,7 @@ __all__ = [
     "PrunedWeight",
     "PruningCallback",
     "baked_weights",
+    "export_tflite",
     "is_kernel",
     "prune",
     "prune_now",

@@ -521,3 +521,31 @@ def test_prune_now_takes_the_schedule_at_a_step_and_refuses_what_it_cannot_do() 
         pks.prune_now(model, step=-1)
     with pytest.raises(ValueError, match="no pruned layers"):
         pks.prune_now(mlp())
+
+
+def test_export_tflite_writes_a_smaller_sparse_model_with_the_same_outputs(tmp_path: Path) -> None:
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((16,))
+    hidden = keras.layers.Dense(256, activation="relu", name="wide")(inputs)
+    hidden = keras.layers.Dense(128, activation="relu", name="narrow")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="out")(hidden))
+    pruned = pks.prune(model, ONE_SHOT)
+    pks.prune_now(pruned)
+    sparse_size = pks.export_tflite(pruned, tmp_path / "sparse.tflite")
+    dense_size = pks.export_tflite(pruned, tmp_path / "dense.tflite", sparse=False)
+    assert sparse_size == (tmp_path / "sparse.tflite").stat().st_size
+    assert sparse_size < 0.5 * dense_size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter points to LiteRT
+        interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "sparse.tflite"))
+    interpreter.allocate_tensors()
+    (given,), (taken,) = interpreter.get_input_details(), interpreter.get_output_details()
+    for row in X[:8]:
+        interpreter.set_tensor(given["index"], row[None, :])
+        interpreter.invoke()
+        np.testing.assert_allclose(
+            interpreter.get_tensor(taken["index"]),
+            pruned.predict(row[None, :], verbose=0),
+            rtol=1e-5,
+            atol=1e-6,
+        )
