@@ -255,13 +255,27 @@ class NormalizedSpec:
         rule = self.rule_for(weight_name) if weight_name is not None else None
         return rule.sparsity if rule is not None else self._proto.target_sparsity
 
+    def keeps_dense(self, weight_name: str) -> bool:
+        """Whether the spec leaves this weight dense for the whole run.
+
+        A `weight_sparsity_map` rule of sparsity 0 keeps its weights dense even when
+        `initial_sparsity` is above 0 (r1.15 pruned them at first, then let them grow
+        back); without a rule, only a run whose initial and target sparsity are both 0.
+        """
+        rule = self.rule_for(weight_name)
+        if rule is not None:
+            return rule.sparsity == 0
+        return self._proto.initial_sparsity == 0 and self._proto.target_sparsity == 0
+
     def sparsity_at(self, step: int, weight_name: str | None = None) -> float:
         """The scheduled sparsity at `step` (float32, as r1.15) for a weight or globally.
 
         A weight with a `weight_sparsity_map` rule follows the same polynomial
-        with the rule's sparsity as its target.
+        with the rule's sparsity as its target; one the spec keeps dense is at 0.
         """
         spec = self._proto
+        if weight_name is not None and self.keeps_dense(weight_name):
+            return 0.0
         return _schedule.polynomial_sparsity(
             step,
             begin_step=spec.sparsity_function_begin_step,

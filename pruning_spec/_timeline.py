@@ -56,5 +56,6 @@ def compile_schedule(
         yield UpdatePoint(
             step,
             curve(step, target_sparsity=spec.target_sparsity),
-            tuple(curve(step, target_sparsity=target) for target in targets),
+            # A rule of sparsity 0 keeps its weights dense (NormalizedSpec.keeps_dense).
+            tuple(curve(step, target_sparsity=target) if target else 0.0 for target in targets),
         )

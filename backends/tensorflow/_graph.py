@@ -159,6 +159,8 @@ class Pruning:
                 f"Number of masks {len(masks)} and number of thresholds {len(thresholds)} mismatch"
             )
         for mask, threshold, weight in zip(masks, thresholds, weights, strict=False):
+            if self._spec.keeps_dense(op_name(weight)):
+                continue  # its mask stays all ones
             new_threshold, new_mask = self._update_mask(weight, threshold)
             self._assign_ops.append(pruning_utils.variable_assign(threshold, new_threshold))
             self._assign_ops.append(_assign_mask(mask, new_mask))

@@ -206,8 +206,8 @@ def chosen_keys(
 ) -> list[str]:
     """The weights of a built layer to prune: chosen by `select`, unless the spec keeps them dense.
 
-    A weight whose rule gives it sparsity 0 with `initial_sparsity` 0 would keep a
-    mask of ones forever, so it gets none.
+    A weight the spec keeps dense (a rule of sparsity 0) would keep a mask of ones
+    forever, so it gets none.
     """
     skipped = _depthwise_kernels(layer) if select is is_kernel else set()
     return [
@@ -215,10 +215,7 @@ def chosen_keys(
         for key, variable in _relative_variables(layer)
         if select(variable)
         and id(variable) not in skipped
-        and (
-            spec.initial_sparsity > 0
-            or spec.target_sparsity_for(weight_name(layer, key, scope)) > 0
-        )
+        and not spec.keeps_dense(weight_name(layer, key, scope))
     ]
 
 

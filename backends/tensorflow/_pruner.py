@@ -82,6 +82,8 @@ class MaskUpdater:
         schedules: dict[float, tf.Tensor] = {}
         assigns = []
         for pruned in self.weights:
+            if self.spec.keeps_dense(pruned.name):
+                continue  # its mask stays all ones
             target = self.spec.target_sparsity_for(pruned.name)
             if target not in schedules:
                 schedules[target] = _masking.scheduled_sparsity(self.spec, step, target)

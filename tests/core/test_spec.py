@@ -219,3 +219,16 @@ def test_mypy_catches_a_misspelt_field(tmp_path: Path) -> None:
     errors = sorted(line.split(": error: ")[0] for line in out.splitlines() if ": error: " in line)
     assert errors == [f"{snippet}:4", f"{snippet}:5"], out
     assert '"NormalizedSpec" has no attribute "target_sparsty"' in out
+
+
+def test_a_rule_of_sparsity_zero_keeps_its_weights_dense_for_the_whole_run() -> None:
+    spec = parse_hparams(
+        "initial_sparsity=0.6,target_sparsity=0.8,sparsity_function_end_step=100,"
+        "weight_sparsity_map=[logits:0,conv:0.9]"
+    )
+    assert [spec.sparsity_at(step, "logits/kernel") for step in (0, 50, 100)] == [0.0] * 3
+    assert spec.sparsity_at(0, "conv1/kernel") == pytest.approx(0.6)
+    assert spec.sparsity_at(0, "dense/kernel") == pytest.approx(0.6)
+    assert spec.keeps_dense("logits/kernel") and not spec.keeps_dense("dense/kernel")
+    assert parse_hparams("target_sparsity=0").keeps_dense("any")
+    assert not parse_hparams("initial_sparsity=0.5,target_sparsity=0").keeps_dense("any")

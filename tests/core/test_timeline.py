@@ -41,3 +41,16 @@ def test_compiled_sparsities_are_the_schedules() -> None:
             spec.sparsity_at(point.step, "a"),
             spec.sparsity_at(point.step, "b"),
         )
+
+
+def test_a_rule_of_sparsity_zero_is_a_flat_zero_curve() -> None:
+    spec = parse_hparams(
+        "initial_sparsity=0.5,target_sparsity=0.8,sparsity_function_end_step=40,"
+        "weight_sparsity_map=[logits:0,conv:0.9]"
+    )
+    points = list(compile_schedule(spec, 41))
+    assert [point.rule_sparsities[0] for point in points] == [0.0] * len(points)
+    assert [point.rule_sparsities[1] for point in points] == [
+        spec.sparsity_at(point.step, "conv/kernel") for point in points
+    ]
+    assert points[-1].rule_sparsities[1] == pytest.approx(0.9)

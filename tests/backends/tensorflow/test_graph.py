@@ -643,3 +643,13 @@ def test_a_run_resumed_from_a_saver_checkpoint_equals_an_uninterrupted_run(tmp_p
     for got, want in zip(resumed, uninterrupted, strict=True):
         np.testing.assert_array_equal(got, want)
     assert uninterrupted[2] > 0
+
+
+def test_a_rule_of_sparsity_zero_keeps_its_weight_dense_from_the_first_update(graph):
+    _, _ = _layer("logits", LINSPACE.reshape(10, 10))
+    _, _ = _layer("hidden", LINSPACE.reshape(10, 10))
+    spec = "initial_sparsity=0.5,target_sparsity=0.8,weight_sparsity_map=[logits:0]"
+    _, masks = _update_at(0, spec, fetches=pruning.get_masks)
+    names = ["logits", "hidden"]
+    sparsities = {name: float(np.mean(mask == 0)) for name, mask in zip(names, masks, strict=True)}
+    assert sparsities == {"logits": 0.0, "hidden": 0.5}

@@ -302,3 +302,15 @@ def test_sparsity_is_the_specs_schedule_bit_for_bit(name: str | None) -> None:
     assert [float(value.numpy()) for value in scheduled] == expected
     traced = tf.function(lambda step: pruner.sparsity(step, name))
     assert [float(traced(tf.constant(step, tf.int64)).numpy()) for step in steps] == expected
+
+
+def test_a_rule_of_sparsity_zero_keeps_its_weight_dense_in_a_one_shot_spec() -> None:
+    dense = tf.Variable(weight_values(1)["first"], name="logits/kernel")
+    pruned = tf.Variable(weight_values(2)["first"], name="hidden/kernel")
+    pruner = Pruner(
+        "initial_sparsity=0.5,target_sparsity=0.5,weight_sparsity_map=[logits:0]", [dense, pruned]
+    )
+    pruner.update(10)  # the first update r1.15 runs: max(begin_pruning_step, pruning_frequency)
+    sparsity = pruner.weight_sparsity()
+    assert sparsity["logits/kernel"] == 0.0
+    assert sparsity["hidden/kernel"] == pytest.approx(0.5, abs=0.01)
