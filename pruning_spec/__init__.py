@@ -26,12 +26,18 @@ from pruning_spec._loader import (
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._validate import Validator, collect_diagnostics, validate
 from pruning_spec._version import __version__
-from pruning_spec.v1.pruning_pb2 import BlockDimsRule, PruningSpec, WeightSparsityRule
+from pruning_spec.v1.pruning_pb2 import (
+    BlockDimsRule,
+    ExcludeRule,
+    PruningSpec,
+    WeightSparsityRule,
+)
 
 __all__ = [
     "SUFFIXES",
     "BlockDimsRule",
     "Diagnostic",
+    "ExcludeRule",
     "NormalizedSpec",
     "PruningSpec",
     "Severity",

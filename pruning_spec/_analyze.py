@@ -378,7 +378,9 @@ def _plan_row(spec: NormalizedSpec, plan: WeightPlan) -> list[str]:
     return [
         plan.weight.name,
         "x".join(map(str, plan.weight.shape)),
-        _rule_text(spec, "weight_sparsity_map", plan.sparsity_rule),
+        "excluded"
+        if spec.is_excluded(plan.weight.name)
+        else _rule_text(spec, "weight_sparsity_map", plan.sparsity_rule),
         _rule_text(spec, "block_dims_map", plan.block_rule),
         f"{plan.final_sparsity:.4f}",
         kept,
@@ -390,6 +392,7 @@ def _plan_row(spec: NormalizedSpec, plan: WeightPlan) -> list[str]:
 def _plan_json(spec: NormalizedSpec, plan: WeightPlan) -> dict[str, object]:
     return {
         "name": plan.weight.name,
+        "excluded": spec.is_excluded(plan.weight.name),
         "shape": list(plan.weight.shape),
         "sparsity_rule": plan.sparsity_rule,
         "block_rule": plan.block_rule,

@@ -52,6 +52,8 @@ def _field_row(field: _schema.Field) -> str:
     description = rules.help
     if _schema.is_deprecated(field):
         description = f"**Deprecated:** {rules.deprecation_note}. {description}"
+    if _schema.is_extension(field):
+        description = f"**Not in r1.15** (written to hparams and JSON only when set). {description}"
     cells = [
         f"`{field.name}`",
         _type_name(field),

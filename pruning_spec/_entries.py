@@ -1,9 +1,10 @@
-"""Map entries: one rule written as a string, `pattern:value` or `pattern:HxW`.
+"""Map entries: one rule written as a string, `pattern:value`, `pattern:HxW` or `pattern`.
 
 The hparam language (`weight_sparsity_map=[conv1:0.8]`) and r1.15's JSON
 (`"weight_sparsity_map": ["conv1:0.8"]`) both write rules this way. An entry
 splits on its last colon (outside quotes, in hparams), so a pattern may hold
-colons; the values after it are typed by the rule message's fields. Offsets in
+colons; the values after it are typed by the rule message's fields. A rule with
+no value fields (`exclude`) is the pattern alone, colons included. Offsets in
 problems are relative to the entry, for the caller to place.
 """
 
@@ -53,6 +54,8 @@ def entry_colon(raw: str, *, quoting: bool) -> int:
 
 def value_parts(shape: _schema.RuleShape, raw: str, colon: int) -> list[tuple[str, int]] | None:
     """Each value's text and offset in the entry, or None when their number is wrong."""
+    if not shape.values:
+        return []
     rest = raw[colon + 1 :]
     texts = rest.split(shape.separator) if shape.separator else [rest]
     if len(texts) != len(shape.values):
@@ -68,6 +71,9 @@ def value_parts(shape: _schema.RuleShape, raw: str, colon: int) -> list[tuple[st
 def read_entry(shape: _schema.RuleShape, raw: str, *, quoting: bool) -> EntryReading:
     """Reads one entry of the rule list `shape` describes; `quoting` reads hparam quotes."""
     decode = _scalars.decode_pieces if quoting else str
+    if not shape.values:  # a pattern alone (`exclude`): colons are part of it
+        key = decode(raw)
+        return EntryReading(key, len(raw) if key else -1)
     colon = entry_colon(raw, quoting=quoting)
     if colon < 0:
         reading = EntryReading(decode(raw), colon)
@@ -122,6 +128,8 @@ def format_entry(field: _schema.Field, rule: Message, *, quoting: bool) -> str:
     key: str = getattr(rule, shape.key)
     if quoting and not _BARE_KEY.fullmatch(key):
         key = _scalars.quote(key)
+    if not shape.values:
+        return key
     values = [
         _scalars.format_scalar(f, getattr(rule, name), _scalars.Syntax.HPARAMS)
         for name, f in shape.values

@@ -16,6 +16,7 @@ from pruning_spec._diagnostics import (
     stop_if_too_many,
 )
 from pruning_spec._inventory import Weight, WeightPlan, last_update_step
+from pruning_spec._regex import RuleMatcher
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._timeline import update_steps
 
@@ -140,6 +141,17 @@ def inventory_lints(
                         hint="check the names with `pruning-spec explain`",
                     )
                 )
+    for index, rule in enumerate(spec.exclude):
+        matcher = RuleMatcher((rule.pattern,))
+        if not any(matcher.matching(weight.name) for weight in weights):
+            found.append(
+                _warning(
+                    "rule-matches-nothing",
+                    f"exclusion {rule.pattern!r} matches none of the {len(weights)} weights",
+                    f"exclude[{index}]",
+                    hint="check the names with `pruning-spec explain`",
+                )
+            )
     with contextlib.suppress(TooManyProblemsError):
         for plan in plans:
             span = plan.weight.span

@@ -55,6 +55,8 @@ def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, _schema.HParamValu
     values: dict[str, _schema.HParamValue] = {}
     for field in spec.DESCRIPTOR.fields:
         value = getattr(spec, field.name)
+        if _schema.left_out_of_r115_output(field, value):
+            continue
         if field.is_repeated:  # a rule list: r1.15's ["pattern:value", ...], [""] when empty
             entries = [format_entry(field, rule, quoting=False) for rule in value]
             values[field.name] = entries or [""]
@@ -78,6 +80,8 @@ def render_hparams(spec: pruning_pb2.PruningSpec, *, include_defaults: bool = Tr
     clauses = []
     for field in spec.DESCRIPTOR.fields:
         value = getattr(spec, field.name)
+        if _schema.left_out_of_r115_output(field, value):
+            continue
         if field.is_repeated:
             if not value and not include_defaults:
                 continue

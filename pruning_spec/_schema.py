@@ -82,6 +82,21 @@ def rules_of(field: Field) -> options_pb2.FieldRules:
 
 
 @functools.cache
+def is_extension(field: Field) -> bool:
+    """A field r1.15 did not have: written by the r1.15-style printers only when set."""
+    return bool(rules_of(field).extension)
+
+
+def left_out_of_r115_output(field: Field, value: object) -> bool:
+    """Whether r1.15-style output (`print_hparams`, `to_json()`) omits this value."""
+    if not is_extension(field):
+        return False
+    if field.is_repeated:
+        return len(value) == 0  # type: ignore[arg-type]
+    return bool(value == field.default_value)
+
+
+@functools.cache
 def is_deprecated(field: Field) -> bool:
     return bool(field.GetOptions().deprecated)
 

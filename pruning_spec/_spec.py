@@ -130,6 +130,11 @@ class NormalizedSpec:
         return tuple(_copy(rule) for rule in self._proto.block_dims_map)
 
     @property
+    def exclude(self) -> tuple[pruning_pb2.ExcludeRule, ...]:
+        """Weights left dense for the whole run: an exclusion wins over the maps."""
+        return tuple(_copy(rule) for rule in self._proto.exclude)
+
+    @property
     def threshold_decay(self) -> float:
         """Exponential moving average factor of the threshold."""
         return self._proto.threshold_decay
@@ -255,13 +260,23 @@ class NormalizedSpec:
         rule = self.rule_for(weight_name) if weight_name is not None else None
         return rule.sparsity if rule is not None else self._proto.target_sparsity
 
+    def is_excluded(self, weight_name: str) -> bool:
+        """Whether an `exclude` pattern is found in `weight_name` (any number may be)."""
+        if not self._proto.exclude:
+            return False
+        _, matcher = _patterns(self, "exclude")
+        return bool(matcher.matching(weight_name))
+
     def keeps_dense(self, weight_name: str) -> bool:
         """Whether the spec leaves this weight dense for the whole run.
 
-        A `weight_sparsity_map` rule of sparsity 0 keeps its weights dense even when
-        `initial_sparsity` is above 0 (r1.15 pruned them at first, then let them grow
-        back); without a rule, only a run whose initial and target sparsity are both 0.
+        An `exclude` pattern keeps a weight dense, and so does a `weight_sparsity_map`
+        rule of sparsity 0, even when `initial_sparsity` is above 0 (r1.15 pruned such
+        weights at first, then let them grow back); without either, only a run whose
+        initial and target sparsity are both 0.
         """
+        if self.is_excluded(weight_name):
+            return True
         rule = self.rule_for(weight_name)
         if rule is not None:
             return rule.sparsity == 0

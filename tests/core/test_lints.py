@@ -72,6 +72,21 @@ def test_rule_matching_nothing() -> None:
     assert lints == [("rule-matches-nothing", "weight_sparsity_map[0]", 0)]
 
 
+def test_exclusion_matching_nothing() -> None:
+    lints = _inventory_lints("exclude=[logits,emb]", "dense_1/kernel 8,8\nlogits/kernel 8,2\n")
+    assert lints == [("rule-matches-nothing", "exclude[1]", 0)]
+
+
+def test_excluded_weights_are_planned_dense() -> None:
+    spec = parse_hparams("target_sparsity=0.9,exclude=[logits]")
+    weights, _ = parse_inventory("dense_1/kernel 8,8\nlogits/kernel 8,2\n", "inv.txt")
+    plans, _ = plan_weights(spec, weights)
+    assert [(p.weight.name, round(p.final_sparsity, 6)) for p in plans] == [
+        ("dense_1/kernel", 0.9),
+        ("logits/kernel", 0.0),
+    ]
+
+
 def test_block_rule_on_a_weight_that_is_not_rank_2() -> None:
     lints = _inventory_lints("block_dims_map=[conv:2x2]", "conv/kernel 3,3,4,8\n")
     assert lints == [("block-not-rank2", "block_dims_map[0]", 1)]

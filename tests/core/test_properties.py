@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from pruning_spec import (
     BlockDimsRule,
+    ExcludeRule,
     NormalizedSpec,
     PruningSpec,
     SpecError,
@@ -158,6 +159,8 @@ def valid_specs(draw: st.DrawFn) -> PruningSpec:
             )
             for pattern in draw(_distinct_patterns())
         )
+    if draw(st.booleans()):
+        spec.exclude.extend(ExcludeRule(pattern=p) for p in draw(_distinct_patterns()))
 
     maybe("threshold_decay", unit_interval)
     maybe("pruning_frequency", st.integers(1, INT64_MAX) | st.integers(1, 100))

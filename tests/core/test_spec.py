@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import typing
 from pathlib import Path
 
@@ -232,3 +233,40 @@ def test_a_rule_of_sparsity_zero_keeps_its_weights_dense_for_the_whole_run() -> 
     assert spec.keeps_dense("logits/kernel") and not spec.keeps_dense("dense/kernel")
     assert parse_hparams("target_sparsity=0").keeps_dense("any")
     assert not parse_hparams("initial_sparsity=0.5,target_sparsity=0").keeps_dense("any")
+
+
+# exclude: weights left dense for the whole run, whatever the maps say.
+
+
+def test_exclusions_keep_weights_dense_and_win_over_the_maps() -> None:
+    spec = parse_hparams(
+        "initial_sparsity=0.5,target_sparsity=0.8,weight_sparsity_map=[logits:0.9],"
+        'exclude=[logits,"emb:0"]'
+    )
+    assert [rule.pattern for rule in spec.exclude] == ["logits", "emb:0"]
+    assert spec.is_excluded("model/logits/kernel") and spec.is_excluded("emb:0/embeddings")
+    assert spec.keeps_dense("model/logits/kernel")  # the map's 0.9 does not apply
+    assert spec.sparsity_at(100, "model/logits/kernel") == 0.0
+    assert not spec.keeps_dense("dense/kernel")
+    assert spec.sparsity_at(100, "dense/kernel") == pytest.approx(0.8)
+
+
+def test_exclusions_print_and_parse_back_in_every_form() -> None:
+    spec = parse_hparams('exclude=[logits,"a,b:c",x:y]')
+    assert spec.to_hparams(include_defaults=False) == 'exclude=[logits,"a,b:c",x:y]'
+    assert parse_hparams(spec.to_hparams()) == spec
+    assert pruning_spec.parse_spec_text(spec.to_textproto()) == spec
+    assert json.loads(spec.to_json())["exclude"] == ["logits", "a,b:c", "x:y"]
+    # r1.15 had no `exclude`: left out of its forms while unused, so its parser reads them.
+    default = NormalizedSpec()
+    assert "exclude" not in default.to_hparams() and "exclude" not in default.to_json()
+    assert parse_hparams("exclude=[]").to_hparams() == default.to_hparams()
+    assert parse_hparams("exclude=['']") == default
+
+
+def test_a_bad_exclusion_is_located() -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_hparams("exclude=[ok,(unclosed]")
+    (error,) = raised.value.errors
+    assert (error.code, error.field_path) == ("invalid-regex", "exclude[1].pattern")
+    assert error.span is not None and error.span.offset == 12

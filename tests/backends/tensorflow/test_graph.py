@@ -653,3 +653,11 @@ def test_a_rule_of_sparsity_zero_keeps_its_weight_dense_from_the_first_update(gr
     names = ["logits", "hidden"]
     sparsities = {name: float(np.mean(mask == 0)) for name, mask in zip(names, masks, strict=True)}
     assert sparsities == {"logits": 0.0, "hidden": 0.5}
+
+
+def test_an_excluded_weight_keeps_its_mask_of_ones(graph):
+    _layer("logits", LINSPACE.reshape(10, 10))
+    _layer("hidden", LINSPACE.reshape(10, 10))
+    spec = "initial_sparsity=0.5,target_sparsity=0.8,exclude=[logits]"
+    _, masks = _update_at(0, spec, fetches=pruning.get_masks)
+    assert [float(np.mean(mask == 0)) for mask in masks] == [0.0, 0.5]

@@ -552,3 +552,16 @@ def test_export_tflite_writes_a_smaller_sparse_model_with_the_same_outputs(tmp_p
             rtol=1e-5,
             atol=1e-6,
         )
+
+
+def test_exclusions_keep_their_weights_unpruned_in_keras_and_pruner() -> None:
+    spec = "initial_sparsity=0.5,target_sparsity=0.5,exclude=[^out/]"
+    model = pks.prune(mlp(), spec)
+    assert [w.name for layer in pks.pruned_layers(model) for w in layer.pruned_weights] == [
+        "hidden/kernel"
+    ]
+    kept = tf.Variable(np.ones((4, 4), np.float32), name="out/kernel")
+    pruned = tf.Variable(np.arange(16, dtype=np.float32).reshape(4, 4), name="hidden/kernel")
+    pruner = pruning.Pruner(spec, [kept, pruned])
+    pruner.update(10)
+    assert pruner.weight_sparsity() == {"out/kernel": 0.0, "hidden/kernel": 0.5}
