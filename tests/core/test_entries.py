@@ -67,3 +67,23 @@ def test_format_entry_quotes_keys_only_for_hparams() -> None:
     assert format_entry(field, rule, quoting=False) == "a,b:c:0.5"
     bare = pruning_pb2.WeightSparsityRule(pattern="a:b", sparsity=0.25)
     assert format_entry(field, bare, quoting=True) == "a:b:0.25"
+
+
+@pytest.mark.parametrize(
+    ("quoting", "key", "offset"),
+    [
+        # hparams: the colon inside quotes is part of the value, which is no number.
+        pytest.param(True, "a", 2, id="hparams"),
+        # r1.15's JSON knows no quotes: the entry splits on its very last colon.
+        pytest.param(False, 'a:"x', 5, id="json"),
+    ],
+)
+def test_quotes_decide_the_split_only_in_hparams(quoting: bool, key: str, offset: int) -> None:
+    reading = read_entry(WEIGHTS, 'a:"x:y"', quoting=quoting)
+    (problem,) = reading.problems
+    assert (reading.key, problem.code, problem.offset) == (key, "invalid-value", offset)
+
+
+def test_a_wrong_value_count_says_what_follows_the_colon() -> None:
+    (problem,) = read_entry(BLOCKS, "d:4", quoting=True).problems
+    assert problem.message == "expected HxW after ':', got '4'"

@@ -1111,22 +1111,30 @@ def test_every_rejected_clause_is_explained(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "code", "offset"),
+    ("text", "code", "offset", "length"),
     [
-        ("=1", "malformed", 0),
-        ("name[0]=a", "index-assignment", 4),
-        ("name 1", "malformed", 5),
-        ("weight_sparsity_map=[a:0.5", "malformed", 20),
-        ("weight_sparsity_map=[a:0.5,'b", "unterminated-quote", 27),
-        ('name="ab', "unterminated-quote", 5),
-        ('name="a"b', "malformed", 8),
-        ("name=a[b", "malformed", 6),
-        ("name=a,,nbins=3", "malformed", 7),
+        ("=1", "malformed", 0, 1),
+        ("name[0]=a", "index-assignment", 4, 3),
+        ("name 1", "malformed", 5, 1),
+        ("weight_sparsity_map=[a:0.5", "malformed", 20, 6),
+        ("weight_sparsity_map=[a:0.5,'b", "unterminated-quote", 27, 2),
+        ('name="ab', "unterminated-quote", 5, 3),
+        ('name="a"b', "malformed", 8, 1),
+        ("name=a[b", "malformed", 6, 1),
+        ("name=a,,nbins=3", "malformed", 7, 1),
+        ("target_sparsity=[a, b]", "unexpected-list", 16, 6),
     ],
 )
-def test_explanation_names_the_piece_that_fails(text: str, code: str, offset: int) -> None:
+def test_explanation_names_the_piece_that_fails(
+    text: str, code: str, offset: int, length: int
+) -> None:
     (diagnostic,) = parse_hparams_source(text).diagnostics
-    assert (diagnostic.code, diagnostic.span.offset if diagnostic.span else None) == (code, offset)
+    assert diagnostic.span is not None
+    assert (diagnostic.code, diagnostic.span.offset, diagnostic.span.length) == (
+        code,
+        offset,
+        length,
+    )
 
 
 # Map entries split on the LAST colon outside quotes.

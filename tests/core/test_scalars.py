@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from pruning_spec import _schema
 from pruning_spec._scalars import (
+    ConversionError,
     Syntax,
+    convert_scalar,
     decode_pieces,
     format_scalar,
     last_unquoted,
@@ -70,6 +72,7 @@ def test_quoted_text_format_strings_read_back_with_protobuf(text: str) -> None:
         pytest.param("'x':y:z", "x:y:z", 5, id="single-quoted-then-bare"),
         pytest.param('a"b"c', "abc", -1, id="glued-pieces"),
         pytest.param('"a\\":b"', 'a":b', -1, id="escaped-quote-hides-colon"),
+        pytest.param("a:'b:c'", "a:b:c", 1, id="last-colon-inside-single-quotes"),
     ],
 )
 def test_pieces_and_the_last_unquoted_colon(raw: str, decoded: str, last_colon: int) -> None:
@@ -100,3 +103,21 @@ def test_format_scalar_in_each_syntax(
 ) -> None:
     assert format_scalar(_field(field), value, Syntax.HPARAMS) == hparams
     assert format_scalar(_field(field), value, Syntax.TEXT) == textproto
+
+
+@pytest.mark.parametrize(
+    ("raw", "accepted"),
+    [
+        (str(_schema.INT64_MAX), True),
+        (str(_schema.INT64_MIN), True),
+        (str(_schema.INT64_MAX + 1), False),
+        (str(_schema.INT64_MIN - 1), False),
+    ],
+)
+def test_integers_take_exactly_the_int64_range(raw: str, accepted: bool) -> None:
+    field = _field("begin_pruning_step")
+    if accepted:
+        assert convert_scalar(field, raw) == int(raw)
+    else:
+        with pytest.raises(ConversionError, match="does not fit in a 64-bit integer"):
+            convert_scalar(field, raw)

@@ -55,3 +55,13 @@ def test_an_ignored_block_rule_is_reported_once_per_weight() -> None:
             _masking.threshold_and_mask(spec, "conv/kernel", values, half, threshold)
         _masking.threshold_and_mask(spec, "conv2/kernel", values, half, threshold)
     assert [call.args[2] for call in warning.call_args_list] == ["conv/kernel", "conv2/kernel"]
+
+
+def test_no_block_warning_without_blocks() -> None:
+    values, half, threshold = tf.ones([3, 3, 2, 4]), tf.constant(0.5), tf.constant(0.0)
+    with mock.patch.object(_masking.tf_logging, "warning") as warning:
+        _masking.threshold_and_mask(parse_hparams(""), "conv/kernel", values, half, threshold)
+        _masking.threshold_and_mask(
+            parse_hparams("block_dims_map=[dense:2x2]"), "conv/kernel", values, half, threshold
+        )
+    assert warning.call_args_list == []
