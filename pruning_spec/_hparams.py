@@ -120,7 +120,7 @@ class _HParamParser:
         return Span(self._source, offset=offset, length=max(1, length), text=self._text)
 
     def _report(
-        self, code: str, message: str, offset: int, length: int = 1, path: str = "", hint: str = ""
+        self, code: str, message: str, offset: int, length: int, path: str = "", hint: str = ""
     ) -> None:
         span = self._span(offset, length)
         self._result.diagnostics.append(Diagnostic(code, message, path, span=span, hint=hint))

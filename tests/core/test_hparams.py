@@ -1123,6 +1123,7 @@ def test_every_rejected_clause_is_explained(text: str) -> None:
         ("name=a[b", "malformed", 6, 1),
         ("name=a,,nbins=3", "malformed", 7, 1),
         ("target_sparsity=[a, b]", "unexpected-list", 16, 6),
+        ("name=a\ud800b", "invalid-text", 6, 1),
     ],
 )
 def test_explanation_names_the_piece_that_fails(
