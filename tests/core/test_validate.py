@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pruning_spec import (
@@ -12,6 +14,8 @@ from pruning_spec import (
     Validator,
     WeightSparsityRule,
     collect_diagnostics,
+    load_spec,
+    parse_hparams,
     validate,
 )
 from pruning_spec._spec import fill_defaults
@@ -251,3 +255,109 @@ def test_an_end_step_of_zero_is_not_open_ended() -> None:
 def test_an_invalid_string_names_what_the_field_expects() -> None:
     [problem] = collect_diagnostics(PruningSpec(name="my pruning"))
     assert problem.message.startswith("'my pruning' is not a TensorFlow scope name: ")
+
+
+# A field the parser could not read is left out of validation (it already has its error);
+# every other field, rule and ordering is still judged, before and after it.
+SKIPPING = [
+    pytest.param(
+        "weight_sparsity_map=[a:x]",
+        [("invalid-value", "weight_sparsity_map[0].sparsity")],
+        id="unreadable-rule-value-is-not-also-missing",
+    ),
+    pytest.param(
+        "begin_pruning_step=x,nbins=3,target_sparsity=1.5",
+        [
+            ("invalid-value", "begin_pruning_step"),
+            ("deprecated-field", "nbins"),
+            ("out-of-range", "target_sparsity"),
+        ],
+        id="fields-after-an-unreadable-one",
+    ),
+    pytest.param(
+        "weight_sparsity_map=[a:x,b:1.5]",
+        [
+            ("invalid-value", "weight_sparsity_map[0].sparsity"),
+            ("out-of-range", "weight_sparsity_map[1].sparsity"),
+        ],
+        id="rules-after-an-unreadable-one",
+    ),
+    pytest.param(
+        "block_dims_map=[a:2xq],weight_sparsity_map=[b:1.5]",
+        [
+            ("invalid-value", "block_dims_map[0].block_width"),
+            ("out-of-range", "weight_sparsity_map[0].sparsity"),
+        ],
+        id="rules-of-another-list",
+    ),
+    pytest.param(
+        "begin_pruning_step=x,end_pruning_step=5,sparsity_function_begin_step=50,"
+        "sparsity_function_end_step=10",
+        [
+            ("invalid-value", "begin_pruning_step"),
+            ("schedule-end-before-begin", "sparsity_function_end_step"),
+        ],
+        id="orderings-after-an-unreadable-side",
+    ),
+    pytest.param(
+        "end_pruning_step=-5,sparsity_function_begin_step=50,sparsity_function_end_step=10",
+        [
+            ("out-of-range", "end_pruning_step"),
+            ("schedule-end-before-begin", "sparsity_function_end_step"),
+        ],
+        id="orderings-after-a-negative-bound",
+    ),
+]
+
+
+@pytest.mark.parametrize(("flag", "expected"), SKIPPING)
+def test_validation_skips_only_what_failed_to_parse(
+    flag: str, expected: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_hparams(flag)
+    found = sorted((d.code, d.field_path) for d in raised.value.diagnostics)
+    assert found == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "expected"),
+    [
+        pytest.param(
+            "target_sparsity: 1.5\n",
+            "target_sparsity=abc",
+            [("invalid-value", "target_sparsity")],
+            id="an-overridden-value-is-not-judged",
+        ),
+        pytest.param(
+            "target_sparsity: 0.9\n",
+            "target_sparsity=abc,sparsity_function_exponent=-1",
+            [("invalid-value", "target_sparsity"), ("out-of-range", "sparsity_function_exponent")],
+            id="fields-after-a-skipped-one",
+        ),
+        pytest.param(
+            "begin_pruning_step: 10\nend_pruning_step: 20\n",
+            "begin_pruning_step=abc,end_pruning_step=5",
+            [("invalid-value", "begin_pruning_step")],
+            id="an-ordering-with-a-skipped-side",
+        ),
+        pytest.param(
+            "",
+            "block_dims_map=[a:4,b:0x2]",
+            [
+                ("bad-map-entry", "block_dims_map[0]"),
+                ("out-of-range", "block_dims_map[1].block_height"),
+            ],
+            id="rules-after-a-skipped-rule",
+        ),
+    ],
+)
+def test_a_failed_override_hides_only_its_own_field(
+    tmp_path: Path, text: str, overrides: str, expected: list[tuple[str, str]]
+) -> None:
+    path = tmp_path / "spec.txtpb"
+    path.write_text(text)
+    with pytest.raises(SpecError) as raised:
+        load_spec(path, overrides=overrides)
+    found = sorted((d.code, d.field_path) for d in raised.value.diagnostics)
+    assert found == sorted(expected)
