@@ -109,7 +109,12 @@ def apply_values(
     Typed as r1.15's JSON is (`parse_json`); the result is validated as a whole, so
     `SpecError` leaves nothing half-applied.
     """
-    return build_spec(merge(ParsedSource(base.proto), parse_values(values, source)))
+    return apply_source(base, parse_values(values, source))
+
+
+def apply_source(base: NormalizedSpec, parsed: ParsedSource) -> NormalizedSpec:
+    """What `parsed` sets, over `base`, validated as a whole (`SpecError` if not valid)."""
+    return build_spec(merge(ParsedSource(base.proto), parsed))
 
 
 def parse_values(values: Mapping[str, object], source: str = "<values>") -> ParsedSource:

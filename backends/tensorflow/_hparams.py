@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pruning_spec import NormalizedSpec, _schema, parse_hparams
-from pruning_spec._loader import apply_values, parse_values
+from pruning_spec._loader import apply_source, apply_values, parse_json, parse_values
 
 _SCHEMA_HINT = (
     "the hyperparameters of a pruning spec are the fields of pruning_spec.v1.PruningSpec "
@@ -48,10 +48,13 @@ class PruningHParams:
 
     def parse_json(self, values_json: str) -> PruningHParams:
         """Applies a JSON object of hyperparameters (r1.15's `to_json()` form); returns `self`."""
-        values = json.loads(values_json)
-        if not isinstance(values, dict):
-            raise ValueError(f"expected a JSON object of hyperparameters, got {values_json!r}")
-        return self.override_from_dict(values)
+        # The loader's reader: bounded nesting, duplicate keys refused, every problem located.
+        parsed = parse_json(values_json, source="<parse_json>")
+        unknown = [d for d in parsed.diagnostics if d.code == "unknown-field"]
+        if unknown:  # r1.15 raised KeyError for an unknown name
+            raise KeyError(unknown[0].format(caret=False))
+        self._replace(apply_source(self._spec, parsed))
+        return self
 
     def override_from_dict(self, values_dict: Mapping[str, object]) -> PruningHParams:
         """Sets several hyperparameters at once (all or none); returns `self`.

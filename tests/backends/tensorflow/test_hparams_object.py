@@ -259,9 +259,9 @@ def test_parse_json_applies_r115s_json(r115_defaults: dict[str, Any]) -> None:
     assert hparams.values() == dict(
         r115_defaults, target_sparsity=0.9, weight_sparsity_map=["conv1:0.8"], name="x"
     )
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="did you mean 'target_sparsity'"):
         hparams.parse_json('{"target_sparsty": 0.9}')
-    with pytest.raises(ValueError, match="JSON object"):
+    with pytest.raises(SpecError, match="expected a JSON object"):
         hparams.parse_json("[1, 2]")
     other = get_pruning_hparams().parse_json(hparams.to_json())
     assert other.spec == hparams.spec
@@ -296,3 +296,24 @@ def test_the_set_of_hparams_is_the_schemas() -> None:
     with pytest.raises(AttributeError):
         del hparams.target_sparsity
     assert all(name in hparams for name in hparams.values())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested more than 32 deep", id="deep"),
+        pytest.param(
+            '{"target_sparsity": 0.9, "target_sparsity": 0.1}',
+            "appears more than once",
+            id="duplicate-key",
+        ),
+        pytest.param('{"target_sparsity": 1.5}', "must be in", id="out-of-range"),
+    ],
+)
+def test_parse_json_reads_as_the_loader_does_and_changes_nothing_on_error(
+    text: str, message: str
+) -> None:
+    hparams = get_pruning_hparams().parse("target_sparsity=0.7")
+    with pytest.raises(SpecError, match=message):
+        hparams.parse_json(text)
+    assert hparams.target_sparsity == 0.7
