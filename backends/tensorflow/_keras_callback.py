@@ -67,13 +67,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self._start(layers)
 
     def _start(self, layers: list[PrunedLayer]) -> MaskUpdater:
-        weights = [w for layer in layers for w in layer.pruned_weights]
-        if not weights:
-            raise ValueError(
-                f"model {self.model.name!r} has no pruned weights: its PrunedLayers chose none"
-            )
-        spec = _model_spec(layers, self._spec)
-        updater = MaskUpdater(spec, weights, [layer.last_mask_update_step for layer in layers])
+        updater = _model_updater(self.model, layers, self._spec)
         self._update_fn = _update_function(self.model, updater)
         self._last_update = int(layers[0].last_mask_update_step.numpy())
         step = int(self.model.optimizer.iterations.numpy())
@@ -195,12 +189,21 @@ def prune_now(model: Any, step: int | None = None) -> dict[str, float]:
         step = int(optimizer.iterations.numpy()) if optimizer is not None else 0
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be an integer >= 0, got {step!r}")
-    weights = [w for layer in layers for w in layer.pruned_weights]
-    updater = MaskUpdater(
-        _model_spec(layers, None), weights, [layer.last_mask_update_step for layer in layers]
-    )
+    updater = _model_updater(model, layers, None)
     updater.update(tf.constant(step, tf.int64))
-    return zero_fractions(weights)
+    return zero_fractions(updater.weights)
+
+
+def _model_updater(
+    model: Any, layers: list[PrunedLayer], given: NormalizedSpec | None
+) -> MaskUpdater:
+    """The update over every pruned weight of a model's built PrunedLayers, with its spec."""
+    weights = [w for layer in layers for w in layer.pruned_weights]
+    if not weights:
+        raise ValueError(f"model {model.name!r} has no pruned weights: its PrunedLayers chose none")
+    return MaskUpdater(
+        _model_spec(layers, given), weights, [layer.last_mask_update_step for layer in layers]
+    )
 
 
 def weight_sparsity(model: Any) -> dict[str, float]:

@@ -524,6 +524,11 @@ def test_prune_now_takes_the_schedule_at_a_step_and_refuses_what_it_cannot_do() 
         pks.prune_now(model, step=-1)
     with pytest.raises(ValueError, match="no pruned layers"):
         pks.prune_now(mlp())
+    nothing = keras.Sequential(
+        [keras.Input((4,)), pks.PrunedLayer(keras.layers.Dense(2), "target_sparsity=0.5", [])]
+    )
+    with pytest.raises(ValueError, match="has no pruned weights"):
+        pks.prune_now(nothing)
 
 
 def test_export_tflite_writes_a_smaller_sparse_model_with_the_same_outputs(tmp_path: Path) -> None:
