@@ -18,7 +18,7 @@ from typing import Any
 import keras
 
 from pruning_spec import NormalizedSpec, SpecError
-from pruning_spec._checkpoints._weights import DEPTHWISE_LAYERS, is_kernel_name
+from pruning_spec._checkpoints._weights import depthwise_kernels, is_kernel_name
 from pruning_spec._inventory import Weight, plan_weights
 from pruning_spec._lints import inventory_lints
 
@@ -209,7 +209,8 @@ def chosen_keys(
     A weight the spec keeps dense (a rule of sparsity 0) would keep a mask of ones
     forever, so it gets none.
     """
-    skipped = _depthwise_kernels(layer) if select is is_kernel else set()
+    # Keras 3 names a DepthwiseConv2D's kernel `kernel`: the layer class decides.
+    skipped = {id(k) for k in depthwise_kernels(layer)} if select is is_kernel else set()
     return [
         key
         for key, variable in _relative_variables(layer)
@@ -217,18 +218,6 @@ def chosen_keys(
         and id(variable) not in skipped
         and not spec.keeps_dense(weight_name(layer, key, scope))
     ]
-
-
-def _depthwise_kernels(layer: Any) -> set[int]:
-    """The kernels of depthwise convolutions in `layer`, which the default choice leaves dense.
-
-    Keras 3 names a DepthwiseConv2D's kernel `kernel`, so the name cannot tell.
-    """
-    return {
-        id(sub.kernel)
-        for sub in layer._flatten_layers()
-        if type(sub).__name__ in DEPTHWISE_LAYERS and getattr(sub, "kernel", None) is not None
-    }
 
 
 def weight_name(layer: Any, key: str, scope: str = "") -> str:

@@ -36,10 +36,10 @@ from pruning_spec._checkpoints._keras_zip import (
 )
 from pruning_spec._checkpoints._regular_files import open_regular
 from pruning_spec._checkpoints._weights import (
-    DEPTHWISE_LAYERS,
     Checkpoint,
     Variable,
     assemble,
+    depthwise_kernels,
     is_kernel_name,
     unique,
 )
@@ -82,18 +82,9 @@ def read_keras_archive(path: str) -> Checkpoint:
     pruned = frozenset(masks) if masks else None
     if pruned is None:  # pks.prune's default choice: kernels, not depthwise ones
         kernels = {v.name for v in variables if not v.excluded and is_kernel_name(v.name)}
-        pruned = frozenset(kernels - _depthwise_kernel_paths(model))
+        pruned = frozenset(kernels - {str(k.path) for k in depthwise_kernels(model)})
         return assemble(path, variables, step, read, pruned=pruned, assumed=True)
     return assemble(path, variables, step, read, known_masks=masks, pruned=pruned)
-
-
-def _depthwise_kernel_paths(model: ExternalValue) -> set[str]:
-    """Kernels of depthwise convolutions, which `pks.prune` leaves dense by default."""
-    return {
-        str(layer.kernel.path)
-        for layer in _layers(model)
-        if type(layer).__name__ in DEPTHWISE_LAYERS and getattr(layer, "kernel", None) is not None
-    }
 
 
 def _register_pruned_layer() -> None:
@@ -109,19 +100,12 @@ def _pruning_variables(model: ExternalValue) -> tuple[dict[str, str], set[str]]:
     """
     masks: dict[str, str] = {}
     state: set[str] = set()
-    for layer in _layers(model):
+    for layer in model._flatten_layers():
         for pruned in getattr(layer, "pruned_weights", None) or []:
             weight, mask = str(pruned.weight.path), str(pruned.mask.path)
             masks[weight] = mask
             state |= {mask, str(pruned.threshold.path)}
     return masks, state
-
-
-def _layers(model: ExternalValue) -> list[ExternalValue]:
-    found = [model]
-    for layer in getattr(model, "layers", None) or []:
-        found += _layers(layer)
-    return found
 
 
 def _load_unallocated(keras: ExternalValue, path: str) -> tuple[ExternalValue, ExternalValue]:

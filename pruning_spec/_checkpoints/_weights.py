@@ -134,7 +134,19 @@ def assemble(
 # and no sparse kernel speeds them up. A separable convolution's pointwise kernel is pruned.
 _NOT_BY_DEFAULT = frozenset({"depthwise_kernel"})
 # Keras layers whose `kernel` is a depthwise one (Keras 3 does not say so in its name).
-DEPTHWISE_LAYERS = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
+_DEPTHWISE_LAYERS = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
+
+
+def depthwise_kernels(layer: StoredValue) -> list[StoredValue]:
+    """The kernels of the depthwise convolutions in a Keras layer or model, itself included.
+
+    `pks.prune` leaves them dense by default; a .keras reader assumes the same.
+    """
+    return [
+        sub.kernel
+        for sub in layer._flatten_layers()
+        if type(sub).__name__ in _DEPTHWISE_LAYERS and getattr(sub, "kernel", None) is not None
+    ]
 
 
 def is_kernel_name(name: str) -> bool:
