@@ -13,6 +13,7 @@ import tensorflow as tf
 from pruning_spec import NormalizedSpec
 
 from ._keras_layer import PrunedLayer, pruned_layers
+from ._keras_step import PruningClock
 from ._pruner import MaskUpdater, overall_zero_fraction, zero_fractions
 from ._spec_input import SpecInput, coerce_spec
 
@@ -20,9 +21,11 @@ from ._spec_input import SpecInput, coerce_spec
 class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
     """Updates masks on r1.15's schedule during `fit`, and writes TensorBoard scalars.
 
-    The step is the optimizer's `iterations`: after training step t the masks are
-    updated if r1.15's `conditional_mask_update_op` would have run at global step t
-    (as step t+1 begins, or at the end of the epoch).
+    The step is the pruning step, r1.15's global step: the optimizer's `iterations`
+    for a model pruned before it trained, and carried on by the PrunedLayers across a
+    recompile or a weights-only file (`_keras_step`). After training step t the masks
+    are updated if r1.15's `conditional_mask_update_op` would have run at step t (as
+    step t+1 begins, or at the end of the epoch).
     Adds `sparsity` (the fraction of zeros over all pruned weights) to each epoch's
     logs, so it shows in the progress bar and in `History`.
 
@@ -52,6 +55,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._updater: MaskUpdater | None = None
         self._update_fn: Any = None
         self._last_update = 0
+        self._clock: PruningClock | None = None
         self._writer: Any = None
         self._last_written = -1
 
@@ -70,15 +74,18 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         updater = _model_updater(self.model, layers, self._spec)
         self._update_fn = _update_function(self.model, updater)
         self._last_update = int(layers[0].last_mask_update_step.numpy())
-        step = int(self.model.optimizer.iterations.numpy())
-        if step < self._last_update:
+        clock = PruningClock(self.model, layers)
+        if clock.step < self._last_update:  # only a file without the step's record
             raise ValueError(
-                f"the optimizer is at step {step}, but the masks were last updated at step "
-                f"{self._last_update}: its state was not restored (a .weights.h5 file holds no "
-                "optimizer), so the pruning schedule would start again. Resume from a .keras "
+                f"the optimizer is at step {clock.step}, but the masks were last updated at "
+                f"step {self._last_update}, and the model's PrunedLayers do not record the "
+                "pruning step (saved by pruning-spec 0.1.x): its optimizer state was not "
+                "restored, so the pruning schedule would start again. Resume from a .keras "
                 "file or a tf.train.Checkpoint with the optimizer, or set "
                 f"model.optimizer.iterations.assign({self._last_update}) if that is right"
             )
+        clock.record()
+        self._clock = clock
         chunk = int(getattr(self.model, "steps_per_execution", 1) or 1)
         if chunk > 1:
             warnings.warn(
@@ -112,25 +119,30 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         updater = self._ready()
         if updater is None:
             raise ValueError(f"model {self.model.name!r}: its PrunedLayers were never built")
+        if self._clock is not None:
+            self._clock.record()
         if logs is not None:
             logs["sparsity"] = overall_zero_fraction(updater.weights)
         if self._update_freq == "epoch":
             self._write(step)
 
     def _update_if_due(self) -> int:
-        step = int(self.model.optimizer.iterations.numpy())
         updater = self._ready()
-        if updater is None:
-            return step
+        if updater is None or self._clock is None:
+            return int(self.model.optimizer.iterations.numpy())
+        step = self._clock.step
         # One predicate decides, the core's; the traced function only updates.
         if updater.spec.mask_update_due(step, self._last_update):
             self._update_fn(tf.constant(step, tf.int64))
             self._last_update = step
+            self._clock.record()
         if isinstance(self._update_freq, int) and step % self._update_freq == 0:
             self._write(step)
         return step
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._clock is not None:
+            self._clock.record()
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()
@@ -171,9 +183,10 @@ def prune_now(model: Any, step: int | None = None) -> dict[str, float]:
     For one-shot and post-training pruning: with `initial_sparsity` equal to
     `target_sparsity` (see examples/one_shot.txtpb) the masks are at the target before
     the first training step, and `PruningCallback` then keeps them there. `step`
-    defaults to the optimizer's `iterations` (0 for a model not compiled yet). The step
-    is recorded as the last update, as the callback's own updates are. Returns each
-    pruned weight's sparsity.
+    defaults to the model's pruning step (the optimizer's `iterations` for a model that
+    never trained with pruning; 0 for one not compiled yet). The step is recorded as the
+    last update, as the callback's own updates are, and as the pruning step: the next
+    `fit` goes on from it. Returns each pruned weight's sparsity.
     """
     layers = pruned_layers(model)
     if not layers:
@@ -184,13 +197,12 @@ def prune_now(model: Any, step: int | None = None) -> dict[str, float]:
             f"model {model.name!r}: {unbuilt[0]!r} is not built, so its weights are unknown; "
             "call the model on an input (or model.build) first"
         )
-    if step is None:
-        optimizer = getattr(model, "optimizer", None)
-        step = int(optimizer.iterations.numpy()) if optimizer is not None else 0
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
         raise ValueError(f"step must be an integer >= 0, got {step!r}")
     updater = _model_updater(model, layers, None)
-    updater.update(tf.constant(step, tf.int64))
+    clock = PruningClock(model, layers, start=step)
+    clock.record()
+    updater.update(tf.constant(clock.step, tf.int64))
     return zero_fractions(updater.weights)
 
 

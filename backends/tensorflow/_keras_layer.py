@@ -1,7 +1,8 @@
 """`PrunedLayer` and `prune`: which Keras 3 weights are pruned, and where their masks live.
 
 A `PrunedLayer` wraps one layer and owns, for each pruned weight of it, a mask and
-a threshold, plus the step of the last mask update: all Keras weights, so
+a threshold, plus the step of the last mask update and the record of the pruning
+step (`_keras_step`): all Keras weights, so
 `tf.train.Checkpoint`, `.keras` and `.weights.h5` files save and restore them.
 The pruned weights themselves are zeroed in place (at each mask update, and by a
 constraint the optimizer applies after every step), so the forward pass, a
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
+import numpy as np
 
 from pruning_spec import NormalizedSpec, SpecError
 from pruning_spec._checkpoints._weights import depthwise_kernels, is_kernel_name
@@ -29,6 +31,10 @@ from ._spec_input import SpecInput, coerce_spec
 VariableFilter = Callable[[Any], bool]
 
 _LEAVE_OUT = "leave it out with prune(..., select=...)"
+
+# The initial values of a PrunedLayer's last two variables (pruning_step and
+# pruning_step_iterations), which files of pruning-spec 0.1 do not have.
+_NO_RECORD = (-1, 0)  # their initial values
 
 try:  # Keras 3 does not export the class of `keras.Model(inputs, outputs)`.
     from keras.src.models.functional import Functional
@@ -103,6 +109,7 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         self._pruned_keys = None if pruned is None else list(pruned)
         self._select = select or is_kernel
         self.supports_masking = bool(getattr(layer, "supports_masking", False))
+        self.pruning_clock: Any = None  # a `_keras_step.PruningClock` while one counts
 
     def build(self, input_shape: Any = None) -> None:
         super().build(input_shape)
@@ -157,6 +164,41 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
             initializer="zeros",
             trainable=False,
         )
+        # The pruning step, recorded with the optimizer's iterations (`_keras_step`): -1 is
+        # no record yet. Created last: files saved before they existed lack only these two.
+        self.pruning_step = self.add_weight(
+            name="pruning_step",
+            shape=(),
+            dtype="int64",
+            initializer=keras.initializers.Constant(_NO_RECORD[0]),
+            trainable=False,
+        )
+        self.pruning_step_iterations = self.add_weight(
+            name="pruning_step_iterations",
+            shape=(),
+            dtype="int64",
+            initializer=keras.initializers.Constant(_NO_RECORD[1]),
+            trainable=False,
+        )
+
+    def save_own_variables(self, store: Any) -> None:
+        if self.pruning_clock is not None:  # the step as of now, not of the last record
+            self.pruning_clock.record()
+        super().save_own_variables(store)
+
+    def load_own_variables(self, store: Any) -> None:
+        """Loads a file, also one saved before the step was recorded (no record then)."""
+        keys = list(store.keys())
+        if len(keys) == len(self._own_variables()) - len(_NO_RECORD):
+            store = {**{key: store[key] for key in keys}, **self._no_record(len(keys))}
+        super().load_own_variables(store)
+
+    def _own_variables(self) -> list[Any]:
+        return [v for v in self.weights if not any(v is w for w in self.layer.weights)]
+
+    @staticmethod
+    def _no_record(first: int) -> dict[str, Any]:
+        return {str(first + i): np.array(value, np.int64) for i, value in enumerate(_NO_RECORD)}
 
     def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         return self.layer(inputs, *args, **kwargs)

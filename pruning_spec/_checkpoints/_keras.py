@@ -41,6 +41,8 @@ from pruning_spec._checkpoints._weights import (
     assemble,
     depthwise_kernels,
     is_kernel_name,
+    resumed_step,
+    scalar,
     unique,
 )
 
@@ -48,7 +50,11 @@ ExternalValue: TypeAlias = Any  # Keras and h5py objects and numpy values: untyp
 
 
 def read_keras_archive(path: str) -> Checkpoint:
-    """The weights of the `.keras` archive `path`, and its optimizer's step."""
+    """The weights of the `.keras` archive `path`, and its step.
+
+    The step is the pruning step its PrunedLayers record, which a recompile does not
+    reset (`backends/tensorflow/_keras_step.py`), else its optimizer's iterations.
+    """
     import_framework("tensorflow", path)
     keras = import_framework("keras", path)
     step = _check_archive(path)
@@ -61,6 +67,7 @@ def read_keras_archive(path: str) -> Checkpoint:
     names = unique(str(v.path) for v in stored)
     by_name = dict(zip(names, stored, strict=True))
     masks, pruning_state = _pruning_variables(model)
+    step = resumed_step(_step_records(model, scope), step)
     variables = [
         Variable(
             name,
@@ -106,6 +113,23 @@ def _pruning_variables(model: ExternalValue) -> tuple[dict[str, str], set[str]]:
             masks[weight] = mask
             state |= {mask, str(pruned.threshold.path)}
     return masks, state
+
+
+def _step_records(model: ExternalValue, scope: ExternalValue) -> list[tuple[int, int]]:
+    """Each PrunedLayer's (pruning step, optimizer iterations) record, as the archive holds it."""
+    numpy = importlib.import_module("numpy")
+
+    def stored(layer: ExternalValue, name: str) -> int | None:
+        variable = getattr(layer, name, None)
+        value = None if variable is None else scope.get_current_value(variable)
+        return None if value is None else scalar(numpy.asarray(value), kinds="i")
+
+    records = []
+    for layer in model._flatten_layers():
+        step, iterations = stored(layer, "pruning_step"), stored(layer, "pruning_step_iterations")
+        if step is not None and iterations is not None:
+            records.append((step, iterations))
+    return records
 
 
 def _load_unallocated(keras: ExternalValue, path: str) -> tuple[ExternalValue, ExternalValue]:

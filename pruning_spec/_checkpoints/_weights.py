@@ -159,6 +159,22 @@ def is_kernel_name(name: str) -> bool:
     return leaf not in _NOT_BY_DEFAULT and (leaf == "kernel" or leaf.endswith("_kernel"))
 
 
+def resumed_step(records: Iterable[tuple[int, int]], iterations: int | None) -> int | None:
+    """The step a Keras model's pruning resumes at, from its PrunedLayers' step records.
+
+    Each record is (pruning step, optimizer iterations), written together: the pair fixes
+    the offset between the two, which stays constant while that optimizer trains. If the
+    optimizer now is at or past the recorded iterations it is taken to be the same one,
+    restored with the model, and the offset applies; if it is behind, it is a new one (a
+    recompile, or a weights-only file) and the recorded step stands. A negative step is
+    no record (a layer never trained, or saved before the step was recorded); with no
+    record at all the step is the optimizer's, r1.15's global step.
+    """
+    now = 0 if iterations is None else iterations
+    steps = [step + (now - synced if now >= synced else 0) for step, synced in records if step >= 0]
+    return max(steps) if steps else iterations
+
+
 def _scope(name: str) -> str:
     """`layer1/weights`, `layer1/mask` and `layer1//mask` all live in scope `layer1`."""
     return name.rpartition("/")[0].rstrip("/")

@@ -1196,3 +1196,26 @@ def test_messages_are_one_line_without_terminal_escapes(tmp_path: Path) -> None:
     assert "\x1b" not in message and "\x9b" not in message and "\n" not in message
     assert r"/layers/\x1b[2Jevil/vars/0 is a soft link to /\x9bnowhere" in message
     assert r"escapes\n.weights.h5" in message
+
+
+# The pruning step a Keras model resumes at, from its PrunedLayers' (step, iterations) records.
+
+
+@pytest.mark.parametrize(
+    ("records", "iterations", "step"),
+    [
+        ([], 7, 7),  # no PrunedLayer records: r1.15's global step
+        ([], None, None),  # nor an optimizer
+        ([(-1, 0), (-1, 0)], 7, 7),  # never recorded (a file of pruning-spec 0.1)
+        ([(30, 10), (30, 10)], 10, 30),  # saved with its optimizer
+        ([(30, 10)], 14, 34),  # the same optimizer, 4 steps later
+        ([(30, 10)], 0, 30),  # a new optimizer: a recompile or a weights-only file
+        ([(30, 10)], None, 30),  # no optimizer
+        ([(30, 10), (-1, 0)], 10, 30),  # a layer added since
+        ([(30, 10), (20, 10)], 12, 32),  # records that disagree: the furthest
+    ],
+)
+def test_the_resumed_step_follows_the_records_and_their_optimizer(
+    records: list[tuple[int, int]], iterations: int | None, step: int | None
+) -> None:
+    assert _weights.resumed_step(records, iterations) == step

@@ -307,16 +307,116 @@ def test_resuming_from_a_tf_train_checkpoint_equals_an_uninterrupted_run(
     assert_same_state(state(resumed), state(uninterrupted))
 
 
-def test_weights_files_keep_the_pruning_state_but_not_the_optimizer(tmp_path: Path) -> None:
+def pruning_steps(model: keras.Model) -> set[tuple[int, int]]:
+    """Each PrunedLayer's (pruning step, last mask update step)."""
+    return {
+        (int(layer.pruning_step.numpy()), int(layer.last_mask_update_step.numpy()))
+        for layer in pks.pruned_layers(model)
+    }
+
+
+# 8 steps an epoch: 5 epochs reach SPEC's end step, 40, where every weight is at its target.
+AT_THE_TARGET = {"hidden/kernel": 0.75, "out/kernel": 0.5}
+
+
+def test_a_recompiled_model_resumes_its_schedule_where_it_was() -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 2)
+    compiled(model, learning_rate=0.001)  # fine-tuning: a new optimizer, at step 0
+    fit(model, 3)
+    assert int(model.optimizer.iterations.numpy()) == 24
+    assert pruning_steps(model) == {(40, 40)}
+    assert pks.weight_sparsity(model) == AT_THE_TARGET
+
+
+def test_a_keras_file_loaded_then_recompiled_resumes_its_schedule(tmp_path: Path) -> None:
+    first = compiled(pks.prune(mlp(), SPEC))
+    fit(first, 2)
+    first.save(tmp_path / "half.keras")
+    loaded = compiled(keras.models.load_model(tmp_path / "half.keras"), learning_rate=0.001)
+    fit(loaded, 3)
+    assert pruning_steps(loaded) == {(40, 40)}
+    assert pks.weight_sparsity(loaded) == AT_THE_TARGET
+
+
+def test_weights_files_keep_the_pruning_step(tmp_path: Path) -> None:
     first = compiled(pks.prune(mlp(), SPEC))
     fit(first, 2)
     first.save_weights(tmp_path / "half.weights.h5")
     loaded = compiled(pks.prune(mlp(), SPEC))
-    loaded.load_weights(tmp_path / "half.weights.h5")
+    with warnings.catch_warnings():  # its optimizer is not built, so Keras skips the saved one
+        warnings.simplefilter("ignore")
+        loaded.load_weights(tmp_path / "half.weights.h5")
     for got, want in zip(loaded.weights, first.weights, strict=True):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+    fit(loaded, 3)
+    assert int(loaded.optimizer.iterations.numpy()) == 24
+    assert pruning_steps(loaded) == {(40, 40)}
+    assert pks.weight_sparsity(loaded) == AT_THE_TARGET
+
+
+def test_a_file_saved_within_an_epoch_records_the_step_of_the_save(tmp_path: Path) -> None:
+    path = tmp_path / "every3.keras"
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 1, extra=[keras.callbacks.ModelCheckpoint(path, save_freq=3)])
+    saved = keras.models.load_model(path)  # the last save: after step 6
+    assert int(saved.optimizer.iterations.numpy()) == 6
+    assert pruning_steps(saved) == {(6, 4)}
+    recompiled = compiled(saved)
+    fit(recompiled, 1)
+    assert pruning_steps(recompiled) == {(14, 12)}
+
+
+def test_a_model_saved_before_the_step_was_recorded_resumes_from_its_optimizer(
+    tmp_path: Path,
+) -> None:
+    uninterrupted = compiled(pks.prune(mlp(), SPEC))
+    fit(uninterrupted, 4)
+    first = compiled(pks.prune(mlp(), SPEC))
+    fit(first, 2)
+    first.save(tmp_path / "half.keras")
+    old = _without_the_step_record(tmp_path / "half.keras", tmp_path / "old.keras")
+    resumed = keras.models.load_model(old)
+    assert {int(layer.pruning_step.numpy()) for layer in pks.pruned_layers(resumed)} == {-1}
+    fit(resumed, 2)
+    assert_same_state(state(resumed), state(uninterrupted))
+    # A weights-only file of that version cannot say where the schedule was.
+    restarted = compiled(pks.prune(mlp(), SPEC))
+    first.save_weights(tmp_path / "half.weights.h5")
+    _drop_step_datasets(tmp_path / "half.weights.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        restarted.load_weights(tmp_path / "half.weights.h5")
     with pytest.raises(ValueError, match=r"optimizer is at step 0.*last updated at step 16"):
-        fit(loaded, 1)
+        fit(restarted, 1)
+
+
+def _drop_step_datasets(weights: Path) -> None:
+    """Deletes what pruning-spec 0.1.x did not save: each PrunedLayer's last two variables."""
+    import h5py  # noqa: PLC0415 - Keras's own dependency
+
+    with h5py.File(weights, "r+") as file:
+        for name in list(file["layers"]):
+            own = file["layers"][name].get("vars")
+            if name.startswith("pruned_layer") and own is not None:
+                last = len(own)
+                del own[str(last - 1)], own[str(last - 2)]
+
+
+def _without_the_step_record(path: Path, old: Path) -> Path:
+    """A copy of a .keras file as pruning-spec 0.1.x saved it."""
+    import zipfile  # noqa: PLC0415
+
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = old.with_suffix(".h5")
+    weights.write_bytes(members["model.weights.h5"])
+    _drop_step_datasets(weights)
+    members["model.weights.h5"] = weights.read_bytes()
+    with zipfile.ZipFile(old, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return old
 
 
 @pytest.mark.parametrize(

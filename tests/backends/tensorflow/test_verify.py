@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pruning_spec._checkpoints import read_checkpoint
 from pruning_spec._cli import main
 from pruning_spec.backends import tensorflow as pruning
 from pruning_spec.backends.tensorflow import keras as pks
@@ -109,24 +110,26 @@ KERAS_SPEC = (
 )
 
 
-def _pruned_keras_file(path: Path, epochs: int) -> None:
+def _pruned_keras_file(path: Path, epochs: int, recompiled: int = 0) -> None:
+    """Fits `epochs` epochs of 16 steps, recompiles and fits `recompiled` more, saves."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((16,))
     hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(4, name="out")(hidden))
     model = pks.prune(model, KERAS_SPEC)
-    model.compile(optimizer="sgd", loss=keras.losses.MeanSquaredError())
     data = np.random.RandomState(0).rand(64, 16).astype("f")
-    model.fit(
-        data, data[:, :4], batch_size=4, epochs=epochs, verbose=0,
-        callbacks=[pks.PruningCallback(KERAS_SPEC)],
-    )  # fmt: skip
+    for count in [epochs, recompiled] if recompiled else [epochs]:
+        model.compile(optimizer="sgd", loss=keras.losses.MeanSquaredError())
+        model.fit(
+            data, data[:, :4], batch_size=4, epochs=count, verbose=0,
+            callbacks=[pks.PruningCallback(KERAS_SPEC)],
+        )  # fmt: skip
     model.save(path)
 
 
-KERAS_SPEC = (
-    "begin_pruning_step=0,pruning_frequency=2,target_sparsity=0.75,sparsity_function_end_step=10"
-)
+def test_a_keras_files_step_is_its_pruning_step_also_after_a_recompile(tmp_path: Path) -> None:
+    _pruned_keras_file(tmp_path / "pruned.keras", epochs=1, recompiled=1)
+    assert read_checkpoint(str(tmp_path / "pruned.keras")).step == 32  # its optimizer's: 16
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
