@@ -29,6 +29,7 @@ from pruning_spec._version import __version__
 from pruning_spec.v1.pruning_pb2 import (
     BlockDimsRule,
     ExcludeRule,
+    GlobalGroup,
     PruningSpec,
     WeightSparsityRule,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "BlockDimsRule",
     "Diagnostic",
     "ExcludeRule",
+    "GlobalGroup",
     "NormalizedSpec",
     "PruningSpec",
     "Severity",

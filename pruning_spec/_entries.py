@@ -1,5 +1,8 @@
 """Map entries: one rule written as a string, `pattern:value`, `pattern:HxW` or `pattern`.
 
+Values whose field is not `required`, at the end, may be left out
+(`pattern:name[@sparsity]`): such a field stays unset.
+
 The hparam language (`weight_sparsity_map=[conv1:0.8]`) and r1.15's JSON
 (`"weight_sparsity_map": ["conv1:0.8"]`) both write rules this way. An entry
 splits on its last colon (outside quotes, in hparams), so a pattern may hold
@@ -58,7 +61,7 @@ def value_parts(shape: _schema.RuleShape, raw: str, colon: int) -> list[tuple[st
         return []
     rest = raw[colon + 1 :]
     texts = rest.split(shape.separator) if shape.separator else [rest]
-    if len(texts) != len(shape.values):
+    if not _required_count(shape) <= len(texts) <= len(shape.values):
         return None
     parts = []
     offset = colon + 1
@@ -66,6 +69,14 @@ def value_parts(shape: _schema.RuleShape, raw: str, colon: int) -> list[tuple[st
         parts.append((text, offset))
         offset += len(text) + len(shape.separator)
     return parts
+
+
+def _required_count(shape: _schema.RuleShape) -> int:
+    """How many values an entry must write: all but the optional ones at the end."""
+    required = [_schema.rules_of(field).required for _, field in shape.values]
+    while required and not required[-1]:
+        required.pop()
+    return len(required)
 
 
 def read_entry(shape: _schema.RuleShape, raw: str, *, quoting: bool) -> EntryReading:
@@ -104,7 +115,7 @@ def read_entry(shape: _schema.RuleShape, raw: str, *, quoting: bool) -> EntryRea
             )
         )
         return reading
-    for (name, field), (text, offset) in zip(shape.values, parts, strict=True):
+    for (name, field), (text, offset) in zip(shape.values, parts, strict=False):
         try:
             reading.values[name] = _scalars.convert_scalar(field, text)
         except _scalars.ConversionError as error:
@@ -130,8 +141,13 @@ def format_entry(field: _schema.Field, rule: Message, *, quoting: bool) -> str:
         key = _scalars.quote(key)
     if not shape.values:
         return key
+    written = shape.values[: _required_count(shape)] + tuple(
+        (name, field)
+        for name, field in shape.values[_required_count(shape) :]
+        if rule.HasField(name)
+    )
     values = [
         _scalars.format_scalar(f, getattr(rule, name), _scalars.Syntax.HPARAMS)
-        for name, f in shape.values
+        for name, f in written
     ]
     return f"{key}:{shape.separator.join(values)}"

@@ -93,7 +93,12 @@ def left_out_of_r115_output(field: Field, value: object) -> bool:
         return False
     if field.is_repeated:
         return len(value) == 0  # type: ignore[arg-type]
-    return bool(value == field.default_value)
+    # Not -0.0 for a 0.0 default: it would read back as another spec.
+    return bool(value == field.default_value) and repr(value) == repr(field.default_value)
+
+
+# The singular fields r1.15 did not have: a normalized spec sets them only off their default.
+EXTENSION_SCALARS = tuple(f for f in FIELDS.values() if is_extension(f) and not f.is_repeated)
 
 
 @functools.cache

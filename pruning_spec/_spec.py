@@ -19,7 +19,7 @@ from pruning_spec import _printers, _schedule, _schema
 from pruning_spec._diagnostics import Diagnostic, SpecError
 from pruning_spec._regex import RuleMatcher
 from pruning_spec._schema import HParamValue
-from pruning_spec._validate import Validator
+from pruning_spec._validate import GLOBAL_GROUP, Validator
 from pruning_spec.v1 import pruning_pb2
 
 _LOG = logging.getLogger("pruning_spec")
@@ -27,10 +27,18 @@ _M = TypeVar("_M", bound=Message)
 
 
 def fill_defaults(spec: pruning_pb2.PruningSpec) -> pruning_pb2.PruningSpec:
-    """A copy of `spec` with every singular field explicitly set to its effective value."""
+    """A copy of `spec` with every singular field of r1.15 explicitly set to its effective
+    value, and each of the others set only when it is not at its default.
+
+    So the canonical form of a spec that does not use a field added since is the same
+    bytes as before it was added: fingerprints do not change with new fields.
+    """
     full = pruning_pb2.PruningSpec()
     full.CopyFrom(_all_defaults())
     full.MergeFrom(spec)  # set scalars replace the defaults; the defaults have no rules
+    for field in _schema.EXTENSION_SCALARS:
+        if _schema.left_out_of_r115_output(field, getattr(full, field.name)):
+            full.ClearField(field.name)
     return full
 
 
@@ -38,7 +46,7 @@ def fill_defaults(spec: pruning_pb2.PruningSpec) -> pruning_pb2.PruningSpec:
 def _all_defaults() -> pruning_pb2.PruningSpec:
     defaults = pruning_pb2.PruningSpec()
     for field in defaults.DESCRIPTOR.fields:
-        if not field.is_repeated:
+        if not field.is_repeated and not _schema.is_extension(field):
             setattr(defaults, field.name, field.default_value)
     return defaults
 
@@ -195,6 +203,22 @@ class NormalizedSpec:
         """Deprecated, no effect: selected TPU-friendly ops in r1.15."""
         return self._proto.use_tpu
 
+    @property
+    def pruning_scope(self) -> str:
+        """PER_WEIGHT (r1.15) or GLOBAL: the weights no rule claims share one threshold."""
+        field = _schema.FIELDS["pruning_scope"]
+        return _schema.enum_spelling(field, self._proto.pruning_scope)
+
+    @property
+    def global_group(self) -> tuple[pruning_pb2.GlobalGroup, ...]:
+        """Named groups, each pruned with one threshold (copies); at most one claims a weight."""
+        return tuple(_copy(rule) for rule in self._proto.global_group)
+
+    @property
+    def min_weight_density(self) -> float:
+        """Floor of every group member: it keeps at least ceil(n * d) of its n values."""
+        return self._proto.min_weight_density
+
     # The whole message.
 
     @property
@@ -257,8 +281,101 @@ class NormalizedSpec:
         return None if index is None else self.block_dims_map[index]
 
     def target_sparsity_for(self, weight_name: str | None = None) -> float:
-        rule = self.rule_for(weight_name) if weight_name is not None else None
-        return rule.sparsity if rule is not None else self._proto.target_sparsity
+        """A weight's target: its map rule's, else its named group's, else target_sparsity."""
+        if weight_name is None:
+            return self._proto.target_sparsity
+        rule = self.rule_for(weight_name)
+        if rule is not None:
+            return rule.sparsity
+        group = self._group_rule(weight_name)
+        return self.group_target(group.name) if group is not None else self._proto.target_sparsity
+
+    def group_for(self, weight_name: str) -> str | None:
+        """The global group that ranks this weight, or None when it is ranked alone.
+
+        A `global_group` rule claims the weights it matches; under pruning_scope GLOBAL
+        the weights no `weight_sparsity_map` or group rule claims form the group
+        `global`. Weights the spec keeps dense belong to none. Raises `SpecError`
+        (`ambiguous-rule`) when a group rule and a map or block rule both claim the
+        weight, or two group rules do, and (`block-in-group`) when a member would be
+        block-pruned: a group ranks single values.
+        """
+        if self.keeps_dense(weight_name):
+            return None
+        group = self._group_rule(weight_name)
+        claimed = self.rule_index("weight_sparsity_map", weight_name)
+        if group is not None and claimed is not None:
+            self._ambiguous(weight_name, "weight_sparsity_map", claimed, "global_group")
+        if group is None and (claimed is not None or self.pruning_scope != "GLOBAL"):
+            return None
+        name = GLOBAL_GROUP if group is None else group.name
+        self._check_element_wise(weight_name, name)
+        return name
+
+    def group_target(self, group: str) -> float:
+        """A group's target sparsity: its rule's, or target_sparsity."""
+        for rule in self._proto.global_group:
+            if rule.name == group and rule.HasField("sparsity"):
+                return rule.sparsity
+        return self._proto.target_sparsity
+
+    def group_sparsity_at(self, step: int, group: str) -> float:
+        """The scheduled sparsity of a group as a whole at `step` (float32, as r1.15)."""
+        spec = self._proto
+        return _schedule.polynomial_sparsity(
+            step,
+            begin_step=spec.sparsity_function_begin_step,
+            end_step=spec.sparsity_function_end_step,
+            initial_sparsity=spec.initial_sparsity,
+            target_sparsity=self.group_target(group),
+            exponent=spec.sparsity_function_exponent,
+        )
+
+    def _group_rule(self, weight_name: str) -> pruning_pb2.GlobalGroup | None:
+        if not self._proto.global_group:
+            return None
+        index = self.rule_index("global_group", weight_name)
+        return None if index is None else self._proto.global_group[index]
+
+    def _check_element_wise(self, weight_name: str, group: str) -> None:
+        block_rule = self.rule_index("block_dims_map", weight_name)
+        if block_rule is not None:
+            self._ambiguous(weight_name, "block_dims_map", block_rule, f"group {group!r}")
+        dims = self.configured_block_dims(weight_name)
+        if dims != (1, 1):
+            raise SpecError(
+                [
+                    Diagnostic(
+                        "block-in-group",
+                        f"weight {weight_name!r} of group {group!r} would be pruned in blocks "
+                        f"of {dims[0]}x{dims[1]} (block_height, block_width), but a group ranks "
+                        "single values",
+                        "block_height",
+                        hint="set block_height and block_width to 1, or give the weight a "
+                        "weight_sparsity_map rule",
+                    )
+                ]
+            )
+
+    def _ambiguous(self, weight_name: str, map_name: str, index: int, other: str) -> NoReturn:
+        pattern = _patterns(self, map_name)[0][index]
+        group = self._group_rule(weight_name)
+        claim = (
+            f"global_group {group.name!r} ({group.pattern!r})"
+            if group is not None and other == "global_group"
+            else other
+        )
+        raise SpecError(
+            [
+                Diagnostic(
+                    "ambiguous-rule",
+                    f"weight {weight_name!r} is claimed by both {map_name}[{index}] "
+                    f"({pattern!r}) and {claim}",
+                    map_name,
+                    hint="make the patterns disjoint",
+                )
+            ]
+        )
 
     def is_excluded(self, weight_name: str) -> bool:
         """Whether an `exclude` pattern is found in `weight_name` (any number may be)."""
@@ -271,7 +388,7 @@ class NormalizedSpec:
         """Whether the spec leaves this weight dense for the whole run.
 
         An `exclude` pattern keeps a weight dense, and so does a `weight_sparsity_map`
-        rule of sparsity 0, even when `initial_sparsity` is above 0 (r1.15 pruned such
+        rule or a named `global_group` of sparsity 0, even when `initial_sparsity` is above 0 (r1.15 pruned such
         weights at first, then let them grow back); without either, only a run whose
         initial and target sparsity are both 0.
         """
@@ -280,6 +397,9 @@ class NormalizedSpec:
         rule = self.rule_for(weight_name)
         if rule is not None:
             return rule.sparsity == 0
+        group = self._group_rule(weight_name)
+        if group is not None and group.HasField("sparsity"):
+            return group.sparsity == 0
         return self._proto.initial_sparsity == 0 and self._proto.target_sparsity == 0
 
     def sparsity_at(self, step: int, weight_name: str | None = None) -> float:

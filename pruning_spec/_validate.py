@@ -32,6 +32,10 @@ from pruning_spec.v1 import options_pb2, pruning_pb2
 Locator = Callable[[str], "Span | None"]
 
 
+# The group pruning_scope GLOBAL forms of the weights no rule claims.
+GLOBAL_GROUP = "global"
+
+
 def _no_location(_: str) -> Span | None:
     return None
 
@@ -82,13 +86,37 @@ class Validator:
             raise SpecError(found)
 
     def _check_semantics(self, spec: pruning_pb2.PruningSpec) -> Iterator[Diagnostic]:
-        if self.external_sparsity and spec.weight_sparsity_map and spec.target_sparsity == 0:
+        scaled = spec.weight_sparsity_map or any(g.HasField("sparsity") for g in spec.global_group)
+        if self.external_sparsity and scaled and spec.target_sparsity == 0:
             yield Diagnostic(
                 "zero-target-with-map",
-                "is 0, but weight_sparsity_map scales an external sparsity by m / target_sparsity",
+                "is 0, but weight_sparsity_map and global_group sparsities scale an external "
+                "sparsity by m / target_sparsity",
                 "target_sparsity",
-                hint="set target_sparsity > 0 or remove weight_sparsity_map",
+                hint="set target_sparsity > 0, or remove those rules' sparsities",
             )
+        yield from _check_group_names(spec)
+
+
+def _check_group_names(spec: pruning_pb2.PruningSpec) -> Iterator[Diagnostic]:
+    first: dict[str, int] = {}
+    for index, group in enumerate(spec.global_group):
+        path = f"global_group[{index}].name"
+        if group.name == GLOBAL_GROUP:
+            yield Diagnostic(
+                "reserved-group-name",
+                f"{GLOBAL_GROUP!r} names the group of pruning_scope GLOBAL",
+                path,
+                hint="choose another name",
+            )
+        elif group.name in first:
+            yield Diagnostic(
+                "duplicate-group",
+                f"group {group.name!r} is already global_group[{first[group.name]}]",
+                path,
+                hint="give each group one rule; join patterns with '|'",
+            )
+        first.setdefault(group.name, index)
 
 
 _DEFAULT_VALIDATOR = Validator()

@@ -10,6 +10,7 @@ from pruning_spec.v1 import pruning_pb2
 
 WEIGHTS = _schema.rule_shape(_schema.FIELDS["weight_sparsity_map"])
 BLOCKS = _schema.rule_shape(_schema.FIELDS["block_dims_map"])
+GROUPS = _schema.rule_shape(_schema.FIELDS["global_group"])
 
 
 @pytest.mark.parametrize(
@@ -19,6 +20,8 @@ BLOCKS = _schema.rule_shape(_schema.FIELDS["block_dims_map"])
         pytest.param(WEIGHTS, '"a:b":0.5', True, "a:b", {"sparsity": 0.5}, id="quoted-key"),
         pytest.param(WEIGHTS, '"a":0.5', False, '"a"', {"sparsity": 0.5}, id="json-verbatim"),
         pytest.param(BLOCKS, "x:y:2x-1", True, "x:y", {"block_height": 2, "block_width": -1}),
+        pytest.param(GROUPS, "^enc:x/:enc@0.8", True, "^enc:x/", {"name": "enc", "sparsity": 0.8}),
+        pytest.param(GROUPS, "^enc/:enc", False, "^enc/", {"name": "enc"}, id="optional-left-out"),
     ],
 )
 def test_read_entry(
@@ -87,3 +90,19 @@ def test_quotes_decide_the_split_only_in_hparams(quoting: bool, key: str, offset
 def test_a_wrong_value_count_says_what_follows_the_colon() -> None:
     (problem,) = read_entry(BLOCKS, "d:4", quoting=True).problems
     assert problem.message == "expected HxW after ':', got '4'"
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [("a:enc@", "invalid-value"), ("a:enc@0.5@1", "bad-map-entry"), ("a", "bad-map-entry")],
+)
+def test_a_group_entry_needs_its_name_and_at_most_a_sparsity(raw: str, code: str) -> None:
+    assert [p.code for p in read_entry(GROUPS, raw, quoting=True).problems] == [code]
+
+
+def test_format_entry_writes_an_optional_value_only_when_it_is_set() -> None:
+    field = _schema.FIELDS["global_group"]
+    group = pruning_pb2.GlobalGroup(pattern="^enc/", name="enc")
+    assert format_entry(field, group, quoting=True) == "^enc/:enc"
+    group.sparsity = 0.0  # set, though 0
+    assert format_entry(field, group, quoting=True) == "^enc/:enc@0.0"

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pruning_spec import (
     BlockDimsRule,
     ExcludeRule,
+    GlobalGroup,
     NormalizedSpec,
     PruningSpec,
     SpecError,
@@ -128,6 +129,9 @@ def _distinct_patterns(max_size: int = 4) -> st.SearchStrategy[list[str]]:
     return st.lists(patterns, max_size=max_size, unique=True)
 
 
+_group_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,8}", fullmatch=True)
+
+
 @st.composite
 def valid_specs(draw: st.DrawFn) -> PruningSpec:
     """Valid `PruningSpec` messages: any subset of the fields set, every constraint kept."""
@@ -161,6 +165,14 @@ def valid_specs(draw: st.DrawFn) -> PruningSpec:
         )
     if draw(st.booleans()):
         spec.exclude.extend(ExcludeRule(pattern=p) for p in draw(_distinct_patterns()))
+    maybe("pruning_scope", st.sampled_from([PruningSpec.PER_WEIGHT, PruningSpec.GLOBAL]))
+    if draw(st.booleans()):
+        for index, pattern in enumerate(draw(_distinct_patterns())):
+            group = GlobalGroup(pattern=pattern, name=draw(_group_names) + f"_{index}")
+            if draw(st.booleans()):
+                group.sparsity = draw(unit_interval)
+            spec.global_group.append(group)
+    maybe("min_weight_density", st.floats(0, 1) | st.sampled_from([0.0, 0.05, 1.0]))
 
     maybe("threshold_decay", unit_interval)
     maybe("pruning_frequency", st.integers(1, INT64_MAX) | st.integers(1, 100))
@@ -462,12 +474,14 @@ _hparam_key = patterns | any_text | quoted_texts | st.builds(_quoted, patterns, 
 _hparam_rule_values = {
     "weight_sparsity_map": _unit_texts,
     "block_dims_map": st.builds(lambda h, w: f"{h}x{w}", _dim_texts, _dim_texts) | _unit_texts,
+    "global_group": _name_texts
+    | st.builds(lambda name, value: f"{name}@{value}", _group_names, _unit_texts),
 }
 _hparam_clauses = {
     field.name: _field_values(
         field,
         bools=["true", "false", "True", "False", "0", "1", " 1", "yes"],
-        enums=["AVG", "MAX", " MAX", "avg", "BLOCK_POOLING_FUNCTION_UNSPECIFIED"],
+        enums=["AVG", "MAX", " MAX", "avg", "BLOCK_POOLING_FUNCTION_UNSPECIFIED", "GLOBAL"],
     ).map(lambda value, name=field.name: f"{name}={value}")
     for field in SCALAR_FIELDS
 }
@@ -535,7 +549,7 @@ _text_fields = {
     field.name: _field_values(
         field,
         bools=["true", "false", "True", "t", "f", "0", "1", "yes"],
-        enums=["AVG", "MAX", "BLOCK_POOLING_FUNCTION_UNSPECIFIED", "avg", "1", "2"],
+        enums=["AVG", "MAX", "BLOCK_POOLING_FUNCTION_UNSPECIFIED", "avg", "1", "2", "GLOBAL"],
     )
     .map(lambda value, field=field: quote(value) if field.name == "name" else value)
     .map(lambda value, name=field.name: f"{name}: {value}")
@@ -547,6 +561,10 @@ _text_rule_values = {
     "block_dims_map": st.tuples(
         _dim_texts.map(lambda v: f"block_height: {v}"),
         _dim_texts.map(lambda v: f"block_width: {v}"),
+    ),
+    "global_group": st.tuples(
+        _name_texts.map(lambda v: f"name: {quote(v)}"),
+        _unit_texts.map(lambda v: f"sparsity: {v}") | st.just(""),
     ),
 }
 for _map_name, _values in _text_rule_values.items():
@@ -643,7 +661,9 @@ _json_fields = {
         Kind.INT: st.integers(-2, 300) | _json_numbers,
         Kind.FLOAT: unit_interval | _json_numbers,
         Kind.BOOL: st.booleans(),
-        Kind.ENUM: st.sampled_from(["AVG", "MAX", "avg", "BLOCK_POOLING_FUNCTION_UNSPECIFIED"]),
+        Kind.ENUM: st.sampled_from(
+            ["AVG", "MAX", "avg", "BLOCK_POOLING_FUNCTION_UNSPECIFIED", "GLOBAL", "PER_WEIGHT"]
+        ),
         Kind.STRING: _name_texts,
     }[_schema.kind_of(field)]
     for field in SCALAR_FIELDS

@@ -29,8 +29,24 @@ def test_every_field_has_its_effective_value() -> None:
     assert spec.end_pruning_step == -1
     assert spec.block_pooling_function == "AVG"
     assert spec.weight_sparsity_map == ()
+    assert spec.pruning_scope == "PER_WEIGHT"
+    assert spec.min_weight_density == 0.0
     full = spec.proto
-    assert all(full.HasField(f.name) for f in full.DESCRIPTOR.fields if not f.is_repeated)
+    singular = [f for f in full.DESCRIPTOR.fields if not f.is_repeated]
+    # r1.15's fields are always set; those added since only off their default, so that a
+    # spec which does not use them keeps its canonical bytes (and fingerprint).
+    assert [f.name for f in singular if not full.HasField(f.name)] == [
+        "pruning_scope",
+        "min_weight_density",
+    ]
+
+
+def test_a_field_added_since_r115_set_to_its_default_is_the_same_spec() -> None:
+    plain = NormalizedSpec()
+    explicit = NormalizedSpec(PruningSpec(pruning_scope=PruningSpec.PER_WEIGHT))
+    assert explicit == plain and explicit.fingerprint == plain.fingerprint
+    assert NormalizedSpec(PruningSpec(min_weight_density=-0.0)) != plain
+    assert NormalizedSpec(PruningSpec(pruning_scope=PruningSpec.GLOBAL)) != plain
 
 
 def test_invalid_message_is_rejected_with_every_problem() -> None:
@@ -175,7 +191,8 @@ def test_properties_return_what_the_schema_says() -> None:
         "block_dims_map=[b:2x-1],threshold_decay=0.5,pruning_frequency=4,nbins=7,"
         "block_height=2,block_width=-1,block_pooling_function=MAX,initial_sparsity=0.125,"
         "target_sparsity=0.75,sparsity_function_begin_step=5,sparsity_function_end_step=80,"
-        "sparsity_function_exponent=2.5,use_tpu=true"
+        "sparsity_function_exponent=2.5,use_tpu=true,exclude=[c],pruning_scope=GLOBAL,"
+        "global_group=[d:decoder],min_weight_density=0.125"
     )
     proto = spec.proto
     for name, field in _schema.FIELDS.items():
@@ -185,7 +202,8 @@ def test_properties_return_what_the_schema_says() -> None:
             assert type(value) is tuple and list(value) == list(stored), name
             assert all(a is not b for a, b in zip(value, stored, strict=True)), name
         elif _schema.kind_of(field) is Kind.ENUM:
-            assert value == _schema.enum_spelling(field, stored) == "MAX"
+            default = _schema.enum_spelling(field, field.default_value)
+            assert value == _schema.enum_spelling(field, stored) != default, name
         else:
             assert type(value) is type(stored) and value == stored, name
             assert value != field.default_value, name
@@ -270,3 +288,71 @@ def test_a_bad_exclusion_is_located() -> None:
     (error,) = raised.value.errors
     assert (error.code, error.field_path) == ("invalid-regex", "exclude[1].pattern")
     assert error.span is not None and error.span.offset == 12
+
+
+# Global groups (pruning_scope GLOBAL, global_group): which weights share a threshold.
+
+
+def test_global_scope_groups_the_weights_no_rule_claims() -> None:
+    spec = parse_hparams(
+        "pruning_scope=GLOBAL,weight_sparsity_map=[logits:0.3],exclude=[emb],"
+        "global_group=[^enc/:encoder@0.8]"
+    )
+    assert spec.group_for("dense/kernel") == "global"
+    assert spec.group_for("enc/q/kernel") == "encoder"
+    assert spec.group_for("logits/kernel") is None  # its own rule: ranked alone
+    assert spec.group_for("emb/table") is None  # excluded: dense
+    assert spec.target_sparsity_for("enc/q/kernel") == 0.8
+    assert spec.group_target("global") == spec.target_sparsity == 0.5
+    assert spec.group_sparsity_at(100, "encoder") == pytest.approx(0.8)
+
+
+def test_named_groups_work_in_per_weight_scope_too() -> None:
+    spec = parse_hparams("global_group=[^enc/:encoder]")
+    assert spec.group_for("enc/q/kernel") == "encoder"
+    assert spec.group_for("dec/q/kernel") is None
+
+
+def test_a_weight_two_rules_claim_is_ambiguous() -> None:
+    spec = parse_hparams(
+        "global_group=[^enc/:encoder,q:queries],weight_sparsity_map=[kernel:0.5],"
+        "block_dims_map=[^dec/:2x2],pruning_scope=GLOBAL"
+    )
+    with pytest.raises(SpecError, match=r"'enc/q/w' matches both global_group\[0\]"):
+        spec.group_for("enc/q/w")
+    with pytest.raises(SpecError, match=r"claimed by both weight_sparsity_map\[0\] \('kernel'\)"):
+        spec.group_for("enc/kernel")
+    with pytest.raises(SpecError, match=r"block_dims_map\[0\] \('\^dec/'\) and group 'global'"):
+        spec.group_for("dec/w")
+
+
+def test_a_group_member_cannot_be_pruned_in_blocks() -> None:
+    spec = parse_hparams("pruning_scope=GLOBAL,block_height=2,weight_sparsity_map=[own:0.5]")
+    with pytest.raises(SpecError) as caught:
+        spec.group_for("dense/kernel")
+    assert [d.code for d in caught.value.diagnostics] == ["block-in-group"]
+    assert spec.group_for("own/kernel") is None  # ranked alone: blocks allowed
+
+
+def test_a_named_group_of_sparsity_zero_keeps_its_members_dense() -> None:
+    spec = parse_hparams("initial_sparsity=0.3,global_group=[^enc/:encoder@0]")
+    assert spec.keeps_dense("enc/kernel") and spec.group_for("enc/kernel") is None
+    assert spec.sparsity_at(0, "enc/kernel") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("hparams", "code"),
+    [
+        ("global_group=[a:global]", "reserved-group-name"),
+        ("global_group=[a:g,b:g]", "duplicate-group"),
+        ("global_group=[a:9g]", "invalid-string"),
+        ("global_group=[a:g@1.0]", "out-of-range"),
+        ("min_weight_density=1.5", "out-of-range"),
+        ("pruning_scope=EVERYWHERE", "invalid-enum"),
+    ],
+)
+def test_group_fields_are_validated_with_their_location(hparams: str, code: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_hparams(hparams)
+    (error,) = caught.value.errors
+    assert error.code == code and error.span is not None
