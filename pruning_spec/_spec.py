@@ -388,9 +388,9 @@ class NormalizedSpec:
         """Whether the spec leaves this weight dense for the whole run.
 
         An `exclude` pattern keeps a weight dense, and so does a `weight_sparsity_map`
-        rule or a named `global_group` of sparsity 0, even when `initial_sparsity` is above 0 (r1.15 pruned such
-        weights at first, then let them grow back); without either, only a run whose
-        initial and target sparsity are both 0.
+        rule or a named `global_group` of sparsity 0, even when `initial_sparsity` is
+        above 0 (r1.15 pruned such weights at first, then let them grow back); without
+        either, only a run whose initial and target sparsity are both 0.
         """
         if self.is_excluded(weight_name):
             return True
