@@ -38,7 +38,7 @@ def fill_defaults(spec: pruning_pb2.PruningSpec) -> pruning_pb2.PruningSpec:
     full.MergeFrom(spec)  # set scalars replace the defaults; the defaults have no rules
     for field in _schema.EXTENSION_SCALARS:
         if _schema.left_out_of_r115_output(field, getattr(full, field.name)):
-            full.ClearField(field.name)
+            full.ClearField(field.name)  # type: ignore[arg-type]
     return full
 
 
