@@ -13,6 +13,7 @@ from tensorflow.python.ops import variables
 from tensorflow.python.platform import tf_logging
 
 from pruning_spec import NormalizedSpec
+from pruning_spec._groups import groups_of
 
 from . import _masking, pruning_utils
 from ._spec_input import SpecInput, coerce_spec
@@ -142,13 +143,15 @@ class Pruning:
             self._weight_sparsity[rule.sparsity] = self._schedule(rule.sparsity)
         return self._weight_sparsity[rule.sparsity]
 
-    def _update_mask(self, weight: Any, threshold: Any) -> tuple[tf.Tensor, tf.Tensor]:
-        name = op_name(weight)
-        values = weight.as_tensor() if isinstance(weight, _PartitionedVariable) else weight
-        values = tf.convert_to_tensor(values)
-        return _masking.threshold_and_mask(
-            self._spec, name, values, self._sparsity_for(name), threshold
-        )
+    def _group_sparsity(self, group: str) -> tf.Tensor:
+        target = self._spec.group_target(group)
+        if target == self._spec.target_sparsity:
+            return self._sparsity
+        if self._external_sparsity:
+            return self._sparsity * tf.constant(target / self._spec.target_sparsity, tf.float32)
+        if target not in self._weight_sparsity:
+            self._weight_sparsity[target] = self._schedule(target)
+        return self._weight_sparsity[target]
 
     def _get_mask_assign_ops(self) -> None:
         if self._assign_ops:
@@ -158,12 +161,37 @@ class Pruning:
             raise ValueError(
                 f"Number of masks {len(masks)} and number of thresholds {len(thresholds)} mismatch"
             )
-        for mask, threshold, weight in zip(masks, thresholds, weights, strict=False):
-            if self._spec.keeps_dense(op_name(weight)):
-                continue  # its mask stays all ones
-            new_threshold, new_mask = self._update_mask(weight, threshold)
-            self._assign_ops.append(pruning_utils.variable_assign(threshold, new_threshold))
-            self._assign_ops.append(_assign_mask(mask, new_mask))
+        pruned = {
+            op_name(weight): (weight, mask, threshold)
+            for mask, threshold, weight in zip(masks, thresholds, weights, strict=False)
+            if not self._spec.keeps_dense(op_name(weight))  # its mask stays all ones
+        }
+        groups = groups_of(
+            self._spec, ((name, _size(weight)) for name, (weight, _, _) in pruned.items())
+        )
+        grouped = {member.name for group in groups.values() for member in group.members}
+        for name, (weight, mask, threshold) in pruned.items():
+            if name not in grouped:
+                new_threshold, new_mask = _masking.threshold_and_mask(
+                    self._spec, name, _values(weight), self._sparsity_for(name), threshold
+                )
+                self._assign(mask, threshold, new_mask, new_threshold)
+        for group in groups.values():
+            members = [pruned[member.name] for member in group.members]
+            new_threshold, new_masks = _masking.group_threshold_and_masks(
+                self._spec,
+                group,
+                [_values(weight) for weight, _, _ in members],
+                self._group_sparsity(group.name),
+                members[0][2],
+            )
+            for (_, mask, threshold), new_mask in zip(members, new_masks, strict=True):
+                self._assign(mask, threshold, new_mask, new_threshold)
+
+    def _assign(self, mask: Any, threshold: Any, new_mask: Any, new_threshold: Any) -> None:
+        new_threshold = tf.cast(new_threshold, threshold.dtype.base_dtype)
+        self._assign_ops.append(pruning_utils.variable_assign(threshold, new_threshold))
+        self._assign_ops.append(_assign_mask(mask, new_mask))
 
     def mask_update_op(self) -> Any:
         """An op that updates every mask and threshold and records the step."""
@@ -197,12 +225,42 @@ class Pruning:
             for mask, threshold in zip(get_masks(), get_thresholds(), strict=False):
                 v1.summary.scalar(op_name(mask) + "/sparsity", tf.nn.zero_fraction(mask))
                 v1.summary.scalar(op_name(threshold) + "/threshold", threshold)
+            self._add_group_summaries()
+
+    def _add_group_summaries(self) -> None:
+        """Each group's overall sparsity and threshold, under `group/<name>/`."""
+        members = {
+            op_name(weight): (mask, threshold)
+            for mask, threshold, weight in zip(
+                get_masks(), get_thresholds(), get_weights(), strict=False
+            )
+        }
+        sizes = ((name, _size(mask)) for name, (mask, _) in members.items())
+        for group in groups_of(self._spec, sizes).values():
+            masks = [members[member.name][0] for member in group.members]
+            nonzero = tf.add_n([tf.math.count_nonzero(_values(m), dtype=tf.int64) for m in masks])
+            sparsity = 1.0 - tf.cast(nonzero, tf.float64) / float(group.size)
+            v1.summary.scalar(f"group/{group.name}/sparsity", sparsity)
+            v1.summary.scalar(
+                f"group/{group.name}/threshold", members[group.members[0].name][1]
+            )
 
     def print_hparams(self) -> str:
         """Logs and returns the canonical hparam string; it parses back to this spec."""
         text = self._spec.to_hparams()
         tf_logging.info(text)
         return text
+
+
+def _values(weight: Any) -> tf.Tensor:
+    """A weight's values; a partitioned variable's as one tensor (one weight, one member)."""
+    return tf.convert_to_tensor(
+        weight.as_tensor() if isinstance(weight, _PartitionedVariable) else weight
+    )
+
+
+def _size(weight: Any) -> int:
+    return int(weight.get_shape().num_elements())
 
 
 def _assign_mask(mask: Any, new_mask: tf.Tensor) -> Any:

@@ -1,9 +1,10 @@
 """What a mask update does, once, for every API of the backend (graph, tf.Module, Keras).
 
 The arithmetic lives in `_kernels`; this module decides which kernel a weight gets
-(element-wise or blocks, from the spec and the weight's own name and shape), the
-schedule value for a weight, and r1.15's update predicate. Graph mode and TF2 build
-the same ops from these functions, so their masks and thresholds are identical.
+(element-wise or blocks, from the spec and the weight's own name and shape; a
+group's members together, see `pruning_spec._groups`), the schedule value for a
+weight, and r1.15's update predicate. Graph mode and TF2 build the same ops from
+these functions, so their masks and thresholds are identical.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tensorflow as tf
 from tensorflow.python.platform import tf_logging
 
 from pruning_spec import NormalizedSpec
+from pruning_spec._groups import Group
 
 from . import _kernels
 
@@ -81,3 +83,24 @@ def _warn_if_block_ignored(spec: NormalizedSpec, name: str, shape: list[int]) ->
             name,
             shape,
         )
+
+
+def group_threshold_and_masks(
+    spec: NormalizedSpec,
+    group: Group,
+    values: list[tf.Tensor],
+    sparsity: tf.Tensor,
+    threshold: Any,
+) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    """(new group threshold, each member's mask) of a group whose members hold `values`.
+
+    `threshold` is the group's previous threshold (every member's threshold variable
+    holds it), smoothed with the new one by threshold_decay. The floors are fixed by
+    the members' sizes, so they are computed once, when the ops are built.
+    """
+    keep = _kernels.group_keep_count(group.size, sparsity)
+    floors = [member.floor for member in group.members]
+    selected = _kernels.group_thresholds(values, keep, floors)
+    old = tf.cast(tf.convert_to_tensor(threshold), selected.threshold.dtype)
+    smoothed = _kernels.smooth(selected.threshold, old, spec.threshold_decay)
+    return smoothed, _kernels.group_masks(values, selected._replace(threshold=smoothed))

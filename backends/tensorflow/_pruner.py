@@ -25,6 +25,7 @@ from typing import Any
 import tensorflow as tf
 
 from pruning_spec import NormalizedSpec
+from pruning_spec._groups import Group, groups_of
 
 from . import _masking
 from ._spec_input import SpecInput, coerce_spec
@@ -80,24 +81,46 @@ class MaskUpdater:
         """Updates every mask and threshold, zeroes the pruned weights and records the step."""
         step = _as_step(step)
         schedules: dict[float, tf.Tensor] = {}
-        assigns = []
-        for pruned in self.weights:
-            if self.spec.keeps_dense(pruned.name):
-                continue  # its mask stays all ones
-            target = self.spec.target_sparsity_for(pruned.name)
+
+        def schedule(target: float) -> tf.Tensor:
             if target not in schedules:
                 schedules[target] = _masking.scheduled_sparsity(self.spec, step, target)
+            return schedules[target]
+
+        groups = self.groups()
+        grouped = {member.name for group in groups.values() for member in group.members}
+        assigns = []
+        for pruned in self.weights:
+            if self.spec.keeps_dense(pruned.name) or pruned.name in grouped:
+                continue  # a dense weight's mask stays all ones; groups are updated below
             values = tf.convert_to_tensor(pruned.weight)
             threshold, mask = _masking.threshold_and_mask(
-                self.spec, pruned.name, values, schedules[target], pruned.threshold
+                self.spec,
+                pruned.name,
+                values,
+                schedule(self.spec.target_sparsity_for(pruned.name)),
+                pruned.threshold,
             )
-            assigns.append(pruned.threshold.assign(threshold))
-            assigns.append(pruned.mask.assign(mask))
-            # Not `values * mask`: a pruned NaN or inf times 0 is NaN, not 0.
-            kept = tf.not_equal(mask, tf.zeros([], mask.dtype))
-            assigns.append(pruned.weight.assign(tf.where(kept, values, tf.zeros_like(values))))
+            assigns += _assign_update(pruned, values, threshold, mask)
+        by_name = {pruned.name: pruned for pruned in self.weights}
+        for group in groups.values():
+            members = [by_name[member.name] for member in group.members]
+            values = [tf.convert_to_tensor(pruned.weight) for pruned in members]
+            threshold, masks = _masking.group_threshold_and_masks(
+                self.spec,
+                group,
+                values,
+                schedule(self.spec.group_target(group.name)),
+                members[0].threshold,
+            )
+            for pruned, value, mask in zip(members, values, masks, strict=True):
+                assigns += _assign_update(pruned, value, threshold, mask)
         assigns += [last.assign(tf.cast(step, last.dtype)) for last in self.last_update_steps]
         return tf.group(*assigns)
+
+    def groups(self) -> dict[str, Group]:
+        """The global groups the weights form (`pruning_spec._groups`), by name."""
+        return groups_of(self.spec, ((p.name, _size(p.weight)) for p in self.weights))
 
     def apply_masks(self) -> tf.Operation:
         """Zeroes the pruned values of every weight (after an optimizer step, say)."""
@@ -107,7 +130,8 @@ class MaskUpdater:
         return zero_fractions(self.weights)
 
     def write_summaries(self, step: Any) -> None:
-        """Scalars under `pruning/`: the schedule, each weight's sparsity and threshold."""
+        """Scalars under `pruning/`: the schedule, each weight's sparsity and threshold, and
+        each group's (`pruning/group/<name>/`): its overall sparsity and its threshold."""
         step = _as_step(step)
         tf.summary.scalar("pruning/sparsity", self.sparsity(step), step=step)
         tf.summary.scalar(
@@ -120,6 +144,28 @@ class MaskUpdater:
                 f"pruning/{pruned.name}/sparsity", tf.nn.zero_fraction(pruned.weight), step=step
             )
             tf.summary.scalar(f"pruning/{pruned.name}/threshold", pruned.threshold, step=step)
+        by_name = {pruned.name: pruned for pruned in self.weights}
+        for group in self.groups().values():
+            members = [by_name[member.name] for member in group.members]
+            tf.summary.scalar(
+                f"pruning/group/{group.name}/sparsity", _group_zero_fraction(members), step=step
+            )
+            tf.summary.scalar(
+                f"pruning/group/{group.name}/threshold", members[0].threshold, step=step
+            )
+
+
+def _assign_update(
+    pruned: PrunedWeight, values: tf.Tensor, threshold: tf.Tensor, mask: tf.Tensor
+) -> list[Any]:
+    """Stores a weight's new threshold and mask, and zeroes its pruned values."""
+    # Not `values * mask`: a pruned NaN or inf times 0 is NaN, not 0.
+    kept = tf.not_equal(mask, tf.zeros([], mask.dtype))
+    return [
+        pruned.threshold.assign(tf.cast(threshold, pruned.threshold.dtype)),
+        pruned.mask.assign(mask),
+        pruned.weight.assign(tf.where(kept, values, tf.zeros_like(values))),
+    ]
 
 
 def zero_fractions(weights: Iterable[PrunedWeight]) -> dict[str, float]:
@@ -131,6 +177,13 @@ def overall_zero_fraction(weights: Sequence[PrunedWeight]) -> float:
     """The fraction of zeros over the weights together."""
     total = sum(_size(p.weight) for p in weights)
     return sum(_zeros(p.weight) for p in weights) / total if total else 0.0
+
+
+def _group_zero_fraction(members: Sequence[PrunedWeight]) -> tf.Tensor:
+    """The fraction of zeros over a group's members, as a tensor (for tf.function too)."""
+    nonzero = tf.add_n([tf.math.count_nonzero(p.weight, dtype=tf.int64) for p in members])
+    total = sum(_size(p.weight) for p in members)
+    return 1.0 - tf.cast(nonzero, tf.float64) / float(total)
 
 
 def _zeros(variable: Any) -> int:
@@ -208,6 +261,7 @@ class Pruner(tf.Module):  # type: ignore[misc]
         _masking.check_not_empty(name, weight.shape, "do not register it")
         self._spec.rule_index("weight_sparsity_map", name)  # ambiguous rules fail here
         self._spec.rule_index("block_dims_map", name)
+        self._spec.group_for(name)
         with tf.init_scope(), tf.name_scope(self.name):
             mask = tf.Variable(
                 tf.ones(weight.shape, dtype), trainable=False, name=f"{_scope(name)}/mask"
