@@ -63,6 +63,17 @@ def keep_count(size: int | tf.Tensor, sparsity: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(k, 0, tf.cast(size, tf.int64))
 
 
+def group_keep_count(size: int, sparsity: tf.Tensor) -> tf.Tensor:
+    """A group's K = round_half_even(N * (1 - s)) in float64, as int64 (`pruning_spec._groups`).
+
+    float64, not r1.15's float32: a group may hold more than 2^24 values. The same IEEE
+    operations as `_groups.keep_count`: s rounded to float32, 1 - s, times N, rounded.
+    """
+    remaining = 1.0 - tf.cast(tf.cast(sparsity, tf.float32), tf.float64)
+    k = tf.cast(tf.round(tf.constant(float(size), tf.float64) * remaining), tf.int64)
+    return tf.clip_by_value(k, 0, size)
+
+
 # Below this many values (known when tracing), a sort beats radix select's fixed cost of
 # about 0.5 ms on a 2-core CPU (its 2^16-bin histograms and compaction); ResNet-50 has many
 # kernels this small (`benchmarks/bench_model_update.py`).
@@ -272,7 +283,11 @@ def smoothed_threshold(
         lambda: kth_largest(flat, tf.maximum(k, 1)),
         lambda: _above_every_number(flat),
     )
-    current = tf.cast(current, old_threshold.dtype)
+    return smooth(tf.cast(current, old_threshold.dtype), old_threshold, decay)
+
+
+def smooth(current: tf.Tensor, old_threshold: tf.Tensor, decay: float) -> tf.Tensor:
+    """`current * (1 - d) + old * d`, in the old threshold's dtype (current already in it)."""
     # A factor that is 0 in the threshold's dtype (d = 0; 1 - d in float16 when d is
     # within 3e-8 of 1) drops its term: 0 * inf is NaN, and an infinite threshold is
     # legitimate. For finite thresholds the dropped term added exactly 0. Without decay

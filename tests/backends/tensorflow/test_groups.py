@@ -29,7 +29,7 @@ SHAPES = {"big": (16, 12), "mid": (12, 8), "small": (8, 2)}
 VALUES = {
     "big": np.round(RNG.randn(*SHAPES["big"]) * 4) / 4,
     "mid": np.round(RNG.randn(*SHAPES["mid"]) * 2) / 4,
-    "small": np.round(RNG.randn(*SHAPES["small"])) / 16,
+    "small": (RNG.permutation(16).reshape(SHAPES["small"]) - 7.5) / 256,  # distinct
 }
 SPEC = (
     "pruning_scope=GLOBAL,begin_pruning_step=0,pruning_frequency=1,"
