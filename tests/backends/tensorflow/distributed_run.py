@@ -42,6 +42,8 @@ from keras.src.backend.tensorflow import trainer as keras_tf_trainer
 from pruning_spec.backends.tensorflow import keras as pks
 
 SPEC = "begin_pruning_step=0,pruning_frequency=4,target_sparsity=0.75,sparsity_function_end_step=40"
+# The same schedule with one threshold over both kernels, and a floor for the small one.
+GLOBAL_SPEC = SPEC + ",pruning_scope=GLOBAL,min_weight_density=0.1"
 SAMPLES = 256
 GLOBAL_BATCH = 32
 EPOCHS = 6  # 8 steps an epoch, 48 in all: mask updates at steps 4, 8, ..., 48
@@ -161,7 +163,7 @@ class Trace(keras.callbacks.Callback):  # type: ignore[misc]
         self.values.setdefault(key, []).append(local(self.strategy, variable))
 
 
-def run(mode: str, learning_rate: float, out: str) -> None:
+def run(mode: str, learning_rate: float, out: str, spec: str = SPEC) -> None:
     strategy = make_strategy(mode)
     with strategy.scope():
         model = keras.Sequential(
@@ -172,7 +174,7 @@ def run(mode: str, learning_rate: float, out: str) -> None:
             ]
         )
         model.set_weights(initial_weights())
-        model = pks.prune(model, SPEC)
+        model = pks.prune(model, spec)
         model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse")
     if mode == "multiworker":
         work_around_keras_multi_worker_fit(model, strategy)
@@ -183,7 +185,7 @@ def run(mode: str, learning_rate: float, out: str) -> None:
             results[f"initial/{pruned.name}"] = np.asarray(pruned.weight)
 
     trace = Trace(strategy)
-    callbacks = [pks.PruningCallback(SPEC), trace]
+    callbacks = [pks.PruningCallback(spec), trace]
     history = model.fit(dataset(), epochs=EPOCHS, shuffle=False, verbose=0, callbacks=callbacks)
 
     saved = set()
@@ -217,9 +219,10 @@ def main() -> None:
     parser.add_argument("mode", choices=["single", "mirrored", "multiworker"])
     parser.add_argument("--lr", type=float, required=True, help="the SGD learning rate")
     parser.add_argument("--out", required=True, help="the .npz file to write")
+    parser.add_argument("--global", dest="global_scope", action="store_true", help="GLOBAL_SPEC")
     args = parser.parse_args()
     tf.get_logger().setLevel("ERROR")
-    run(args.mode, args.lr, args.out)
+    run(args.mode, args.lr, args.out, GLOBAL_SPEC if args.global_scope else SPEC)
 
 
 if __name__ == "__main__":

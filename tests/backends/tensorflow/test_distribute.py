@@ -43,6 +43,8 @@ STEPS = 48
 EPOCHS = 6
 
 Results = dict[str, np.ndarray]
+GLOBAL = "-global"  # runs of distributed_run.GLOBAL_SPEC: one threshold over both kernels
+GLOBAL_FLOOR = 0.1  # its min_weight_density
 
 
 @dataclasses.dataclass
@@ -124,8 +126,8 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _launch(directory: Path, mode: str, learning_rate: float) -> Launch:
-    label = f"{mode}-lr{learning_rate}"
+def _launch(directory: Path, mode: str, learning_rate: float, scope: str = "") -> Launch:
+    label = f"{mode}-lr{learning_rate}{scope}"
     if mode == "multiworker":
         cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
         configs: list[dict[str, object] | None] = [
@@ -138,6 +140,7 @@ def _launch(directory: Path, mode: str, learning_rate: float) -> Launch:
         output = directory / f"{label}-{index}.npz"
         log = directory / f"{label}-{index}.stderr"
         command = [sys.executable, str(SCRIPT), mode, "--lr", str(learning_rate)]
+        command += ["--global"] if scope == GLOBAL else []
         with log.open("wb") as stderr:
             processes.append(
                 subprocess.Popen(
@@ -158,14 +161,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Launch]
     directory = tmp_path_factory.mktemp("distribute")
     launches: dict[str, Launch] = {}
     try:
-        for mode, learning_rate in [
-            ("single", 0.0),
-            ("mirrored", 0.0),
-            ("mirrored", LEARNING_RATE),
-            ("multiworker", 0.0),
-            ("multiworker", LEARNING_RATE),
+        for mode, learning_rate, scope in [
+            ("single", 0.0, ""),
+            ("mirrored", 0.0, ""),
+            ("mirrored", LEARNING_RATE, ""),
+            ("multiworker", 0.0, ""),
+            ("multiworker", LEARNING_RATE, ""),
+            ("single", 0.0, GLOBAL),
+            ("mirrored", LEARNING_RATE, GLOBAL),
+            ("multiworker", 0.0, GLOBAL),
         ]:
-            launch = _launch(directory, mode, learning_rate)
+            launch = _launch(directory, mode, learning_rate, scope)
             launches[launch.label] = launch
         yield launches
     finally:
@@ -393,3 +399,43 @@ def test_training_moves_the_kept_weights(runs: dict[str, Launch], mode: str) -> 
         kept = mask == 1
         assert (weight[kept] != initial[kept]).mean() > 0.9, f"{name}: barely trained"
         assert trained[f"{name}/threshold/0"] != fixed[f"{name}/threshold/0"], name
+
+
+# Global magnitude pruning: one threshold over both kernels, found the same on every replica.
+
+
+def test_global_pruning_is_bit_identical_on_every_replica_and_worker(
+    runs: dict[str, Launch],
+) -> None:
+    mirrored = runs[f"mirrored-lr{LEARNING_RATE}{GLOBAL}"].results()[0]
+    assert_same_run(mirrored, 1, mirrored, 0, "global: replica 1 vs replica 0")
+    (single,) = runs[f"single-lr0.0{GLOBAL}"].results()
+    for index, worker in enumerate(runs[f"multiworker-lr0.0{GLOBAL}"].results()):
+        assert_same_run(
+            worker, 0, single, 0, f"global: worker {index} vs single", signed_zeros=False
+        )
+
+
+def test_global_pruning_ranks_both_kernels_together(runs: dict[str, Launch]) -> None:
+    """At learning rate 0 the masks are the group's top values of the initial weights."""
+    (single,) = runs[f"single-lr0.0{GLOBAL}"].results()
+    values = per_replica(single, 0)
+    initial = {name: np.abs(single[f"initial/{name}"]).astype(np.float64) for name in SHAPES}
+    total = sum(m.size for m in initial.values())
+    floors = {name: int(np.ceil(m.size * GLOBAL_FLOOR)) for name, m in initial.items()}
+    floor_thresholds = {
+        name: np.sort(m, axis=None)[::-1][floors[name] - 1] for name, m in initial.items()
+    }
+    pooled = np.sort(
+        np.concatenate([m[m < floor_thresholds[name]] for name, m in initial.items()]), axis=None
+    )[::-1]
+    kept = round(total * (1 - TARGET)) - sum(floors.values())
+    threshold = pooled[kept - 1]
+    thresholds = set()
+    for name, magnitudes in initial.items():
+        want = (magnitudes >= threshold) | (magnitudes >= floor_thresholds[name])
+        assert_bit_identical(values[f"{name}/mask"], want.astype(np.float32), f"{name}: mask")
+        thresholds.add(float(values[f"{name}/threshold"]))
+    assert thresholds == {float(np.float32(threshold))}
+    sparsities = [float(single[f"weight_sparsity/{name}"]) for name in SHAPES]
+    assert len(set(sparsities)) == 2  # each kernel as its magnitudes say, not both at 0.75
