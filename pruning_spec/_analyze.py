@@ -29,7 +29,13 @@ from pruning_spec._inventory import Weight, WeightPlan, plan_weights, read_inven
 from pruning_spec._lints import inventory_lints, schedule_lints
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
-from pruning_spec._timeline import UpdatePoint, compile_schedule, update_steps
+from pruning_spec._timeline import (
+    ScheduledGroup,
+    UpdatePoint,
+    compile_schedule,
+    schedule_groups,
+    update_steps,
+)
 from pruning_spec.v1 import pruning_pb2
 
 if TYPE_CHECKING:  # imported when used: checkpoints need the tensorflow extra
@@ -53,10 +59,11 @@ class CommandError(Exception):
 def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     schedule = commands.add_parser(
         "schedule",
-        help="the exact mask-update steps and the sparsity each rule reaches",
+        help="the exact mask-update steps and the sparsity each rule and group reaches",
         description="The exact steps at which masks update in a run of N steps, with the "
-        "global sparsity and each weight_sparsity_map rule's at each, computed as the backends "
-        "compute them. Lints about the schedule follow on stderr.",
+        "global sparsity, each weight_sparsity_map rule's and each global group's (as a whole) "
+        "at each, computed as the backends compute them. Lints about the schedule follow on "
+        "stderr.",
     )
     _common(schedule)
     schedule.add_argument("--total-steps", type=positive_int, required=True, metavar="N")
@@ -180,26 +187,52 @@ def finish(lints: list[Diagnostic], parsed: ParsedSource, strict: bool) -> int:
 def run_schedule(args: argparse.Namespace, out: TextIO) -> int:
     spec, parsed = load(args)
     patterns = [rule.pattern for rule in spec.weight_sparsity_map]
+    groups = schedule_groups(spec)
+    columns = [*patterns, *(f"group {g.name}" for g in groups)]
     points = compile_schedule(spec, args.total_steps)
     if args.format == "json":
-        _write_schedule_json(out, args.total_steps, patterns, points)
+        _write_schedule_json(out, args.total_steps, patterns, groups, points)
     elif args.format == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["step", "sparsity", *patterns])
+        writer.writerow(["step", "sparsity", *columns])
         for p in points:
-            writer.writerow([p.step, *(f"{v:.9g}" for v in (p.sparsity, *p.rule_sparsities))])
+            values = (p.sparsity, *p.rule_sparsities, *p.group_sparsities)
+            writer.writerow([p.step, *(f"{v:.9g}" for v in values)])
     else:
-        _write_schedule_table(out, spec, args.total_steps, patterns, points)
+        _write_schedule_table(out, spec, args.total_steps, columns, points)
+        out.writelines(_group_line(g) + "\n" for g in groups)
     if args.plot:
-        _plot(spec, args.total_steps, patterns, args.plot)
+        _plot(spec, args.total_steps, patterns, groups, args.plot)
     return finish(schedule_lints(spec, args.total_steps), parsed, args.strict)
 
 
+def _group_line(group: ScheduledGroup) -> str:
+    """What a group's column is: its name, its weights and its target."""
+    weights = (
+        "the weights no rule claims (pruning_scope GLOBAL)"
+        if group.pattern is None
+        else f"the weights matching {group.pattern!r}"
+    )
+    if group.dense:
+        return f"group {group.name}: {weights}, kept dense (sparsity 0)"
+    return f"group {group.name}: {weights}, ranked together to sparsity {group.target:g}"
+
+
 def _write_schedule_json(
-    out: TextIO, total_steps: int, patterns: list[str], points: Iterator[UpdatePoint]
+    out: TextIO,
+    total_steps: int,
+    patterns: list[str],
+    groups: list[ScheduledGroup],
+    points: Iterator[UpdatePoint],
 ) -> None:
     """`json.dumps(document, indent=2)`'s layout, written one update at a time."""
-    head = json.dumps({"total_steps": total_steps, "rules": patterns}, indent=2)
+    described = [
+        {"name": g.name, "pattern": g.pattern, "target": 0.0 if g.dense else g.target}
+        for g in groups
+    ]
+    head = json.dumps(
+        {"total_steps": total_steps, "rules": patterns, "groups": described}, indent=2
+    )
     out.write(head[:-2] + ',\n  "updates": [')
     separator = "\n"
     for p in points:
@@ -207,6 +240,7 @@ def _write_schedule_json(
             "step": p.step,
             "sparsity": p.sparsity,
             "rule_sparsities": list(p.rule_sparsities),
+            "group_sparsities": list(p.group_sparsities),
         }
         out.write(separator + textwrap.indent(json.dumps(update, indent=2), "    "))
         separator = ",\n"
@@ -217,17 +251,17 @@ def _write_schedule_table(
     out: TextIO,
     spec: NormalizedSpec,
     total_steps: int,
-    patterns: list[str],
+    columns: list[str],
     points: Iterator[UpdatePoint],
 ) -> None:
     """The table, written row by row: column widths are known before the first row."""
     steps = update_steps(spec, total_steps)
     step_width = max(len("step"), len(f"{steps[-1]:,}") if len(steps) else 0)
-    header = ["step", "sparsity", *patterns]
+    header = ["step", "sparsity", *columns]
     widths = [step_width, *(max(len(h), len("0.000000")) for h in header[1:])]
     out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
     for p in points:
-        values = (p.sparsity, *p.rule_sparsities)
+        values = (p.sparsity, *p.rule_sparsities, *p.group_sparsities)
         cells = [f"{v:.6f}".rjust(w) for v, w in zip(values, widths[1:], strict=True)]
         out.write("  ".join([f"{p.step:,}".ljust(step_width), *cells]) + "\n")
     out.write(f"{len(steps):,} mask updates in {total_steps:,} steps\n")
@@ -249,7 +283,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 _PLOTTED_UPDATES = 2_000  # markers a plot can show apart
 
 
-def _plot(spec: NormalizedSpec, total_steps: int, patterns: list[str], path: str) -> None:
+def _plot(
+    spec: NormalizedSpec,
+    total_steps: int,
+    patterns: list[str],
+    groups: list[ScheduledGroup],
+    path: str,
+) -> None:
     try:
         import matplotlib  # noqa: PLC0415 - optional
 
@@ -283,6 +323,11 @@ def _plot(spec: NormalizedSpec, total_steps: int, patterns: list[str], path: str
         target = spec.weight_sparsity_map[index].sparsity
         curve = [p.rule_sparsities[index] for p in points]
         axes.plot(plotted_steps, curve, "o-", markersize=3, label=f"{pattern!r} -> {target:g}")
+    for index, group in enumerate(groups):
+        curve = [p.group_sparsities[index] for p in points]
+        target = 0.0 if group.dense else group.target
+        label = f"group {group.name} -> {target:g}"
+        axes.plot(plotted_steps, curve, "s-", markersize=3, label=label)
     axes.set_xlabel("global step")
     axes.set_ylabel("sparsity")
     axes.set_title(f"{spec.name}: {len(all_updates):,} mask updates in {total_steps:,} steps")

@@ -139,3 +139,38 @@ def test_verify_on_values_that_cannot_be_read_is_an_io_problem(
     status, _, err = run(capsys, "verify", CIFAR10, "--checkpoint", "ckpt")
     assert status == 2
     assert "ckpt: error[io-error]: cannot read 'conv1/weights' from checkpoint ckpt" in err
+
+
+GROUPS = "pruning_scope=GLOBAL,global_group=[^conv1/:convs@0.5],weight_sparsity_map=[]"
+
+
+def test_schedule_shows_each_group(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(
+        capsys, "schedule", CIFAR10, "--total-steps", "100001", "--hparams", GROUPS
+    )
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["step", "sparsity", "group", "convs", "group", "global"]
+    assert lines[-4].split() == ["100,000", "0.900000", "0.500000", "0.900000"]
+    assert lines[-2:] == [
+        "group convs: the weights matching '^conv1/', ranked together to sparsity 0.5",
+        "group global: the weights no rule claims (pruning_scope GLOBAL), ranked together to "
+        "sparsity 0.9",
+    ]
+    _, out, _ = run(
+        capsys, "schedule", CIFAR10, "--total-steps", "100001", "--hparams", GROUPS,
+        "--format", "csv",
+    )  # fmt: skip
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["step", "sparsity", "group convs", "group global"]
+    assert rows[-1] == ["100000", "0.899999976", "0.5", "0.899999976"]
+    _, out, _ = run(
+        capsys, "schedule", CIFAR10, "--total-steps", "100001", "--hparams", GROUPS,
+        "--format", "json",
+    )  # fmt: skip
+    document = json.loads(out)
+    assert document["groups"] == [
+        {"name": "convs", "pattern": "^conv1/", "target": 0.5},
+        {"name": "global", "pattern": None, "target": 0.9},
+    ]
+    assert document["updates"][-1]["group_sparsities"] == pytest.approx([0.5, 0.9])
