@@ -25,7 +25,14 @@ from pruning_spec._diagnostics import (
 from pruning_spec._exit_codes import EXIT_FOUND, EXIT_OK, EXIT_USAGE, IO_CODES
 from pruning_spec._files import FileError, write_atomically
 from pruning_spec._hparams import parse_hparams_source
-from pruning_spec._inventory import Weight, WeightPlan, plan_weights, read_inventory
+from pruning_spec._inventory import (
+    GroupPlan,
+    Weight,
+    WeightPlan,
+    plan_groups,
+    plan_weights,
+    read_inventory,
+)
 from pruning_spec._lints import inventory_lints, schedule_lints
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
@@ -359,35 +366,65 @@ def _plot_problem(path: str, reason: str) -> CommandError:
 
 def run_explain(args: argparse.Namespace, out: TextIO) -> int:
     spec, parsed = load(args)
-    weights = _weights(args)
+    checkpoint = _read_checkpoint(args.checkpoint) if args.checkpoint else None
+    weights = (
+        _inventory(args.weights) if checkpoint is None else _candidates(checkpoint, args.checkpoint)
+    )
     plans, conflicts = plan_weights(spec, weights, args.total_steps)
+    groups = plan_groups(spec, plans)
+    kept = {} if checkpoint is None else _kept_by_values(checkpoint, groups, args.checkpoint)
     lints = conflicts + inventory_lints(spec, weights, plans, tolerance=args.tolerance)
     lints += schedule_lints(spec, args.total_steps)
     if args.format == "json":
-        out.write(json.dumps([_plan_json(spec, p) for p in plans], indent=2) + "\n")
+        document = [_plan_json(spec, p, groups, kept.get(p.weight.name)) for p in plans]
+        out.write(json.dumps(document, indent=2) + "\n")
     else:
-        header = [
-            "weight",
-            "shape",
-            "sparsity rule",
-            "block rule",
-            "final",
-            "kept",
-            "block",
-            "padding",
-        ]
-        out.write(_table(header, [_plan_row(spec, p) for p in plans]))
+        # The group column only with groups: tables of other specs stay as they were.
+        header = ["weight", "shape", "sparsity rule", "block rule", "group", "final", "kept"]
+        header += ["block", "padding"]
+        rows = [_plan_row(spec, p, kept.get(p.weight.name)) for p in plans]
+        if not groups:
+            del header[4]
+            rows = [row[:4] + row[5:] for row in rows]
+        out.write(_table(header, rows))
+        if groups:
+            out.write("\n" + _table(_GROUP_HEADER, [_group_row(g) for g in groups.values()]))
+            if checkpoint is None:
+                out.write(_DEPENDS_ON_VALUES)
     return finish(lints, parsed, args.strict)
 
 
-def _weights(args: argparse.Namespace) -> list[Weight]:
-    if args.weights:
-        weights, problems = read_inventory(args.weights)
-        if problems:
-            raise CommandError(problems, EXIT_USAGE)
-        return weights
-    checkpoint = _read_checkpoint(args.checkpoint)
-    return _candidates(checkpoint, args.checkpoint)
+_GROUP_HEADER = ["group", "target", "final", "members", "values", "kept", "floors"]
+
+
+_DEPENDS_ON_VALUES = (
+    "(group): the group's sparsity; each member's own depends on the values "
+    "(explain --checkpoint computes it)\n"
+)
+
+
+def _inventory(path: str) -> list[Weight]:
+    weights, problems = read_inventory(path)
+    if problems:
+        raise CommandError(problems, EXIT_USAGE)
+    return weights
+
+
+def _kept_by_values(
+    checkpoint: Checkpoint, groups: dict[str, GroupPlan], path: str
+) -> dict[str, int]:
+    """What each group member keeps of its checkpointed values at the group's final sparsity."""
+    from pruning_spec._checkpoints import CheckpointError  # noqa: PLC0415
+
+    kept: dict[str, int] = {}
+    for group in groups.values():
+        names = [member.name for member in group.group.members]
+        try:
+            selection = group.select([checkpoint.values(name) for name in names])
+        except CheckpointError as error:
+            raise _unreadable(path, error) from None
+        kept.update(zip(names, selection.kept, strict=True))
+    return kept
 
 
 def _candidates(checkpoint: Checkpoint, path: str) -> list[Weight]:
@@ -418,9 +455,16 @@ def _rule_text(spec: NormalizedSpec, map_name: str, index: int | None) -> str:
     return "-" if index is None else f"[{index}] {getattr(spec, map_name)[index].pattern}"
 
 
-def _plan_row(spec: NormalizedSpec, plan: WeightPlan) -> list[str]:
-    kept_units = "?" if plan.kept_units is None else f"{plan.kept_units:,}"  # a group member's
-    kept = f"{kept_units}/{plan.units:,}" + (" blocks" if plan.block != (1, 1) else "")
+def _plan_row(spec: NormalizedSpec, plan: WeightPlan, own_kept: int | None) -> list[str]:
+    """A weight's row; a group member's final and kept are its own from values, if known."""
+    kept_units = plan.kept_units if plan.group is None else own_kept
+    units = f"{plan.units:,}" + (" blocks" if plan.block != (1, 1) else "")
+    if kept_units is None:  # a group member without values
+        final, kept = f"{plan.final_sparsity:.4f} (group)", f"?/{units}"
+    elif plan.group is None:
+        final, kept = f"{plan.final_sparsity:.4f}", f"{kept_units:,}/{units}"
+    else:
+        final, kept = f"{1 - kept_units / plan.units:.4f}", f"{kept_units:,}/{units}"
     return [
         plan.weight.name,
         "x".join(map(str, plan.weight.shape)),
@@ -428,14 +472,37 @@ def _plan_row(spec: NormalizedSpec, plan: WeightPlan) -> list[str]:
         if spec.is_excluded(plan.weight.name)
         else _rule_text(spec, "weight_sparsity_map", plan.sparsity_rule),
         _rule_text(spec, "block_dims_map", plan.block_rule),
-        f"{plan.final_sparsity:.4f}",
+        plan.group or "-",
+        final,
         kept,
         "element-wise" if plan.block == (1, 1) else f"{plan.block[0]}x{plan.block[1]}",
         "-" if plan.padding == (0, 0) else f"+{plan.padding[0]} rows, +{plan.padding[1]} cols",
     ]
 
 
-def _plan_json(spec: NormalizedSpec, plan: WeightPlan) -> dict[str, object]:
+def _group_row(group: GroupPlan) -> list[str]:
+    return [
+        group.name,
+        f"{group.target:g}",
+        f"{group.final_sparsity:.4f}",
+        f"{len(group.group.members):,}",
+        f"{group.size:,}",
+        f"{group.kept_units:,}",
+        f"{group.floors:,}",
+    ]
+
+
+def _plan_json(
+    spec: NormalizedSpec, plan: WeightPlan, groups: dict[str, GroupPlan], own_kept: int | None
+) -> dict[str, object]:
+    """A weight's entry. A group member's final_sparsity is its group's; its own kept
+    count and sparsity are null without values (an inventory), exact with them."""
+    group = groups.get(plan.group) if plan.group is not None else None
+    kept, achieved = plan.kept_units, plan.achieved_sparsity
+    if group is not None:
+        kept = own_kept
+        achieved = None if own_kept is None else 1.0 - own_kept / plan.units
+    floors = {} if group is None else {m.name: m.floor for m in group.group.members}
     return {
         "name": plan.weight.name,
         "excluded": spec.is_excluded(plan.weight.name),
@@ -443,11 +510,25 @@ def _plan_json(spec: NormalizedSpec, plan: WeightPlan) -> dict[str, object]:
         "sparsity_rule": plan.sparsity_rule,
         "block_rule": plan.block_rule,
         "final_sparsity": plan.final_sparsity,
-        "achieved_sparsity": plan.achieved_sparsity,
+        "achieved_sparsity": achieved,
         "units": plan.units,
-        "kept_units": plan.kept_units,
+        "kept_units": kept,
         "block": list(plan.block),
         "padding": list(plan.padding),
+        "group": None if group is None else _group_json(group),
+        "floor": floors.get(plan.weight.name),
+    }
+
+
+def _group_json(group: GroupPlan) -> dict[str, object]:
+    return {
+        "name": group.name,
+        "target": group.target,
+        "final_sparsity": group.final_sparsity,
+        "members": len(group.group.members),
+        "values": group.size,
+        "kept_units": group.kept_units,
+        "floors": group.floors,
     }
 
 

@@ -174,3 +174,107 @@ def test_schedule_shows_each_group(capsys: pytest.CaptureFixture[str]) -> None:
         {"name": "global", "pattern": None, "target": 0.9},
     ]
     assert document["updates"][-1]["group_sparsities"] == pytest.approx([0.5, 0.9])
+
+
+def test_explain_shows_groups_and_says_a_members_sparsity_depends_on_values(
+    capsys: pytest.CaptureFixture[str], inventory: str
+) -> None:
+    status, out, err = run(
+        capsys, "explain", CIFAR10, "--weights", inventory,
+        "--hparams", GROUPS + ",min_weight_density=0.01,exclude=[bias]",
+    )  # fmt: skip
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split()[6:9] == ["group", "final", "kept"]
+    rows = {line.split()[0]: line.split() for line in lines[1:5]}
+    assert rows["conv1/kernel"][4:] == ["convs", "0.5000", "(group)", "?/288", "element-wise", "-"]
+    assert rows["dense1/kernel"][4:8] == ["global", "0.9000", "(group)", "?/200,704"]
+    assert rows["conv1/bias"][2:7] == ["excluded", "-", "-", "0.0000", "32/32"]
+    assert lines[6:] == [
+        "group   target  final   members  values   kept    floors",
+        "convs      0.5  0.5000        1      288     144       3",
+        "global     0.9  0.9000        2  203,264  20,326   2,034",
+        "(group): the group's sparsity; each member's own depends on the values "
+        "(explain --checkpoint computes it)",
+    ]
+    _, out, _ = run(
+        capsys, "explain", CIFAR10, "--weights", inventory, "--format", "json",
+        "--hparams", GROUPS + ",min_weight_density=0.01,exclude=[bias]",
+    )  # fmt: skip
+    plans = {p["name"]: p for p in json.loads(out)}
+    dense = plans["dense1/kernel"]
+    assert (dense["kept_units"], dense["achieved_sparsity"], dense["floor"]) == (None, None, 2008)
+    assert dense["final_sparsity"] == pytest.approx(0.9)
+    assert dense["group"] == {
+        "name": "global", "target": 0.9, "final_sparsity": dense["final_sparsity"],
+        "members": 2, "values": 203_264, "kept_units": 20_326, "floors": 2_034,
+    }  # fmt: skip
+    assert (plans["conv1/bias"]["group"], plans["conv1/bias"]["floor"]) == (None, None)
+
+
+def test_explain_lints_groups(capsys: pytest.CaptureFixture[str], inventory: str) -> None:
+    status, _, err = run(
+        capsys, "explain", CIFAR10, "--weights", inventory, "--strict",
+        "--hparams", "pruning_scope=GLOBAL,min_weight_density=0.5,"
+        "global_group=[^conv1/:convs,^dec/:decoder]",
+    )  # fmt: skip
+    assert status == 1
+    assert "warning[rule-matches-nothing]: global_group[1]: group 'decoder'" in err
+    assert (
+        "warning[floor-exceeds-target]: min_weight_density: is 0.5: the 2 members of group " in err
+    )
+
+
+def _checkpoint(
+    monkeypatch: pytest.MonkeyPatch, values: dict[str, list[float]], step: int | None = 100_000
+) -> None:
+    """`read_checkpoint` returns a checkpoint holding these 1-d weights."""
+    import numpy as np  # noqa: PLC0415
+
+    from pruning_spec import _checkpoints  # noqa: PLC0415
+
+    stored = {name: np.array(v, dtype=np.float32) for name, v in values.items()}
+    listed = _checkpoints.Checkpoint(
+        "ckpt",
+        [_checkpoints.WeightInfo(name, (len(v),)) for name, v in values.items()],
+        step,
+        {},
+        stored.__getitem__,
+    )
+    monkeypatch.setattr(_checkpoints, "read_checkpoint", lambda path: listed)
+
+
+TRAINED = {
+    "a": [10.0, 9.0, 8.0, 7.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
+    "b": [1.0, 0.9, 0.8, 0.7, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01],
+}
+
+
+GLOBAL = "pruning_scope=GLOBAL,target_sparsity=0.8,weight_sparsity_map=[]"
+
+
+def test_explain_a_checkpoint_gives_each_members_exact_sparsity(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _checkpoint(monkeypatch, TRAINED)
+    status, out, _ = run(capsys, "explain", CIFAR10, "--checkpoint", "ckpt", "--hparams", GLOBAL)
+    assert status == 0
+    rows = [line.split() for line in out.splitlines()]
+    assert [r[4:7] for r in rows[1:3]] == [
+        ["global", "0.6000", "4/10"],
+        ["global", "1.0000", "0/10"],
+    ]
+    assert rows[4:] == [
+        ["group", "target", "final", "members", "values", "kept", "floors"],
+        ["global", "0.8", "0.8000", "2", "20", "4", "0"],
+    ]  # no "(group)" note: the sparsities are each member's own
+    # A floor of ceil(10 * 0.2) = 2 values each: b keeps 2, a the other 2 of K = 4.
+    _, out, _ = run(
+        capsys, "explain", CIFAR10, "--checkpoint", "ckpt", "--format", "json",
+        "--hparams", GLOBAL + ",min_weight_density=0.2",
+    )  # fmt: skip
+    plans = {p["name"]: p for p in json.loads(out)}
+    assert [(p["kept_units"], p["achieved_sparsity"], p["floor"]) for p in plans.values()] == [
+        (2, 0.8, 2),
+        (2, 0.8, 2),
+    ]
