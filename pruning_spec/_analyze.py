@@ -546,25 +546,38 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
         step = _verified_step(args, checkpoint)
         plans, conflicts = plan_weights(spec, weights, step + 1)
         when = f"step {step:,}"
+    groups = plan_groups(spec, plans)
     from pruning_spec._checkpoints import CheckpointError  # noqa: PLC0415
 
-    offenders, checked = [], 0
-    for plan in plans:
-        if plan.group is not None:
-            continue  # a member need not reach its group's sparsity by itself
-        if plan.final_sparsity == 0 and plan.block == (1, 1):
-            continue  # not pruned (yet): natural zeros are no mismatch
-        checked += 1
-        try:
+    offenders, bad_groups, checked = [], 0, 0
+    try:
+        for plan in plans:
+            if plan.group is not None:
+                continue  # a member need not reach its group's sparsity: checked with the group
+            if plan.final_sparsity == 0 and plan.block == (1, 1):
+                continue  # not pruned (yet): natural zeros are no mismatch
+            checked += 1
             row = _check_weight(checkpoint, plan, args.tolerance)
-        except CheckpointError as error:
-            raise _unreadable(args.checkpoint, error) from None
-        if row is not None:
-            offenders.append(row)
+            if row is not None:
+                offenders.append(row)
+        for group in groups.values():
+            if group.final_sparsity == 0:
+                continue  # not pruned (yet), as above
+            checked += 1
+            group_row, floor_rows = _check_group(checkpoint, group, args.tolerance)
+            bad_groups += group_row is not None
+            offenders += ([group_row] if group_row is not None else []) + floor_rows
+    except CheckpointError as error:
+        raise _unreadable(args.checkpoint, error) from None
     header = ["weight", "expected", "actual", "problem"]
+    groups_noun = "group" if len(groups) == 1 else "groups"
+    grouped = f" and {bad_groups} of {len(groups)} {groups_noun}" if groups else ""
     if offenders:
         out.write(_table(header, offenders))
-        out.write(f"{len(offenders)} of {len(plans)} weights do not match the spec at {when}\n")
+        bad_weights = len(offenders) - bad_groups
+        out.write(
+            f"{bad_weights} of {len(plans)} weights{grouped} do not match the spec at {when}\n"
+        )
     elif plans and not checked:
         out.write(f"no weight is pruned at {when}: nothing was checked\n")
         conflicts.append(
@@ -578,7 +591,8 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
             )
         )
     else:
-        out.write(f"{len(plans)} weights match the spec at {when}\n")
+        grouped = f" and {len(groups)} {groups_noun} as a whole" if groups else ""
+        out.write(f"{len(plans)} weights{grouped} match the spec at {when}\n")
     status = finish(conflicts, parsed, args.strict)
     return EXIT_FOUND if offenders else status
 
@@ -600,12 +614,19 @@ def _verified_step(args: argparse.Namespace, checkpoint: Checkpoint) -> int:
     return step
 
 
-def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) -> list[str] | None:
+def _stored(checkpoint: Checkpoint, name: str) -> npt.NDArray[np.generic]:
+    """A weight's mask if the checkpoint pairs one with it, else its values."""
     import numpy as np  # noqa: PLC0415 - verify needs the tensorflow extra anyway
 
-    name = plan.weight.name
     mask = checkpoint.mask_values(name)
-    values = np.asarray(mask if mask is not None else checkpoint.values(name))
+    return np.asarray(mask if mask is not None else checkpoint.values(name))
+
+
+def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) -> list[str] | None:
+    import numpy as np  # noqa: PLC0415
+
+    name = plan.weight.name
+    values = _stored(checkpoint, name)
     actual = float(np.mean(values == 0)) if values.size else 0.0
     expected = plan.achieved_sparsity
     assert expected is not None  # only group members have none, and they are not checked here
@@ -624,6 +645,41 @@ def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) ->
             "zeros do not form whole blocks",
         ]
     return None
+
+
+def _check_group(
+    checkpoint: Checkpoint, group: GroupPlan, tolerance: float
+) -> tuple[list[str] | None, list[list[str]]]:
+    """The group's row if its overall sparsity is off, and a row for each member below its floor.
+
+    Expected: what the group keeps without ties, max(K, floors) of its N values; ties at
+    the threshold keep more, and --tolerance absorbs them as it does for a single weight.
+    A floor is exact: a member keeps at least ceil(n * min_weight_density) values.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    kept = [int(np.count_nonzero(_stored(checkpoint, m.name))) for m in group.group.members]
+    actual = 1.0 - sum(kept) / group.size
+    expected = group.achieved_sparsity
+    group_row = None
+    if abs(actual - expected) > tolerance:
+        group_row = [
+            f"group {group.name}",
+            f"{expected:.4f}",
+            f"{actual:.4f}",
+            f"the group's sparsity off by more than {tolerance:g}",
+        ]
+    floor_rows = [
+        [
+            member.name,
+            f"keeps >= {member.floor:,}",
+            f"keeps {count:,}",
+            f"below its floor in group {group.name} (min_weight_density)",
+        ]
+        for member, count in zip(group.group.members, kept, strict=True)
+        if count < member.floor
+    ]
+    return group_row, floor_rows
 
 
 def _block_structured(values: npt.NDArray[np.generic], block: tuple[int, int]) -> bool:

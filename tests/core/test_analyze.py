@@ -244,12 +244,11 @@ def _checkpoint(
     monkeypatch.setattr(_checkpoints, "read_checkpoint", lambda path: listed)
 
 
+# Ten values each; at sparsity 0.8 the group of 20 keeps K = 4, all of them a's.
 TRAINED = {
     "a": [10.0, 9.0, 8.0, 7.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
     "b": [1.0, 0.9, 0.8, 0.7, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01],
 }
-
-
 GLOBAL = "pruning_scope=GLOBAL,target_sparsity=0.8,weight_sparsity_map=[]"
 
 
@@ -278,3 +277,75 @@ def test_explain_a_checkpoint_gives_each_members_exact_sparsity(
         (2, 0.8, 2),
         (2, 0.8, 2),
     ]
+
+
+def _verify(capsys: pytest.CaptureFixture[str], *hparams: str) -> tuple[int, list[str], str]:
+    status, out, err = run(capsys, "verify", CIFAR10, "--checkpoint", "ckpt", "--hparams", *hparams)
+    return status, out.splitlines(), err
+
+
+def test_verify_checks_a_group_as_a_whole_not_each_member(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pruned as a group at 0.8: a keeps 4, b nothing. Each alone would fail 0.8.
+    pruned = {"a": TRAINED["a"][:4] + [0.0] * 6, "b": [0.0] * 10}
+    _checkpoint(monkeypatch, pruned)
+    assert _verify(capsys, GLOBAL) == (
+        0,
+        ["2 weights and 1 group as a whole match the spec at step 100,000"],
+        "",
+    )
+    # Per weight, the same spec without the group: both weights are off.
+    status, out, _ = _verify(capsys, "target_sparsity=0.8,weight_sparsity_map=[]")
+    assert status == 1 and out[-1] == "2 of 2 weights do not match the spec at step 100,000"
+
+
+def test_verify_reports_a_group_off_its_sparsity(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a keeps 4 and b 2: 6 of 20 kept, sparsity 0.7 instead of 0.8.
+    _checkpoint(monkeypatch, {"a": TRAINED["a"][:4] + [0.0] * 6, "b": [1.0, 1.0] + [0.0] * 8})
+    status, out, _ = _verify(capsys, GLOBAL)
+    assert status == 1
+    assert out == [
+        "weight        expected  actual  problem",
+        "group global    0.8000  0.7000  the group's sparsity off by more than 0.01",
+        "0 of 2 weights and 1 of 1 group do not match the spec at step 100,000",
+    ]
+    assert _verify(capsys, GLOBAL, "--tolerance", "0.15")[0] == 0
+
+
+def test_verify_reports_a_member_below_its_floor(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The group keeps its 4 values, but 3 of them a's: b keeps 1, under its floor of 2.
+    _checkpoint(monkeypatch, {"a": TRAINED["a"][:3] + [0.0] * 7, "b": [1.0] + [0.0] * 9})
+    status, out, _ = _verify(capsys, GLOBAL + ",min_weight_density=0.2")
+    assert status == 1
+    assert out == [
+        "weight  expected    actual   problem",
+        "b       keeps >= 2  keeps 1  below its floor in group global (min_weight_density)",
+        "1 of 2 weights and 0 of 1 group do not match the spec at step 100,000",
+    ]
+
+
+def test_verify_expects_what_floors_keep_when_they_exceed_the_target(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Floors of 5 each keep 10 of 20, more than K = 4: the group ends at 0.5, not 0.8.
+    _checkpoint(monkeypatch, {"a": TRAINED["a"][:5] + [0.0] * 5, "b": TRAINED["b"][:5] + [0.0] * 5})
+    status, out, err = _verify(capsys, GLOBAL + ",min_weight_density=0.5")
+    assert (status, out) == (
+        0,
+        ["2 weights and 1 group as a whole match the spec at step 100,000"],
+    )
+    assert err == ""
+
+
+def test_verify_skips_a_group_not_pruned_yet(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _checkpoint(monkeypatch, TRAINED, step=5)
+    status, out, err = _verify(capsys, GLOBAL)
+    assert (status, out) == (0, ["no weight is pruned at step 5: nothing was checked"])
+    assert "warning[nothing-checked]" in err
