@@ -25,11 +25,24 @@ from pruning_spec._diagnostics import (
 from pruning_spec._exit_codes import EXIT_FOUND, EXIT_OK, EXIT_USAGE, IO_CODES
 from pruning_spec._files import FileError, write_atomically
 from pruning_spec._hparams import parse_hparams_source
-from pruning_spec._inventory import Weight, WeightPlan, plan_weights, read_inventory
+from pruning_spec._inventory import (
+    GroupPlan,
+    Weight,
+    WeightPlan,
+    plan_groups,
+    plan_weights,
+    read_inventory,
+)
 from pruning_spec._lints import inventory_lints, schedule_lints
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
-from pruning_spec._timeline import UpdatePoint, compile_schedule, update_steps
+from pruning_spec._timeline import (
+    ScheduledGroup,
+    UpdatePoint,
+    compile_schedule,
+    schedule_groups,
+    update_steps,
+)
 from pruning_spec.v1 import pruning_pb2
 
 if TYPE_CHECKING:  # imported when used: checkpoints need the tensorflow extra
@@ -53,10 +66,11 @@ class CommandError(Exception):
 def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     schedule = commands.add_parser(
         "schedule",
-        help="the exact mask-update steps and the sparsity each rule reaches",
+        help="the exact mask-update steps and the sparsity each rule and group reaches",
         description="The exact steps at which masks update in a run of N steps, with the "
-        "global sparsity and each weight_sparsity_map rule's at each, computed as the backends "
-        "compute them. Lints about the schedule follow on stderr.",
+        "global sparsity, each weight_sparsity_map rule's and each global group's (as a whole) "
+        "at each, computed as the backends compute them. Lints about the schedule follow on "
+        "stderr.",
     )
     _common(schedule)
     schedule.add_argument("--total-steps", type=positive_int, required=True, metavar="N")
@@ -180,26 +194,52 @@ def finish(lints: list[Diagnostic], parsed: ParsedSource, strict: bool) -> int:
 def run_schedule(args: argparse.Namespace, out: TextIO) -> int:
     spec, parsed = load(args)
     patterns = [rule.pattern for rule in spec.weight_sparsity_map]
+    groups = schedule_groups(spec)
+    columns = [*patterns, *(f"group {g.name}" for g in groups)]
     points = compile_schedule(spec, args.total_steps)
     if args.format == "json":
-        _write_schedule_json(out, args.total_steps, patterns, points)
+        _write_schedule_json(out, args.total_steps, patterns, groups, points)
     elif args.format == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["step", "sparsity", *patterns])
+        writer.writerow(["step", "sparsity", *columns])
         for p in points:
-            writer.writerow([p.step, *(f"{v:.9g}" for v in (p.sparsity, *p.rule_sparsities))])
+            values = (p.sparsity, *p.rule_sparsities, *p.group_sparsities)
+            writer.writerow([p.step, *(f"{v:.9g}" for v in values)])
     else:
-        _write_schedule_table(out, spec, args.total_steps, patterns, points)
+        _write_schedule_table(out, spec, args.total_steps, columns, points)
+        out.writelines(_group_line(g) + "\n" for g in groups)
     if args.plot:
-        _plot(spec, args.total_steps, patterns, args.plot)
+        _plot(spec, args.total_steps, patterns, groups, args.plot)
     return finish(schedule_lints(spec, args.total_steps), parsed, args.strict)
 
 
+def _group_line(group: ScheduledGroup) -> str:
+    """What a group's column is: its name, its weights and its target."""
+    weights = (
+        "the weights no rule claims (pruning_scope GLOBAL)"
+        if group.pattern is None
+        else f"the weights matching {group.pattern!r}"
+    )
+    if group.dense:
+        return f"group {group.name}: {weights}, kept dense (sparsity 0)"
+    return f"group {group.name}: {weights}, ranked together to sparsity {group.target:g}"
+
+
 def _write_schedule_json(
-    out: TextIO, total_steps: int, patterns: list[str], points: Iterator[UpdatePoint]
+    out: TextIO,
+    total_steps: int,
+    patterns: list[str],
+    groups: list[ScheduledGroup],
+    points: Iterator[UpdatePoint],
 ) -> None:
     """`json.dumps(document, indent=2)`'s layout, written one update at a time."""
-    head = json.dumps({"total_steps": total_steps, "rules": patterns}, indent=2)
+    described = [
+        {"name": g.name, "pattern": g.pattern, "target": 0.0 if g.dense else g.target}
+        for g in groups
+    ]
+    head = json.dumps(
+        {"total_steps": total_steps, "rules": patterns, "groups": described}, indent=2
+    )
     out.write(head[:-2] + ',\n  "updates": [')
     separator = "\n"
     for p in points:
@@ -207,6 +247,7 @@ def _write_schedule_json(
             "step": p.step,
             "sparsity": p.sparsity,
             "rule_sparsities": list(p.rule_sparsities),
+            "group_sparsities": list(p.group_sparsities),
         }
         out.write(separator + textwrap.indent(json.dumps(update, indent=2), "    "))
         separator = ",\n"
@@ -217,17 +258,17 @@ def _write_schedule_table(
     out: TextIO,
     spec: NormalizedSpec,
     total_steps: int,
-    patterns: list[str],
+    columns: list[str],
     points: Iterator[UpdatePoint],
 ) -> None:
     """The table, written row by row: column widths are known before the first row."""
     steps = update_steps(spec, total_steps)
     step_width = max(len("step"), len(f"{steps[-1]:,}") if len(steps) else 0)
-    header = ["step", "sparsity", *patterns]
+    header = ["step", "sparsity", *columns]
     widths = [step_width, *(max(len(h), len("0.000000")) for h in header[1:])]
     out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
     for p in points:
-        values = (p.sparsity, *p.rule_sparsities)
+        values = (p.sparsity, *p.rule_sparsities, *p.group_sparsities)
         cells = [f"{v:.6f}".rjust(w) for v, w in zip(values, widths[1:], strict=True)]
         out.write("  ".join([f"{p.step:,}".ljust(step_width), *cells]) + "\n")
     out.write(f"{len(steps):,} mask updates in {total_steps:,} steps\n")
@@ -249,7 +290,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 _PLOTTED_UPDATES = 2_000  # markers a plot can show apart
 
 
-def _plot(spec: NormalizedSpec, total_steps: int, patterns: list[str], path: str) -> None:
+def _plot(
+    spec: NormalizedSpec,
+    total_steps: int,
+    patterns: list[str],
+    groups: list[ScheduledGroup],
+    path: str,
+) -> None:
     try:
         import matplotlib  # noqa: PLC0415 - optional
 
@@ -283,6 +330,11 @@ def _plot(spec: NormalizedSpec, total_steps: int, patterns: list[str], path: str
         target = spec.weight_sparsity_map[index].sparsity
         curve = [p.rule_sparsities[index] for p in points]
         axes.plot(plotted_steps, curve, "o-", markersize=3, label=f"{pattern!r} -> {target:g}")
+    for index, group in enumerate(groups):
+        curve = [p.group_sparsities[index] for p in points]
+        target = 0.0 if group.dense else group.target
+        label = f"group {group.name} -> {target:g}"
+        axes.plot(plotted_steps, curve, "s-", markersize=3, label=label)
     axes.set_xlabel("global step")
     axes.set_ylabel("sparsity")
     axes.set_title(f"{spec.name}: {len(all_updates):,} mask updates in {total_steps:,} steps")
@@ -314,35 +366,65 @@ def _plot_problem(path: str, reason: str) -> CommandError:
 
 def run_explain(args: argparse.Namespace, out: TextIO) -> int:
     spec, parsed = load(args)
-    weights = _weights(args)
+    checkpoint = _read_checkpoint(args.checkpoint) if args.checkpoint else None
+    weights = (
+        _inventory(args.weights) if checkpoint is None else _candidates(checkpoint, args.checkpoint)
+    )
     plans, conflicts = plan_weights(spec, weights, args.total_steps)
+    groups = plan_groups(spec, plans)
+    kept = {} if checkpoint is None else _kept_by_values(checkpoint, groups, args.checkpoint)
     lints = conflicts + inventory_lints(spec, weights, plans, tolerance=args.tolerance)
     lints += schedule_lints(spec, args.total_steps)
     if args.format == "json":
-        out.write(json.dumps([_plan_json(spec, p) for p in plans], indent=2) + "\n")
+        document = [_plan_json(spec, p, groups, kept.get(p.weight.name)) for p in plans]
+        out.write(json.dumps(document, indent=2) + "\n")
     else:
-        header = [
-            "weight",
-            "shape",
-            "sparsity rule",
-            "block rule",
-            "final",
-            "kept",
-            "block",
-            "padding",
-        ]
-        out.write(_table(header, [_plan_row(spec, p) for p in plans]))
+        # The group column only with groups: tables of other specs stay as they were.
+        header = ["weight", "shape", "sparsity rule", "block rule", "group", "final", "kept"]
+        header += ["block", "padding"]
+        rows = [_plan_row(spec, p, kept.get(p.weight.name)) for p in plans]
+        if not groups:
+            del header[4]
+            rows = [row[:4] + row[5:] for row in rows]
+        out.write(_table(header, rows))
+        if groups:
+            out.write("\n" + _table(_GROUP_HEADER, [_group_row(g) for g in groups.values()]))
+            if checkpoint is None:
+                out.write(_DEPENDS_ON_VALUES)
     return finish(lints, parsed, args.strict)
 
 
-def _weights(args: argparse.Namespace) -> list[Weight]:
-    if args.weights:
-        weights, problems = read_inventory(args.weights)
-        if problems:
-            raise CommandError(problems, EXIT_USAGE)
-        return weights
-    checkpoint = _read_checkpoint(args.checkpoint)
-    return _candidates(checkpoint, args.checkpoint)
+_GROUP_HEADER = ["group", "target", "final", "members", "values", "kept", "floors"]
+
+
+_DEPENDS_ON_VALUES = (
+    "(group): the group's sparsity; each member's own depends on the values "
+    "(explain --checkpoint computes it)\n"
+)
+
+
+def _inventory(path: str) -> list[Weight]:
+    weights, problems = read_inventory(path)
+    if problems:
+        raise CommandError(problems, EXIT_USAGE)
+    return weights
+
+
+def _kept_by_values(
+    checkpoint: Checkpoint, groups: dict[str, GroupPlan], path: str
+) -> dict[str, int]:
+    """What each group member keeps of its checkpointed values at the group's final sparsity."""
+    from pruning_spec._checkpoints import CheckpointError  # noqa: PLC0415
+
+    kept: dict[str, int] = {}
+    for group in groups.values():
+        names = [member.name for member in group.group.members]
+        try:
+            selection = group.select([checkpoint.values(name) for name in names])
+        except CheckpointError as error:
+            raise _unreadable(path, error) from None
+        kept.update(zip(names, selection.kept, strict=True))
+    return kept
 
 
 def _candidates(checkpoint: Checkpoint, path: str) -> list[Weight]:
@@ -373,8 +455,16 @@ def _rule_text(spec: NormalizedSpec, map_name: str, index: int | None) -> str:
     return "-" if index is None else f"[{index}] {getattr(spec, map_name)[index].pattern}"
 
 
-def _plan_row(spec: NormalizedSpec, plan: WeightPlan) -> list[str]:
-    kept = f"{plan.kept_units:,}/{plan.units:,}" + (" blocks" if plan.block != (1, 1) else "")
+def _plan_row(spec: NormalizedSpec, plan: WeightPlan, own_kept: int | None) -> list[str]:
+    """A weight's row; a group member's final and kept are its own from values, if known."""
+    kept_units = plan.kept_units if plan.group is None else own_kept
+    units = f"{plan.units:,}" + (" blocks" if plan.block != (1, 1) else "")
+    if kept_units is None:  # a group member without values
+        final, kept = f"{plan.final_sparsity:.4f} (group)", f"?/{units}"
+    elif plan.group is None:
+        final, kept = f"{plan.final_sparsity:.4f}", f"{kept_units:,}/{units}"
+    else:
+        final, kept = f"{1 - kept_units / plan.units:.4f}", f"{kept_units:,}/{units}"
     return [
         plan.weight.name,
         "x".join(map(str, plan.weight.shape)),
@@ -382,14 +472,37 @@ def _plan_row(spec: NormalizedSpec, plan: WeightPlan) -> list[str]:
         if spec.is_excluded(plan.weight.name)
         else _rule_text(spec, "weight_sparsity_map", plan.sparsity_rule),
         _rule_text(spec, "block_dims_map", plan.block_rule),
-        f"{plan.final_sparsity:.4f}",
+        plan.group or "-",
+        final,
         kept,
         "element-wise" if plan.block == (1, 1) else f"{plan.block[0]}x{plan.block[1]}",
         "-" if plan.padding == (0, 0) else f"+{plan.padding[0]} rows, +{plan.padding[1]} cols",
     ]
 
 
-def _plan_json(spec: NormalizedSpec, plan: WeightPlan) -> dict[str, object]:
+def _group_row(group: GroupPlan) -> list[str]:
+    return [
+        group.name,
+        f"{group.target:g}",
+        f"{group.final_sparsity:.4f}",
+        f"{len(group.group.members):,}",
+        f"{group.size:,}",
+        f"{group.kept_units:,}",
+        f"{group.floors:,}",
+    ]
+
+
+def _plan_json(
+    spec: NormalizedSpec, plan: WeightPlan, groups: dict[str, GroupPlan], own_kept: int | None
+) -> dict[str, object]:
+    """A weight's entry. A group member's final_sparsity is its group's; its own kept
+    count and sparsity are null without values (an inventory), exact with them."""
+    group = groups.get(plan.group) if plan.group is not None else None
+    kept, achieved = plan.kept_units, plan.achieved_sparsity
+    if group is not None:
+        kept = own_kept
+        achieved = None if own_kept is None else 1.0 - own_kept / plan.units
+    floors = {} if group is None else {m.name: m.floor for m in group.group.members}
     return {
         "name": plan.weight.name,
         "excluded": spec.is_excluded(plan.weight.name),
@@ -397,11 +510,25 @@ def _plan_json(spec: NormalizedSpec, plan: WeightPlan) -> dict[str, object]:
         "sparsity_rule": plan.sparsity_rule,
         "block_rule": plan.block_rule,
         "final_sparsity": plan.final_sparsity,
-        "achieved_sparsity": plan.achieved_sparsity,
+        "achieved_sparsity": achieved,
         "units": plan.units,
-        "kept_units": plan.kept_units,
+        "kept_units": kept,
         "block": list(plan.block),
         "padding": list(plan.padding),
+        "group": None if group is None else _group_json(group),
+        "floor": floors.get(plan.weight.name),
+    }
+
+
+def _group_json(group: GroupPlan) -> dict[str, object]:
+    return {
+        "name": group.name,
+        "target": group.target,
+        "final_sparsity": group.final_sparsity,
+        "members": len(group.group.members),
+        "values": group.size,
+        "kept_units": group.kept_units,
+        "floors": group.floors,
     }
 
 
@@ -419,23 +546,38 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
         step = _verified_step(args, checkpoint)
         plans, conflicts = plan_weights(spec, weights, step + 1)
         when = f"step {step:,}"
+    groups = plan_groups(spec, plans)
     from pruning_spec._checkpoints import CheckpointError  # noqa: PLC0415
 
-    offenders, checked = [], 0
-    for plan in plans:
-        if plan.final_sparsity == 0 and plan.block == (1, 1):
-            continue  # not pruned (yet): natural zeros are no mismatch
-        checked += 1
-        try:
+    offenders, bad_groups, checked = [], 0, 0
+    try:
+        for plan in plans:
+            if plan.group is not None:
+                continue  # a member need not reach its group's sparsity: checked with the group
+            if plan.final_sparsity == 0 and plan.block == (1, 1):
+                continue  # not pruned (yet): natural zeros are no mismatch
+            checked += 1
             row = _check_weight(checkpoint, plan, args.tolerance)
-        except CheckpointError as error:
-            raise _unreadable(args.checkpoint, error) from None
-        if row is not None:
-            offenders.append(row)
+            if row is not None:
+                offenders.append(row)
+        for group in groups.values():
+            if group.final_sparsity == 0:
+                continue  # not pruned (yet), as above
+            checked += 1
+            group_row, floor_rows = _check_group(checkpoint, group, args.tolerance)
+            bad_groups += group_row is not None
+            offenders += ([group_row] if group_row is not None else []) + floor_rows
+    except CheckpointError as error:
+        raise _unreadable(args.checkpoint, error) from None
     header = ["weight", "expected", "actual", "problem"]
+    groups_noun = "group" if len(groups) == 1 else "groups"
+    grouped = f" and {bad_groups} of {len(groups)} {groups_noun}" if groups else ""
     if offenders:
         out.write(_table(header, offenders))
-        out.write(f"{len(offenders)} of {len(plans)} weights do not match the spec at {when}\n")
+        bad_weights = len(offenders) - bad_groups
+        out.write(
+            f"{bad_weights} of {len(plans)} weights{grouped} do not match the spec at {when}\n"
+        )
     elif plans and not checked:
         out.write(f"no weight is pruned at {when}: nothing was checked\n")
         conflicts.append(
@@ -449,7 +591,8 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
             )
         )
     else:
-        out.write(f"{len(plans)} weights match the spec at {when}\n")
+        grouped = f" and {len(groups)} {groups_noun} as a whole" if groups else ""
+        out.write(f"{len(plans)} weights{grouped} match the spec at {when}\n")
     status = finish(conflicts, parsed, args.strict)
     return EXIT_FOUND if offenders else status
 
@@ -471,14 +614,22 @@ def _verified_step(args: argparse.Namespace, checkpoint: Checkpoint) -> int:
     return step
 
 
-def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) -> list[str] | None:
+def _stored(checkpoint: Checkpoint, name: str) -> npt.NDArray[np.generic]:
+    """A weight's mask if the checkpoint pairs one with it, else its values."""
     import numpy as np  # noqa: PLC0415 - verify needs the tensorflow extra anyway
 
-    name = plan.weight.name
     mask = checkpoint.mask_values(name)
-    values = np.asarray(mask if mask is not None else checkpoint.values(name))
+    return np.asarray(mask if mask is not None else checkpoint.values(name))
+
+
+def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) -> list[str] | None:
+    import numpy as np  # noqa: PLC0415
+
+    name = plan.weight.name
+    values = _stored(checkpoint, name)
     actual = float(np.mean(values == 0)) if values.size else 0.0
     expected = plan.achieved_sparsity
+    assert expected is not None  # only group members have none, and they are not checked here
     if abs(actual - expected) > tolerance:
         return [
             name,
@@ -494,6 +645,41 @@ def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) ->
             "zeros do not form whole blocks",
         ]
     return None
+
+
+def _check_group(
+    checkpoint: Checkpoint, group: GroupPlan, tolerance: float
+) -> tuple[list[str] | None, list[list[str]]]:
+    """The group's row if its overall sparsity is off, and a row for each member below its floor.
+
+    Expected: what the group keeps without ties, max(K, floors) of its N values; ties at
+    the threshold keep more, and --tolerance absorbs them as it does for a single weight.
+    A floor is exact: a member keeps at least ceil(n * min_weight_density) values.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    kept = [int(np.count_nonzero(_stored(checkpoint, m.name))) for m in group.group.members]
+    actual = 1.0 - sum(kept) / group.size
+    expected = group.achieved_sparsity
+    group_row = None
+    if abs(actual - expected) > tolerance:
+        group_row = [
+            f"group {group.name}",
+            f"{expected:.4f}",
+            f"{actual:.4f}",
+            f"the group's sparsity off by more than {tolerance:g}",
+        ]
+    floor_rows = [
+        [
+            member.name,
+            f"keeps >= {member.floor:,}",
+            f"keeps {count:,}",
+            f"below its floor in group {group.name} (min_weight_density)",
+        ]
+        for member, count in zip(group.group.members, kept, strict=True)
+        if count < member.floor
+    ]
+    return group_row, floor_rows
 
 
 def _block_structured(values: npt.NDArray[np.generic], block: tuple[int, int]) -> bool:

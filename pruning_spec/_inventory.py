@@ -2,6 +2,11 @@
 
 An inventory is a text file of `name shape` lines, e.g. `dense_1/kernel 784,256`
 (`#` starts a comment); checkpoints give the same list (`_checkpoints`).
+
+The plan: `plan_weights` decides what the spec does to each weight (`WeightPlan`),
+`plan_groups` what it does to each global group those plans name (`GroupPlan`). A
+group member's own sparsity depends on the values its group ranks together, so its
+plan holds the group's sparsity and no kept count of its own.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pruning_spec._diagnostics import (
     Diagnostic,
@@ -23,9 +29,13 @@ from pruning_spec._diagnostics import (
     stop_if_too_many,
 )
 from pruning_spec._files import FileError, read_bounded
+from pruning_spec._groups import Group, Selection, groups_of, select
 from pruning_spec._schedule import float32
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._timeline import update_steps
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 MAX_INVENTORY_BYTES = 16 * 1024 * 1024
 _DIMENSION_SEPARATORS = re.compile(r"[\s,x]+")
@@ -98,20 +108,72 @@ def read_inventory(path: str) -> tuple[list[Weight], list[Diagnostic]]:
 
 @dataclasses.dataclass(frozen=True)
 class WeightPlan:
-    """What the spec does to one weight by the end of the run."""
+    """What the spec does to one weight by the end of the run.
+
+    A member of a global group (`group`) is ranked with the other members: its
+    `final_sparsity` is the group's, reached by the group as a whole, and how many of
+    its own values it keeps depends on the values (`kept_units` is None).
+    """
 
     weight: Weight
     sparsity_rule: int | None  # index in weight_sparsity_map
     block_rule: int | None  # index in block_dims_map
-    final_sparsity: float  # the schedule's value at the last mask update
+    final_sparsity: float  # the schedule's value at the last mask update (the group's)
     block: tuple[int, int]  # (1, 1): element-wise
     units: int  # elements, or blocks, ranked by magnitude
-    kept_units: int  # k
+    kept_units: int | None  # k; None for a group member
     padding: tuple[int, int]  # cells that complete the last partial block of each axis
+    group: str | None = None  # the global group ranking it; None: ranked alone
+    group_rule: int | None = None  # index in global_group (of a matching rule)
+
+    @property
+    def achieved_sparsity(self) -> float | None:
+        """1 - k/n; None for a group member, whose sparsity depends on the values."""
+        if self.kept_units is None:
+            return None
+        return 1.0 - self.kept_units / self.units if self.units else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupPlan:
+    """What the spec does to one global group by the end of the run."""
+
+    group: Group  # its members (name, size, floor), in the weights' order
+    target: float  # the group's target sparsity
+    final_sparsity: float  # the group's scheduled sparsity at the last mask update
+
+    @property
+    def name(self) -> str:
+        return self.group.name
+
+    @property
+    def size(self) -> int:
+        """N: the values of all its members."""
+        return self.group.size
+
+    @property
+    def floors(self) -> int:
+        """The sum of the members' floors (min_weight_density)."""
+        return self.group.floors
+
+    @property
+    def kept_units(self) -> int:
+        """K = round_half_even(N * (1 - s)) at the final sparsity, floors not included."""
+        return self.group.keep_count(self.final_sparsity)
+
+    @property
+    def kept_at_least(self) -> int:
+        """What the group keeps, floors included, when no values tie: max(K, sum of floors)."""
+        return self.group.kept_at_least(self.final_sparsity)
 
     @property
     def achieved_sparsity(self) -> float:
-        return 1.0 - self.kept_units / self.units if self.units else 0.0
+        """The group's overall sparsity without ties: 1 - max(K, floors) / N."""
+        return 1.0 - self.kept_at_least / self.size if self.size else 0.0
+
+    def select(self, values: Sequence[npt.ArrayLike]) -> Selection:
+        """What each member keeps of these values (one array a member, in order)."""
+        return select(values, self.kept_units, [m.floor for m in self.group.members])
 
 
 def last_update_step(spec: NormalizedSpec, total_steps: int | None) -> int | None:
@@ -150,12 +212,36 @@ def plan_weights(
         try:
             sparsity_rule = spec.rule_index("weight_sparsity_map", weight.name)
             block_rule = spec.rule_index("block_dims_map", weight.name)
+            group_rule = spec.rule_index("global_group", weight.name)
+            group = spec.group_for(weight.name)
         except SpecError as error:
             problems += [dataclasses.replace(d, span=weight.span) for d in error.diagnostics]
             continue
-        final = 0.0 if final_step is None else spec.sparsity_at(final_step, weight.name)
-        plans.append(_plan(spec, weight, sparsity_rule, block_rule, final))
+        if final_step is None:
+            final = 0.0
+        elif group is not None:
+            final = spec.group_sparsity_at(final_step, group)
+        else:
+            final = spec.sparsity_at(final_step, weight.name)
+        plan = _plan(spec, weight, sparsity_rule, block_rule, final)
+        # A member is element-wise (group_for refuses blocks); what it keeps depends on values.
+        kept = plan.kept_units if group is None else None
+        plans.append(dataclasses.replace(plan, kept_units=kept, group=group, group_rule=group_rule))
     return plans, problems
+
+
+def plan_groups(spec: NormalizedSpec, plans: Sequence[WeightPlan]) -> dict[str, GroupPlan]:
+    """The global groups the planned weights form, by name, in first-seen order.
+
+    Each group's final sparsity is its members' (`plan_weights` put the group's there).
+    """
+    members = [plan for plan in plans if plan.group is not None]
+    final = {plan.group: plan.final_sparsity for plan in members}
+    groups = groups_of(spec, [(plan.weight.name, plan.units) for plan in members])
+    return {
+        name: GroupPlan(group, spec.group_target(name), final[name])
+        for name, group in groups.items()
+    }
 
 
 def _plan(

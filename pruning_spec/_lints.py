@@ -7,6 +7,7 @@ which is always an error. Each names the numbers involved.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 
 from pruning_spec._diagnostics import (
@@ -15,10 +16,17 @@ from pruning_spec._diagnostics import (
     TooManyProblemsError,
     stop_if_too_many,
 )
-from pruning_spec._inventory import Weight, WeightPlan, last_update_step
+from pruning_spec._inventory import (
+    GroupPlan,
+    Weight,
+    WeightPlan,
+    last_update_step,
+    plan_groups,
+)
 from pruning_spec._regex import RuleMatcher
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._timeline import update_steps
+from pruning_spec._validate import GLOBAL_GROUP
 
 
 def _warning(code: str, message: str, path: str = "", hint: str = "") -> Diagnostic:
@@ -124,19 +132,22 @@ def inventory_lints(
     *,
     tolerance: float = 0.01,
 ) -> list[Diagnostic]:
-    """Rules that match nothing, block rules on weights that cannot take them, tiny weights."""
+    """Rules that match nothing, block rules on weights that cannot take them, tiny weights,
+    floors that keep more than a group's target, a GLOBAL scope that groups nothing."""
     found = []
-    for map_name in ("weight_sparsity_map", "block_dims_map"):
-        used = {
-            plan.sparsity_rule if map_name == "weight_sparsity_map" else plan.block_rule
-            for plan in plans
-        }
+    for map_name, attribute in (
+        ("weight_sparsity_map", "sparsity_rule"),
+        ("block_dims_map", "block_rule"),
+        ("global_group", "group_rule"),
+    ):
+        used = {getattr(plan, attribute) for plan in plans}
         for index, rule in enumerate(getattr(spec, map_name)):
             if index not in used:
+                what = f"group {rule.name!r}: pattern" if map_name == "global_group" else "pattern"
                 found.append(
                     _warning(
                         "rule-matches-nothing",
-                        f"pattern {rule.pattern!r} matches none of the {len(weights)} weights",
+                        f"{what} {rule.pattern!r} matches none of the {len(weights)} weights",
                         f"{map_name}[{index}]",
                         hint="check the names with `pruning-spec explain`",
                     )
@@ -152,6 +163,18 @@ def inventory_lints(
                     hint="check the names with `pruning-spec explain`",
                 )
             )
+    groups = plan_groups(spec, plans)
+    found += [lint for group in groups.values() for lint in _group_lints(spec, group)]
+    if spec.pruning_scope == "GLOBAL" and plans and GLOBAL_GROUP not in groups:
+        found.append(
+            _warning(
+                "no-effect",
+                f"is GLOBAL, but a rule claims or keeps dense each of the {len(plans)} "
+                "weights: none is left for the group 'global'",
+                "pruning_scope",
+                hint="remove it, or narrow the rules",
+            )
+        )
     with contextlib.suppress(TooManyProblemsError):
         for plan in plans:
             span = plan.weight.span
@@ -175,6 +198,9 @@ def _weight_lints(spec: NormalizedSpec, plan: WeightPlan, tolerance: float) -> l
                 _rule_path("block_dims_map", plan.block_rule, "block_height"),
             )
         )
+    achieved = plan.achieved_sparsity
+    if achieved is None:  # a group member: its own sparsity depends on the values
+        return found
     if plan.final_sparsity > 0 and plan.kept_units == 0:
         found.append(
             _warning(
@@ -185,17 +211,38 @@ def _weight_lints(spec: NormalizedSpec, plan: WeightPlan, tolerance: float) -> l
                 _rule_path("weight_sparsity_map", plan.sparsity_rule, "target_sparsity"),
             )
         )
-    elif abs(plan.achieved_sparsity - plan.final_sparsity) > tolerance:
+    elif abs(achieved - plan.final_sparsity) > tolerance:
         found.append(
             _warning(
                 "weight-too-small",
                 f"weight {weight.name!r} has {plan.units} units: keeping "
-                f"{plan.kept_units} gives sparsity {plan.achieved_sparsity:.4g}, not "
+                f"{plan.kept_units} gives sparsity {achieved:.4g}, not "
                 f"{plan.final_sparsity:.4g} (tolerance {tolerance:g})",
                 _rule_path("weight_sparsity_map", plan.sparsity_rule, "target_sparsity"),
             )
         )
     return found
+
+
+def _group_lints(spec: NormalizedSpec, group: GroupPlan) -> list[Diagnostic]:
+    if group.floors <= group.kept_units:
+        return []
+    sparsity = group.final_sparsity
+    # ceil(n * d) <= n * d + 1, so floors stay within K when d <= (K - members) / N.
+    members = len(group.group.members)
+    safe = math.floor(max(0, group.kept_units - members) / group.size * 10_000) / 10_000
+    fix = f"set min_weight_density to at most {safe:g}" if safe else "set min_weight_density to 0"
+    return [
+        _warning(
+            "floor-exceeds-target",
+            f"is {spec.min_weight_density:g}: the {members} members of group "
+            f"{group.name!r} keep at least {group.floors:,} of its {group.size:,} values, more "
+            f"than the {group.kept_units:,} its sparsity {sparsity:.4g} keeps, so the group "
+            f"ends at sparsity {group.achieved_sparsity:.4g}",
+            "min_weight_density",
+            hint=f"{fix}, or lower the group's sparsity",
+        )
+    ]
 
 
 def _rule_path(map_name: str, index: int | None, global_field: str) -> str:

@@ -12,15 +12,49 @@ from collections.abc import Iterable, Iterator
 
 from pruning_spec._schedule import polynomial_sparsity
 from pruning_spec._spec import NormalizedSpec
+from pruning_spec._validate import GLOBAL_GROUP
 
 
 @dataclasses.dataclass(frozen=True)
 class UpdatePoint:
-    """One mask update: its step, the global sparsity and each weight_sparsity_map rule's."""
+    """One mask update: its step, the global sparsity, each weight_sparsity_map rule's
+    and each global group's (as a whole), in `schedule_groups` order."""
 
     step: int
     sparsity: float
     rule_sparsities: tuple[float, ...]
+    group_sparsities: tuple[float, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduledGroup:
+    """A global group the spec declares: its name, pattern and target sparsity."""
+
+    name: str
+    pattern: str | None  # None: pruning_scope GLOBAL's group, the weights no rule claims
+    target: float
+    dense: bool  # a global_group rule of sparsity 0 keeps its weights dense
+
+
+def schedule_groups(spec: NormalizedSpec) -> list[ScheduledGroup]:
+    """The groups of the spec: each global_group rule's, then `global` under GLOBAL scope.
+
+    Which weights belong to which is `NormalizedSpec.group_for`'s to say; a weight list
+    can leave a group empty.
+    """
+    groups = [
+        ScheduledGroup(
+            rule.name,
+            rule.pattern,
+            spec.group_target(rule.name),
+            # NormalizedSpec.keeps_dense: an explicit 0 keeps the members dense.
+            rule.HasField("sparsity") and rule.sparsity == 0,
+        )
+        for rule in spec.global_group
+    ]
+    if spec.pruning_scope == "GLOBAL":
+        groups.append(ScheduledGroup(GLOBAL_GROUP, None, spec.group_target(GLOBAL_GROUP), False))
+    return groups
 
 
 def update_steps(spec: NormalizedSpec, total_steps: int) -> range:
@@ -52,10 +86,12 @@ def compile_schedule(
         exponent=spec.sparsity_function_exponent,
     )
     targets = [rule.sparsity for rule in spec.weight_sparsity_map]
+    groups = schedule_groups(spec)
     for step in update_steps(spec, total_steps) if steps is None else steps:
         yield UpdatePoint(
             step,
             curve(step, target_sparsity=spec.target_sparsity),
             # A rule of sparsity 0 keeps its weights dense (NormalizedSpec.keeps_dense).
             tuple(curve(step, target_sparsity=target) if target else 0.0 for target in targets),
+            tuple(0.0 if g.dense else spec.group_sparsity_at(step, g.name) for g in groups),
         )

@@ -139,3 +139,213 @@ def test_verify_on_values_that_cannot_be_read_is_an_io_problem(
     status, _, err = run(capsys, "verify", CIFAR10, "--checkpoint", "ckpt")
     assert status == 2
     assert "ckpt: error[io-error]: cannot read 'conv1/weights' from checkpoint ckpt" in err
+
+
+GROUPS = "pruning_scope=GLOBAL,global_group=[^conv1/:convs@0.5],weight_sparsity_map=[]"
+
+
+def test_schedule_shows_each_group(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(
+        capsys, "schedule", CIFAR10, "--total-steps", "100001", "--hparams", GROUPS
+    )
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["step", "sparsity", "group", "convs", "group", "global"]
+    assert lines[-4].split() == ["100,000", "0.900000", "0.500000", "0.900000"]
+    assert lines[-2:] == [
+        "group convs: the weights matching '^conv1/', ranked together to sparsity 0.5",
+        "group global: the weights no rule claims (pruning_scope GLOBAL), ranked together to "
+        "sparsity 0.9",
+    ]
+    _, out, _ = run(
+        capsys, "schedule", CIFAR10, "--total-steps", "100001", "--hparams", GROUPS,
+        "--format", "csv",
+    )  # fmt: skip
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["step", "sparsity", "group convs", "group global"]
+    assert rows[-1] == ["100000", "0.899999976", "0.5", "0.899999976"]
+    _, out, _ = run(
+        capsys, "schedule", CIFAR10, "--total-steps", "100001", "--hparams", GROUPS,
+        "--format", "json",
+    )  # fmt: skip
+    document = json.loads(out)
+    assert document["groups"] == [
+        {"name": "convs", "pattern": "^conv1/", "target": 0.5},
+        {"name": "global", "pattern": None, "target": 0.9},
+    ]
+    assert document["updates"][-1]["group_sparsities"] == pytest.approx([0.5, 0.9])
+
+
+def test_explain_shows_groups_and_says_a_members_sparsity_depends_on_values(
+    capsys: pytest.CaptureFixture[str], inventory: str
+) -> None:
+    status, out, err = run(
+        capsys, "explain", CIFAR10, "--weights", inventory,
+        "--hparams", GROUPS + ",min_weight_density=0.01,exclude=[bias]",
+    )  # fmt: skip
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split()[6:9] == ["group", "final", "kept"]
+    rows = {line.split()[0]: line.split() for line in lines[1:5]}
+    assert rows["conv1/kernel"][4:] == ["convs", "0.5000", "(group)", "?/288", "element-wise", "-"]
+    assert rows["dense1/kernel"][4:8] == ["global", "0.9000", "(group)", "?/200,704"]
+    assert rows["conv1/bias"][2:7] == ["excluded", "-", "-", "0.0000", "32/32"]
+    assert lines[6:] == [
+        "group   target  final   members  values   kept    floors",
+        "convs      0.5  0.5000        1      288     144       3",
+        "global     0.9  0.9000        2  203,264  20,326   2,034",
+        "(group): the group's sparsity; each member's own depends on the values "
+        "(explain --checkpoint computes it)",
+    ]
+    _, out, _ = run(
+        capsys, "explain", CIFAR10, "--weights", inventory, "--format", "json",
+        "--hparams", GROUPS + ",min_weight_density=0.01,exclude=[bias]",
+    )  # fmt: skip
+    plans = {p["name"]: p for p in json.loads(out)}
+    dense = plans["dense1/kernel"]
+    assert (dense["kept_units"], dense["achieved_sparsity"], dense["floor"]) == (None, None, 2008)
+    assert dense["final_sparsity"] == pytest.approx(0.9)
+    assert dense["group"] == {
+        "name": "global", "target": 0.9, "final_sparsity": dense["final_sparsity"],
+        "members": 2, "values": 203_264, "kept_units": 20_326, "floors": 2_034,
+    }  # fmt: skip
+    assert (plans["conv1/bias"]["group"], plans["conv1/bias"]["floor"]) == (None, None)
+
+
+def test_explain_lints_groups(capsys: pytest.CaptureFixture[str], inventory: str) -> None:
+    status, _, err = run(
+        capsys, "explain", CIFAR10, "--weights", inventory, "--strict",
+        "--hparams", "pruning_scope=GLOBAL,min_weight_density=0.5,"
+        "global_group=[^conv1/:convs,^dec/:decoder]",
+    )  # fmt: skip
+    assert status == 1
+    assert "warning[rule-matches-nothing]: global_group[1]: group 'decoder'" in err
+    assert (
+        "warning[floor-exceeds-target]: min_weight_density: is 0.5: the 2 members of group " in err
+    )
+
+
+def _checkpoint(
+    monkeypatch: pytest.MonkeyPatch, values: dict[str, list[float]], step: int | None = 100_000
+) -> None:
+    """`read_checkpoint` returns a checkpoint holding these 1-d weights."""
+    import numpy as np  # noqa: PLC0415
+
+    from pruning_spec import _checkpoints  # noqa: PLC0415
+
+    stored = {name: np.array(v, dtype=np.float32) for name, v in values.items()}
+    listed = _checkpoints.Checkpoint(
+        "ckpt",
+        [_checkpoints.WeightInfo(name, (len(v),)) for name, v in values.items()],
+        step,
+        {},
+        stored.__getitem__,
+    )
+    monkeypatch.setattr(_checkpoints, "read_checkpoint", lambda path: listed)
+
+
+# Ten values each; at sparsity 0.8 the group of 20 keeps K = 4, all of them a's.
+TRAINED = {
+    "a": [10.0, 9.0, 8.0, 7.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
+    "b": [1.0, 0.9, 0.8, 0.7, 0.06, 0.05, 0.04, 0.03, 0.02, 0.01],
+}
+GLOBAL = "pruning_scope=GLOBAL,target_sparsity=0.8,weight_sparsity_map=[]"
+
+
+def test_explain_a_checkpoint_gives_each_members_exact_sparsity(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _checkpoint(monkeypatch, TRAINED)
+    status, out, _ = run(capsys, "explain", CIFAR10, "--checkpoint", "ckpt", "--hparams", GLOBAL)
+    assert status == 0
+    rows = [line.split() for line in out.splitlines()]
+    assert [r[4:7] for r in rows[1:3]] == [
+        ["global", "0.6000", "4/10"],
+        ["global", "1.0000", "0/10"],
+    ]
+    assert rows[4:] == [
+        ["group", "target", "final", "members", "values", "kept", "floors"],
+        ["global", "0.8", "0.8000", "2", "20", "4", "0"],
+    ]  # no "(group)" note: the sparsities are each member's own
+    # A floor of ceil(10 * 0.2) = 2 values each: b keeps 2, a the other 2 of K = 4.
+    _, out, _ = run(
+        capsys, "explain", CIFAR10, "--checkpoint", "ckpt", "--format", "json",
+        "--hparams", GLOBAL + ",min_weight_density=0.2",
+    )  # fmt: skip
+    plans = {p["name"]: p for p in json.loads(out)}
+    assert [(p["kept_units"], p["achieved_sparsity"], p["floor"]) for p in plans.values()] == [
+        (2, 0.8, 2),
+        (2, 0.8, 2),
+    ]
+
+
+def _verify(capsys: pytest.CaptureFixture[str], *hparams: str) -> tuple[int, list[str], str]:
+    status, out, err = run(capsys, "verify", CIFAR10, "--checkpoint", "ckpt", "--hparams", *hparams)
+    return status, out.splitlines(), err
+
+
+def test_verify_checks_a_group_as_a_whole_not_each_member(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pruned as a group at 0.8: a keeps 4, b nothing. Each alone would fail 0.8.
+    pruned = {"a": TRAINED["a"][:4] + [0.0] * 6, "b": [0.0] * 10}
+    _checkpoint(monkeypatch, pruned)
+    assert _verify(capsys, GLOBAL) == (
+        0,
+        ["2 weights and 1 group as a whole match the spec at step 100,000"],
+        "",
+    )
+    # Per weight, the same spec without the group: both weights are off.
+    status, out, _ = _verify(capsys, "target_sparsity=0.8,weight_sparsity_map=[]")
+    assert status == 1 and out[-1] == "2 of 2 weights do not match the spec at step 100,000"
+
+
+def test_verify_reports_a_group_off_its_sparsity(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a keeps 4 and b 2: 6 of 20 kept, sparsity 0.7 instead of 0.8.
+    _checkpoint(monkeypatch, {"a": TRAINED["a"][:4] + [0.0] * 6, "b": [1.0, 1.0] + [0.0] * 8})
+    status, out, _ = _verify(capsys, GLOBAL)
+    assert status == 1
+    assert out == [
+        "weight        expected  actual  problem",
+        "group global    0.8000  0.7000  the group's sparsity off by more than 0.01",
+        "0 of 2 weights and 1 of 1 group do not match the spec at step 100,000",
+    ]
+    assert _verify(capsys, GLOBAL, "--tolerance", "0.15")[0] == 0
+
+
+def test_verify_reports_a_member_below_its_floor(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The group keeps its 4 values, but 3 of them a's: b keeps 1, under its floor of 2.
+    _checkpoint(monkeypatch, {"a": TRAINED["a"][:3] + [0.0] * 7, "b": [1.0] + [0.0] * 9})
+    status, out, _ = _verify(capsys, GLOBAL + ",min_weight_density=0.2")
+    assert status == 1
+    assert out == [
+        "weight  expected    actual   problem",
+        "b       keeps >= 2  keeps 1  below its floor in group global (min_weight_density)",
+        "1 of 2 weights and 0 of 1 group do not match the spec at step 100,000",
+    ]
+
+
+def test_verify_expects_what_floors_keep_when_they_exceed_the_target(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Floors of 5 each keep 10 of 20, more than K = 4: the group ends at 0.5, not 0.8.
+    _checkpoint(monkeypatch, {"a": TRAINED["a"][:5] + [0.0] * 5, "b": TRAINED["b"][:5] + [0.0] * 5})
+    status, out, err = _verify(capsys, GLOBAL + ",min_weight_density=0.5")
+    assert (status, out) == (
+        0,
+        ["2 weights and 1 group as a whole match the spec at step 100,000"],
+    )
+    assert err == ""
+
+
+def test_verify_skips_a_group_not_pruned_yet(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _checkpoint(monkeypatch, TRAINED, step=5)
+    status, out, err = _verify(capsys, GLOBAL)
+    assert (status, out) == (0, ["no weight is pruned at step 5: nothing was checked"])
+    assert "warning[nothing-checked]" in err

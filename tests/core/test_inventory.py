@@ -13,6 +13,7 @@ from pruning_spec._inventory import (
     Weight,
     keep_count,
     parse_inventory,
+    plan_groups,
     plan_weights,
     read_inventory,
 )
@@ -150,3 +151,85 @@ def test_an_empty_weight_is_a_warning_not_a_division_by_zero() -> None:
     assert problem.message == (
         "weight 'w' of shape [0, 8] has no values, so there is nothing to prune"
     )
+
+
+GROUPED = "enc/q 10,10\nenc/k 4,5\ndense/kernel 8,8\nlogits/kernel 8,2\nemb/table 50\n"
+
+
+def test_group_members_get_the_groups_sparsity_and_no_kept_count_of_their_own() -> None:
+    spec = parse_hparams(
+        "pruning_scope=GLOBAL,target_sparsity=0.9,global_group=[^enc/:encoder@0.5],"
+        "weight_sparsity_map=[logits:0.2],exclude=[emb],sparsity_function_end_step=100,"
+        "end_pruning_step=50"
+    )
+    weights, _ = parse_inventory(GROUPED)
+    plans, problems = plan_weights(spec, weights)
+    assert problems == []
+    by_name = {p.weight.name: p for p in plans}
+    assert {name: p.group for name, p in by_name.items()} == {
+        "enc/q": "encoder",
+        "enc/k": "encoder",
+        "dense/kernel": "global",
+        "logits/kernel": None,  # its own rule: ranked alone
+        "emb/table": None,  # excluded: dense
+    }
+    assert by_name["enc/q"].group_rule == 0 and by_name["dense/kernel"].group_rule is None
+    # The last update is at step 50, before the curves end: the group's value there.
+    assert by_name["enc/q"].final_sparsity == spec.group_sparsity_at(50, "encoder") < 0.5
+    assert by_name["dense/kernel"].final_sparsity == spec.group_sparsity_at(50, "global")
+    member = by_name["enc/q"]
+    assert (member.kept_units, member.achieved_sparsity, member.block) == (None, None, (1, 1))
+    alone = by_name["logits/kernel"]
+    assert (alone.kept_units, alone.final_sparsity) == (13, spec.sparsity_at(50, "logits/kernel"))
+
+
+def test_group_plans_count_values_kept_and_floors() -> None:
+    spec = parse_hparams(
+        "pruning_scope=GLOBAL,target_sparsity=0.9,min_weight_density=0.3,"
+        "global_group=[^enc/:encoder@0.5],weight_sparsity_map=[logits:0.2],exclude=[emb]"
+    )
+    weights, _ = parse_inventory(GROUPED)
+    plans, _ = plan_weights(spec, weights)
+    groups = plan_groups(spec, plans)
+    assert list(groups) == ["encoder", "global"]
+    encoder, global_ = groups["encoder"], groups["global"]
+    assert [m.name for m in encoder.group.members] == ["enc/q", "enc/k"]
+    assert (encoder.target, encoder.size, encoder.kept_units, encoder.floors) == (0.5, 120, 60, 36)
+    assert encoder.final_sparsity == pytest.approx(0.5)
+    assert encoder.achieved_sparsity == 0.5
+    # 64 values at 0.9 keep 6; the floor ceil(64 * 0.3) = 20 keeps more.
+    assert (global_.size, global_.kept_units, global_.floors) == (64, 6, 20)
+    assert global_.kept_at_least == 20 and global_.achieved_sparsity == 1 - 20 / 64
+
+
+def test_group_plans_select_from_values() -> None:
+    spec = parse_hparams("pruning_scope=GLOBAL,target_sparsity=0.5,min_weight_density=0.5")
+    plans, _ = plan_weights(spec, [Weight("a", (4,)), Weight("b", (2,))])
+    [group] = plan_groups(spec, plans).values()
+    # K = 3 of 6; b's floor keeps 1 of its own, then the 2 largest of the rest (a's).
+    selection = group.select([[5.0, 4.0, 3.0, 2.0], [0.1, 0.2]])
+    assert selection.kept == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("hparams", "code", "claim"),
+    [
+        ("global_group=[^enc/:encoder],weight_sparsity_map=[enc/q:0.2]", "ambiguous-rule",
+         "claimed by both weight_sparsity_map[0] ('enc/q') and global_group 'encoder'"),
+        ("global_group=[^enc/:encoder,q:queries]", "ambiguous-rule",
+         "matches both global_group[0] ('^enc/') and global_group[1] ('q')"),
+        ("global_group=[^enc/:encoder],block_dims_map=[enc/q:2x2]", "ambiguous-rule",
+         "claimed by both block_dims_map[0] ('enc/q') and group 'encoder'"),
+        ("pruning_scope=GLOBAL,block_height=2,exclude=[^(enc/k|dense|logits|emb)]",
+         "block-in-group", "of group 'global' would be pruned in blocks of 2x1"),
+    ],
+)  # fmt: skip
+def test_group_conflicts_are_errors_at_the_weights_line(
+    hparams: str, code: str, claim: str
+) -> None:
+    spec = parse_hparams(hparams)
+    weights, _ = parse_inventory(GROUPED, "inv.txt")
+    plans, [problem] = plan_weights(spec, weights)
+    assert (problem.code, problem.is_error, problem.span.line) == (code, True, 1)  # type: ignore[union-attr]
+    assert claim in problem.message
+    assert "enc/q" not in {p.weight.name for p in plans}

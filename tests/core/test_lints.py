@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pruning_spec import Severity, parse_hparams
-from pruning_spec._inventory import parse_inventory, plan_weights
+from pruning_spec._inventory import Weight, WeightPlan, parse_inventory, plan_weights
 from pruning_spec._lints import inventory_lints, schedule_lints
 
 
@@ -98,3 +98,74 @@ def test_weight_too_small_to_reach_its_target() -> None:
     ]
     off_by_rounding = _inventory_lints("weight_sparsity_map=[w:0.7]", "w 5\n")
     assert off_by_rounding == [("weight-too-small", "weight_sparsity_map[0]", 1)]
+
+
+def test_group_matching_nothing() -> None:
+    lints = _inventory_lints(
+        "global_group=[^enc/:encoder,^dec/:decoder]", "enc/q 8,8\nlogits/kernel 8,2\n"
+    )
+    assert lints == [("rule-matches-nothing", "global_group[1]", 0)]
+    [lint] = inventory_lints(
+        parse_hparams("global_group=[^dec/:decoder]"),
+        *_planned("global_group=[^dec/:decoder]", "enc/q 8,8\n"),
+    )
+    assert lint.message == "group 'decoder': pattern '^dec/' matches none of the 1 weights"
+
+
+def _planned(hparams: str, inventory: str) -> tuple[list[Weight], list[WeightPlan]]:
+    weights, _ = parse_inventory(inventory, "inv.txt")
+    return weights, plan_weights(parse_hparams(hparams), weights)[0]
+
+
+def test_a_group_of_sparsity_zero_matches_the_weights_it_keeps_dense() -> None:
+    # Its weights are in no group (dense), but the rule does match them.
+    assert (
+        _inventory_lints("initial_sparsity=0.5,global_group=[^enc/:encoder@0]", "enc/q 8,8\n") == []
+    )
+
+
+def test_floors_that_keep_more_than_the_groups_target() -> None:
+    hparams = "pruning_scope=GLOBAL,target_sparsity=0.9,min_weight_density=0.25"
+    inventory = "a 100\nb 60\nc 3\n"
+    [lint] = inventory_lints(parse_hparams(hparams), *_planned(hparams, inventory))
+    assert (lint.code, lint.field_path) == ("floor-exceeds-target", "min_weight_density")
+    assert lint.severity is Severity.WARNING
+    # floors 25 + 15 + 1 = 41 of 163 values; K = round(163 * 0.1) = 16.
+    assert lint.message == (
+        "is 0.25: the 3 members of group 'global' keep at least 41 of its 163 values, more than "
+        "the 16 its sparsity 0.9 keeps, so the group ends at sparsity 0.7485"
+    )
+    # ceil(n * d) <= n * d + 1: d <= (16 - 3) / 163 = 0.0797... keeps the floors within K.
+    assert lint.hint == "set min_weight_density to at most 0.0797, or lower the group's sparsity"
+    fixed = "pruning_scope=GLOBAL,target_sparsity=0.9,min_weight_density=0.0797"
+    assert inventory_lints(parse_hparams(fixed), *_planned(fixed, inventory)) == []
+
+
+def test_floors_that_fit_the_target_exactly_are_no_lint() -> None:
+    # 10 values at 0.7 keep 3, and the floor ceil(10 * 0.3) = 3 is within them.
+    assert (
+        _inventory_lints(
+            "pruning_scope=GLOBAL,target_sparsity=0.7,min_weight_density=0.3", "a 10\n"
+        )
+        == []
+    )
+    lints = _inventory_lints(
+        "pruning_scope=GLOBAL,target_sparsity=0.7,min_weight_density=0.31", "a 10\n"
+    )
+    assert lints == [("floor-exceeds-target", "min_weight_density", 0)]
+
+
+def test_global_scope_with_every_weight_claimed_has_no_effect() -> None:
+    hparams = "pruning_scope=GLOBAL,weight_sparsity_map=[dense:0.5],global_group=[enc:encoder]"
+    assert _inventory_lints(hparams, "dense/kernel 8,8\nenc/q 8,8\n") == [
+        ("no-effect", "pruning_scope", 0)
+    ]
+    assert _inventory_lints(hparams, "dense/kernel 8,8\nenc/q 8,8\nother 8\n") == []
+
+
+def test_a_small_group_member_is_not_too_small_by_itself() -> None:
+    # Alone, 5 values at 0.7 would keep 2 (sparsity 0.6): in a group, its values decide.
+    assert _inventory_lints("pruning_scope=GLOBAL,target_sparsity=0.7", "w 5\nv 1000\n") == []
+    assert _inventory_lints("target_sparsity=0.7", "w 5\n") == [
+        ("weight-too-small", "target_sparsity", 1)
+    ]

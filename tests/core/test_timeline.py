@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pruning_spec import parse_hparams
-from pruning_spec._timeline import compile_schedule, update_steps
+from pruning_spec._timeline import compile_schedule, schedule_groups, update_steps
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,34 @@ def test_a_rule_of_sparsity_zero_is_a_flat_zero_curve() -> None:
         spec.sparsity_at(point.step, "conv/kernel") for point in points
     ]
     assert points[-1].rule_sparsities[1] == pytest.approx(0.9)
+
+
+def test_each_group_has_its_curve_as_a_whole() -> None:
+    spec = parse_hparams(
+        "pruning_scope=GLOBAL,initial_sparsity=0.1,target_sparsity=0.9,"
+        "sparsity_function_end_step=40,global_group=[^enc/:encoder@0.6,emb:frozen@0,^dec/:decoder]"
+    )
+    assert [(g.name, g.pattern, g.target, g.dense) for g in schedule_groups(spec)] == [
+        ("encoder", "^enc/", 0.6, False),
+        ("frozen", "emb", 0.0, True),
+        ("decoder", "^dec/", 0.9, False),  # no sparsity of its own: target_sparsity
+        ("global", None, 0.9, False),  # pruning_scope GLOBAL's group comes last
+    ]
+    points = list(compile_schedule(spec, 41))
+    for point in points:
+        assert point.group_sparsities == (
+            spec.group_sparsity_at(point.step, "encoder"),
+            0.0,  # kept dense, even with initial_sparsity 0.1
+            spec.group_sparsity_at(point.step, "decoder"),
+            spec.group_sparsity_at(point.step, "global"),
+        )
+    assert points[0].group_sparsities[0] > 0.1 and points[-1].group_sparsities[0] == pytest.approx(
+        0.6
+    )
+
+
+def test_per_weight_scope_has_no_global_group() -> None:
+    spec = parse_hparams("global_group=[^enc/:encoder]")
+    assert [g.name for g in schedule_groups(spec)] == ["encoder"]
+    assert [g.name for g in schedule_groups(parse_hparams(""))] == []
+    assert next(iter(compile_schedule(parse_hparams(""), 41))).group_sparsities == ()
