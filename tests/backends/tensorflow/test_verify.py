@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pruning_spec import parse_hparams
 from pruning_spec._checkpoints import read_checkpoint
 from pruning_spec._cli import main
 from pruning_spec.backends import tensorflow as pruning
@@ -110,21 +111,45 @@ KERAS_SPEC = (
 )
 
 
-def _pruned_keras_file(path: Path, epochs: int, recompiled: int = 0) -> None:
+def _pruned_keras_file(
+    path: Path, epochs: int, recompiled: int = 0, spec: str = KERAS_SPEC
+) -> None:
     """Fits `epochs` epochs of 16 steps, recompiles and fits `recompiled` more, saves."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((16,))
     hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(4, name="out")(hidden))
-    model = pks.prune(model, KERAS_SPEC)
+    model = pks.prune(model, spec)
     data = np.random.RandomState(0).rand(64, 16).astype("f")
     for count in [epochs, recompiled] if recompiled else [epochs]:
         model.compile(optimizer="sgd", loss=keras.losses.MeanSquaredError())
         model.fit(
             data, data[:, :4], batch_size=4, epochs=count, verbose=0,
-            callbacks=[pks.PruningCallback(KERAS_SPEC)],
+            callbacks=[pks.PruningCallback(spec)],
         )  # fmt: skip
     model.save(path)
+
+
+def test_verify_and_explain_check_a_globally_pruned_keras_file(tmp_path: Path) -> None:
+    group = KERAS_SPEC + ",pruning_scope=GLOBAL,min_weight_density=0.1"
+    path = str(tmp_path / "global.keras")
+    _pruned_keras_file(tmp_path / "global.keras", epochs=1, spec=group)
+    specs = {"group": group, "per_weight": KERAS_SPEC}
+    for name, hparams in specs.items():
+        (tmp_path / f"{name}.txtpb").write_text(parse_hparams(hparams).to_textproto())
+    done = _cli("verify", str(tmp_path / "group.txtpb"), "--checkpoint", path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = _cli("explain", str(tmp_path / "group.txtpb"), "--checkpoint", path)
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[1:3]}
+    assert set(rows) == {"hidden/kernel", "out/kernel"}, done.stdout + done.stderr
+    # Exact from the values: the two kernels end at different sparsities, not both at 0.75.
+    exact = pks.weight_sparsity(keras.saving.load_model(path))
+    assert exact["hidden/kernel"] != exact["out/kernel"]
+    for name, sparsity in exact.items():
+        assert f"{sparsity:.4f}" in rows[name], (name, done.stdout)
+    # The same file is not what per-weight pruning to 0.75 gives.
+    done = _cli("verify", str(tmp_path / "per_weight.txtpb"), "--checkpoint", path)
+    assert done.returncode != 0, done.stdout
 
 
 def test_a_keras_files_step_is_its_pruning_step_also_after_a_recompile(tmp_path: Path) -> None:
