@@ -5,6 +5,7 @@ dense, then fine-tunes it while `examples/digits.txtpb` prunes it, and prints
 per-layer sparsity, test accuracy and exported file sizes, dense vs pruned.
 
     python examples/train_digits.py --pruning_hparams='target_sparsity=0.95'
+    python examples/train_digits.py --global   # global magnitude pruning, same sparsity
 
 Exits with status 1 if the pruned model misses the demo's targets: at least 90%
 of the prunable weights zero, within 2 accuracy points of the dense model.
@@ -36,7 +37,15 @@ MAX_ACCURACY_DROP = 0.02
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, pruning_spec.NormalizedSpec]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     pruning_spec.add_argparse_flags(parser)
-    parser.set_defaults(pruning_spec=str(EXAMPLES / "digits.txtpb"))
+    parser.add_argument(
+        "--global",
+        dest="global_scope",
+        action="store_true",
+        help="prune with examples/digits_global.txtpb: one threshold over all kernels",
+    )
+    known, _ = parser.parse_known_args(argv)
+    default = "digits_global.txtpb" if known.global_scope else "digits.txtpb"
+    parser.set_defaults(pruning_spec=str(EXAMPLES / default))
     parser.add_argument("--dense-epochs", type=int, default=30)
     parser.add_argument("--pruning-epochs", type=int, default=30)
     parser.add_argument("--output-dir", help="where the models and logs go (default: a temp dir)")
