@@ -55,16 +55,19 @@ def hparam_values(spec: pruning_pb2.PruningSpec) -> dict[str, _schema.HParamValu
     values: dict[str, _schema.HParamValue] = {}
     for field in spec.DESCRIPTOR.fields:
         value = getattr(spec, field.name)
-        if _schema.left_out_of_r115_output(field, value):
-            continue
-        if field.is_repeated:  # a rule list: r1.15's ["pattern:value", ...], [""] when empty
-            entries = [format_entry(field, rule, quoting=False) for rule in value]
-            values[field.name] = entries or [""]
-        elif _schema.kind_of(field) is Kind.ENUM:
-            values[field.name] = _schema.enum_spelling(field, value)
-        else:
-            values[field.name] = value
+        if not _schema.left_out_of_r115_output(field, value):
+            values[field.name] = hparam_value(field, value)
     return values
+
+
+def hparam_value(field: _schema.Field, value: object) -> _schema.HParamValue:
+    """One field's value with contrib's types (also a field `values()` leaves out)."""
+    if field.is_repeated:  # a rule list: r1.15's ["pattern:value", ...], [""] when empty
+        entries = [format_entry(field, rule, quoting=False) for rule in value]  # type: ignore[attr-defined]
+        return entries or [""]
+    if _schema.kind_of(field) is Kind.ENUM:
+        return _schema.enum_spelling(field, value)  # type: ignore[arg-type]
+    return value  # type: ignore[return-value]
 
 
 def render_json(spec: pruning_pb2.PruningSpec, *, indent: int | None = None) -> str:

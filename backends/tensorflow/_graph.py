@@ -241,9 +241,7 @@ class Pruning:
             nonzero = tf.add_n([tf.math.count_nonzero(_values(m), dtype=tf.int64) for m in masks])
             sparsity = 1.0 - tf.cast(nonzero, tf.float64) / float(group.size)
             v1.summary.scalar(f"group/{group.name}/sparsity", sparsity)
-            v1.summary.scalar(
-                f"group/{group.name}/threshold", members[group.members[0].name][1]
-            )
+            v1.summary.scalar(f"group/{group.name}/threshold", members[group.members[0].name][1])
 
     def print_hparams(self) -> str:
         """Logs and returns the canonical hparam string; it parses back to this spec."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from pruning_spec import NormalizedSpec, _schema, parse_hparams
 from pruning_spec._loader import apply_source, apply_values, parse_json, parse_values
+from pruning_spec._printers import hparam_value
 
 _SCHEMA_HINT = (
     "the hyperparameters of a pruning spec are the fields of pruning_spec.v1.PruningSpec "
@@ -105,8 +106,7 @@ class PruningHParams:
         As r1.15, a default given for an existing key must have a type the key
         accepts (ValueError otherwise).
         """
-        values = self.values()
-        if key not in values:
+        if key not in _schema.FIELDS:
             return default
         if default is not None:
             problems = [d for d in parse_values({key: _plain(default)}).diagnostics if d.is_error]
@@ -114,7 +114,11 @@ class PruningHParams:
                 raise ValueError(
                     f"default {default!r} for {key!r} does not fit it: {problems[0].message}"
                 )
-        return values[key]
+        return self._value(key)
+
+    def _value(self, name: str) -> Any:
+        """A field's value with r1.15's types, also one `values()` leaves out (not r1.15's)."""
+        return hparam_value(_schema.FIELDS[name], getattr(self._spec.proto, name))
 
     def to_json(
         self,
@@ -127,10 +131,9 @@ class PruningHParams:
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names that are not attributes of the class: hyperparameters.
-        values = self.values()
-        if name in values:
-            return values[name]
-        hint = _schema.did_you_mean(name, values)
+        if name in _schema.FIELDS:
+            return self._value(name)
+        hint = _schema.did_you_mean(name, _schema.FIELDS)
         raise AttributeError(
             f"no hyperparameter {name!r}" + (f"; {hint}" if hint else f"; {_SCHEMA_HINT}")
         )

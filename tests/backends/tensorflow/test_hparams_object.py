@@ -115,6 +115,19 @@ def test_every_scalar_hparam_reads_as_an_attribute() -> None:
         _ = hparams.target_sparsty
 
 
+def test_fields_added_since_r115_read_as_attributes_though_values_leaves_them_out() -> None:
+    hparams = get_pruning_hparams()
+    assert "pruning_scope" not in hparams.values()  # r1.15's parser must read what it writes
+    assert hparams.pruning_scope == hparams.get("pruning_scope") == "PER_WEIGHT"
+    assert hparams.min_weight_density == 0.0
+    assert hparams.exclude == hparams.global_group == [""]
+    hparams.parse("pruning_scope=GLOBAL,global_group=[^enc/:encoder@0.8]")
+    assert hparams.values()["pruning_scope"] == hparams.pruning_scope == "GLOBAL"
+    assert hparams.global_group == ["^enc/:encoder@0.8"]
+    hparams.min_weight_density = 0.1
+    assert hparams.spec.min_weight_density == 0.1
+
+
 def test_str_parses_back() -> None:
     hparams = get_pruning_hparams().parse(
         'weight_sparsity_map=["a,b":0.5,conv1:0.8],threshold_decay=0.5,name=x'
