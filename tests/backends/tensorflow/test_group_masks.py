@@ -191,3 +191,41 @@ def test_group_summaries_report_the_groups_sparsity_and_threshold(tmp_path: Any)
     assert scalars["pruning/group/global/threshold"] == pytest.approx(
         float(pruner.thresholds[0].numpy())
     )
+
+
+def test_graph_mode_ranks_a_partitioned_variable_as_one_member_and_summarizes_groups() -> None:
+    with tf.Graph().as_default() as graph:
+        with v1.variable_scope("big", partitioner=v1.fixed_size_partitioner(2)):
+            parts = v1.get_variable(
+                "weights",
+                SHAPES["big"],
+                initializer=lambda shape, dtype=None, partition_info=None: tf.constant(
+                    VALUES["big"][
+                        tuple(
+                            slice(o, o + n)
+                            for o, n in zip(partition_info.var_offset, shape, strict=True)
+                        )
+                    ],
+                    dtype,
+                ),
+            )
+            pruning.apply_mask(parts)
+        with v1.variable_scope("mid"):
+            mid = v1.get_variable("weights", initializer=VALUES["mid"].astype(np.float32))
+            pruning.apply_mask(mid)
+        global_step = v1.train.get_or_create_global_step()
+        pruner = pruning.Pruning(parse_hparams(SPEC), global_step=global_step)
+        update = pruner.mask_update_op()
+        pruner.add_pruning_summaries()
+        tags = [op.name for op in graph.get_operations() if "group/global" in op.name]
+        (big_mask, mid_mask) = pruning.get_masks()
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            session.run(v1.assign(global_step, STEP))
+            session.run(update)
+            got = session.run([big_mask.as_tensor(), mid_mask])
+    want = reference_masks({"big": VALUES["big"], "mid": VALUES["mid"]}, 0.8, 0.0)
+    np.testing.assert_array_equal(got[0], want["big"])
+    np.testing.assert_array_equal(got[1], want["mid"])
+    assert any("group/global/sparsity" in str(tag) for tag in tags), tags
+    assert any("group/global/threshold" in str(tag) for tag in tags), tags
