@@ -30,7 +30,9 @@ import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).with_name("distributed_run.py")
-TIMEOUT = 120.0  # seconds, for each run (both workers of a multi-worker run together)
+# Seconds for each run (both workers of a multi-worker run together); ten processes share
+# the machine's cores.
+TIMEOUT = 240.0
 LEARNING_RATE = 0.05
 
 # What distributed_run.py's spec and data give ("begin_pruning_step=0,pruning_frequency=4,
@@ -167,8 +169,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Launch]
             ("mirrored", LEARNING_RATE, ""),
             ("multiworker", 0.0, ""),
             ("multiworker", LEARNING_RATE, ""),
-            ("single", 0.0, GLOBAL),
-            ("mirrored", LEARNING_RATE, GLOBAL),
+            ("mirrored", 0.0, GLOBAL),
             ("multiworker", 0.0, GLOBAL),
         ]:
             launch = _launch(directory, mode, learning_rate, scope)
@@ -407,20 +408,19 @@ def test_training_moves_the_kept_weights(runs: dict[str, Launch], mode: str) -> 
 def test_global_pruning_is_bit_identical_on_every_replica_and_worker(
     runs: dict[str, Launch],
 ) -> None:
-    mirrored = runs[f"mirrored-lr{LEARNING_RATE}{GLOBAL}"].results()[0]
+    (mirrored,) = runs[f"mirrored-lr0.0{GLOBAL}"].results()
     assert_same_run(mirrored, 1, mirrored, 0, "global: replica 1 vs replica 0")
-    (single,) = runs[f"single-lr0.0{GLOBAL}"].results()
     for index, worker in enumerate(runs[f"multiworker-lr0.0{GLOBAL}"].results()):
         assert_same_run(
-            worker, 0, single, 0, f"global: worker {index} vs single", signed_zeros=False
+            worker, 0, mirrored, 0, f"global: worker {index} vs mirrored", signed_zeros=False
         )
 
 
 def test_global_pruning_ranks_both_kernels_together(runs: dict[str, Launch]) -> None:
     """At learning rate 0 the masks are the group's top values of the initial weights."""
-    (single,) = runs[f"single-lr0.0{GLOBAL}"].results()
-    values = per_replica(single, 0)
-    initial = {name: np.abs(single[f"initial/{name}"]).astype(np.float64) for name in SHAPES}
+    (results,) = runs[f"mirrored-lr0.0{GLOBAL}"].results()
+    values = per_replica(results, 0)
+    initial = {name: np.abs(results[f"initial/{name}"]).astype(np.float64) for name in SHAPES}
     total = sum(m.size for m in initial.values())
     floors = {name: int(np.ceil(m.size * GLOBAL_FLOOR)) for name, m in initial.items()}
     floor_thresholds = {
@@ -437,5 +437,5 @@ def test_global_pruning_ranks_both_kernels_together(runs: dict[str, Launch]) -> 
         assert_bit_identical(values[f"{name}/mask"], want.astype(np.float32), f"{name}: mask")
         thresholds.add(float(values[f"{name}/threshold"]))
     assert thresholds == {float(np.float32(threshold))}
-    sparsities = [float(single[f"weight_sparsity/{name}"]) for name in SHAPES]
+    sparsities = [float(results[f"weight_sparsity/{name}"]) for name in SHAPES]
     assert len(set(sparsities)) == 2  # each kernel as its magnitudes say, not both at 0.75
