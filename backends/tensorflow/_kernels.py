@@ -437,21 +437,60 @@ def _pattern(value: tf.Tensor, view: _BitView) -> tf.Tensor:
 # (1 MiB of float32, about two histograms), so the peak memory bound still holds.
 BATCH_BELOW = 1 << 18
 
-# A source yields the values of a member, or of a batch of small members: flat, in the
-# common dtype, each value that must not be ranked replaced by NaN. It builds new ops on
-# every call, so that no pass keeps them alive for the next one.
-_Source = Callable[[], tf.Tensor]
+
+class _Source(NamedTuple):
+    """A member, or a batch of small members, as the passes read it.
+
+    Its methods build new ops on every call, so that no pass keeps them alive for the
+    next one. A part's limit, when it has one, is the magnitude pattern from which its
+    values are not ranked (they are a floor's).
+    """
+
+    parts: tuple[tuple[tf.Tensor, tf.Tensor | None], ...]
+    dtype: tf.DType  # the group's common dtype
+
+    def ranked(self) -> tf.Tensor:
+        """The values, flat and in the common dtype; each value not ranked reads as NaN.
+
+        NaN ranks below every number and is counted out by the selection, so excluding
+        a value costs a comparison and a select, and nothing else changes.
+        """
+        values = [self._ranked(member, limit) for member, limit in self.parts]
+        return values[0] if len(values) == 1 else tf.concat(values, 0)
+
+    def _ranked(self, member: tf.Tensor, limit: tf.Tensor | None) -> tf.Tensor:
+        values = _widen(member, self.dtype)
+        if limit is None:
+            return values
+        below = _group_view(values, self.dtype).magnitudes() < limit
+        return tf.where(below, values, tf.constant(float("nan"), self.dtype))
+
+    def selected(self, match: tf.Tensor) -> tf.Tensor:
+        """The values where `match` (over `ranked`'s order) holds, in the common dtype.
+
+        Compacted from the members themselves: only the selected values are widened or
+        copied, so a pass never holds a second full-size copy of a member.
+        """
+        flat = [tf.reshape(member, [-1]) for member, _ in self.parts]
+        if len(flat) == 1:
+            return _widen(tf.boolean_mask(flat[0], match), self.dtype)
+        pieces = tf.split(match, [int(values.shape[0]) for values in flat])
+        return tf.concat(
+            [
+                _widen(tf.boolean_mask(values, piece), self.dtype)
+                for values, piece in zip(flat, pieces, strict=True)
+            ],
+            0,
+        )
 
 
 def _sources(
     members: Sequence[tf.Tensor], dtype: tf.DType, limits: Sequence[tf.Tensor | None]
 ) -> list[_Source]:
-    """The members as sources; a member's values at or above its limit read as NaN.
+    """The members as sources, each with its limit (None: every value is ranked).
 
-    NaN ranks below every number and is counted out by the selection, so excluding a
-    value costs one comparison and one select, and nothing else changes. Members smaller
-    than `BATCH_BELOW` are batched, in their order, while a batch holds no more values
-    than the largest member, or `BATCH_BELOW`.
+    Members smaller than `BATCH_BELOW` are batched, in their order, while a batch holds
+    no more values than the largest member, or `BATCH_BELOW`.
     """
     sizes = [member.shape.num_elements() for member in members]
     largest = max((size for size in sizes if size is not None), default=0)
@@ -461,32 +500,16 @@ def _sources(
     batch_size = 0
     for member, limit, size in zip(members, limits, sizes, strict=True):
         if size is None or size >= BATCH_BELOW:
-            sources.append(_source([(member, limit)], dtype))
+            sources.append(_Source(((member, limit),), dtype))
             continue
         if batch and batch_size + size > batch_limit:
-            sources.append(_source(batch, dtype))
+            sources.append(_Source(tuple(batch), dtype))
             batch, batch_size = [], 0
         batch.append((member, limit))
         batch_size += size
     if batch:
-        sources.append(_source(batch, dtype))
+        sources.append(_Source(tuple(batch), dtype))
     return sources
-
-
-def _source(parts: Sequence[tuple[tf.Tensor, tf.Tensor | None]], dtype: tf.DType) -> _Source:
-    nan = tf.constant(float("nan"), dtype)
-
-    def ranked(member: tf.Tensor, limit: tf.Tensor | None) -> tf.Tensor:
-        values = _widen(member, dtype)
-        if limit is None:
-            return values
-        return tf.where(_group_view(values, dtype).magnitudes() < limit, values, nan)
-
-    def build() -> tf.Tensor:
-        values = [ranked(member, limit) for member, limit in parts]
-        return values[0] if len(values) == 1 else tf.concat(values, 0)
-
-    return build
 
 
 # Below this many digits a scatter-add histograms them faster than DenseBincount: on a
@@ -537,7 +560,7 @@ def _first_digit_counts(
     after: list[tf.Tensor] = []
     for source in sources:
         with tf.control_dependencies(after):
-            view = _group_view(source(), dtype)
+            view = _group_view(source.ranked(), dtype)
             top = tf.bitwise.right_shift(
                 tf.bitcast(view.values, view.unsigned), view.width - _DIGIT_BITS
             )
@@ -560,7 +583,7 @@ def _count_group_infs(sources: Sequence[_Source], dtype: tf.DType) -> tf.Tensor:
     after: list[tf.Tensor] = []
     for source in sources:
         with tf.control_dependencies(after):
-            count = _count_infs(source())
+            count = _count_infs(source.ranked())
         after = [count]
         total += count
     return total
@@ -572,16 +595,24 @@ def _digit_counts(
     """The group's histogram of the digit at `shift` among the values matching `prefix`.
 
     Each source is compacted to its values whose digits above `shift` are `prefix`, then
-    histogrammed; the sources run one after another, the first after `after`.
+    histogrammed; the sources run one after another, the first after `after`. As in
+    `radix_kth_largest`, one full-size integer tensor at a time: the digits above
+    `shift` with the sign still in (the AND that clears it reuses their buffer), then
+    the comparison's booleans; the compaction reads the members themselves.
     """
     total = None
     previous = [after]
     for source in sources:
         with tf.control_dependencies(previous):
-            view = _group_view(source(), dtype)
-            magnitudes = view.magnitudes()
-            above = tf.bitwise.right_shift(magnitudes, shift + _DIGIT_BITS)
-            bits = tf.boolean_mask(magnitudes, tf.equal(above, tf.cast(prefix, view.int_dtype)))
+            view = _group_view(source.ranked(), dtype)
+            above = tf.bitwise.right_shift(
+                tf.bitcast(view.values, view.unsigned), shift + _DIGIT_BITS
+            )
+            above = tf.bitwise.bitwise_and(
+                tf.bitcast(above, view.int_dtype), view.largest_pattern >> (shift + _DIGIT_BITS)
+            )
+            match = tf.equal(above, tf.cast(prefix, view.int_dtype))
+            bits = view.magnitudes(source.selected(match))
             digits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, shift), _DIGITS - 1)
             counts = _histogram(tf.cast(digits, tf.int32))
         previous = [counts]
