@@ -699,7 +699,7 @@ def test_distinct_values_keep_exactly_the_larger_of_keep_and_the_floors(
 
 @settings(max_examples=10, deadline=None)  # each example traces twice (~1 s each)
 @given(members=_members(max_members=4, max_size=120), batched=st.booleans(), data=st.data())
-def test_eager_and_tf_function_give_identical_results(members, batched, data) -> None:
+def test_group_results_are_the_same_eager_and_in_tf_function(members, batched, data) -> None:
     total = sum(m.size for m in members)
     keep = data.draw(st.integers(0, total + 1), label="keep")
     floors = data.draw(_floors(members), label="floors")
