@@ -57,6 +57,7 @@ docs: $(STAMP)
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/bench_mask_update.py --json benchmarks/results/mask_update.json
 	$(PY) benchmarks/bench_model_update.py --json benchmarks/results/model_update.json
+	$(PY) benchmarks/bench_global.py --json benchmarks/results/global.json
 	$(PY) benchmarks/bench_train_step.py --json benchmarks/results/train_step.json
 	$(PY) benchmarks/bench_cli.py --json benchmarks/results/cli.json
 	$(PY) benchmarks/bench_hparams.py --json benchmarks/results/hparams.json
@@ -79,6 +80,7 @@ bench-smoke: $(STAMP)
 	$(PY) benchmarks/bench_cli.py --quick --json build/bench-smoke/cli.json
 	$(PY) benchmarks/bench_mask_update.py --quick --json build/bench-smoke/mask_update.json
 	$(PY) benchmarks/bench_model_update.py --quick --json build/bench-smoke/model_update.json
+	$(PY) benchmarks/bench_global.py --quick --json build/bench-smoke/global.json
 	$(PY) benchmarks/bench_train_step.py --quick --json build/bench-smoke/train_step.json
 	$(PY) benchmarks/bench_hostile.py --quick --json build/bench-smoke/hostile.json
 	$(PY) benchmarks/report.py build/bench-smoke

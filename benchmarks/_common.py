@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -58,6 +59,59 @@ def machine() -> str:
 
 def load_average() -> str:
     return f"load average {os.getloadavg()[0]:.1f}"
+
+
+# Peak memory: the resident set's high-water mark.
+
+
+def status_bytes(field: str) -> int:
+    """A size field of /proc/self/status (VmRSS, VmHWM), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return status_bytes("VmHWM") <= status_bytes("VmRSS") + 4 * MIB
+    except OSError:
+        return False
+
+
+def max_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+# The weights of the whole-model benchmarks.
+
+
+def resnet50_kernels() -> list[tuple[int, ...]]:
+    """Shapes (h, w, in, out) of ResNet-50's convolutions, then its classifier (in, out)."""
+    shapes: list[tuple[int, ...]] = [(7, 7, 3, 64)]
+    channels = 64
+    for blocks, width in ((3, 64), (4, 128), (6, 256), (3, 512)):
+        for block in range(blocks):
+            shapes += [(1, 1, channels, width), (3, 3, width, width), (1, 1, width, 4 * width)]
+            if block == 0:
+                shapes.append((1, 1, channels, 4 * width))  # the projection shortcut
+            channels = 4 * width
+    return [*shapes, (2048, 1000)]
+
+
+def bert_base_kernels() -> list[tuple[int, ...]]:
+    """A BERT-base encoder's kernels: 12 layers of Q, K, V, output and the feed-forward pair."""
+    hidden, intermediate = 768, 3072
+    layer = [(hidden, hidden)] * 4 + [(hidden, intermediate), (intermediate, hidden)]
+    return layer * 12
+
+
+def model_shapes(quick: bool) -> list[tuple[int, ...]]:
+    """ResNet-50's and BERT-base's kernels (126, 109M values); 6 of them when quick."""
+    shapes = resnet50_kernels() + bert_base_kernels()
+    return shapes[:4] + shapes[-2:] if quick else shapes
 
 
 @dataclasses.dataclass

@@ -29,7 +29,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: n
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +36,17 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from _common import MIB, Figure, Report, load_average, machine, median_times
+from _common import (
+    MIB,
+    Figure,
+    Report,
+    load_average,
+    machine,
+    max_rss_bytes,
+    median_times,
+    reset_peak_rss,
+    status_bytes,
+)
 
 from pruning_spec.backends.tensorflow._kernels import element_mask
 
@@ -171,26 +180,6 @@ def time_graph_mode(
 # Memory: one update in a fresh process.
 
 
-def _status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def _reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_bytes("VmHWM") <= _status_bytes("VmRSS") + 4 * MIB
-    except OSError:
-        return False
-
-
-def _max_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
 def memory_child(algorithm: str, size: int) -> int:
     """Print, as JSON, the peak RSS growth of one update of a fresh weight."""
     weights_np = make_weights((size, size))
@@ -206,14 +195,14 @@ def memory_child(algorithm: str, size: int) -> int:
     # Trace and instantiate the function on a small slice, so that neither the tracing nor
     # a pool left by a full-size warm-up counts; the full-size update below is the first.
     update(weights[:64, :64], sparsity, old)
-    if _reset_peak_rss():
-        method, before = "VmHWM after clear_refs", _status_bytes("VmRSS")
+    if reset_peak_rss():
+        method, before = "VmHWM after clear_refs", status_bytes("VmRSS")
         result = update(weights, sparsity, old)
-        peak = _status_bytes("VmHWM")
+        peak = status_bytes("VmHWM")
     else:
-        method, before = "ru_maxrss growth", _max_rss_bytes()
+        method, before = "ru_maxrss growth", max_rss_bytes()
         result = update(weights, sparsity, old)
-        peak = _max_rss_bytes()
+        peak = max_rss_bytes()
     assert result[1].shape == weights.shape
     record = {"algorithm": algorithm, "method": method, "before": before, "delta": peak - before}
     print(json.dumps(record))

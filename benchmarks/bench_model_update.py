@@ -39,35 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import model_shapes
 
 SPARSITY = 0.9
 SEED = 7
 SPEEDUP_TARGET = 20.0
 TFMOT_PYTHON = Path(__file__).resolve().parents[1] / ".venv-bench" / "bin" / "python"
-
-
-def resnet50_kernels() -> list[tuple[int, ...]]:
-    """Shapes (h, w, in, out) of ResNet-50's convolutions, then its classifier (in, out)."""
-    shapes: list[tuple[int, ...]] = [(7, 7, 3, 64)]
-    channels = 64
-    for blocks, width in ((3, 64), (4, 128), (6, 256), (3, 512)):
-        for block in range(blocks):
-            shapes += [(1, 1, channels, width), (3, 3, width, width), (1, 1, width, 4 * width)]
-            if block == 0:
-                shapes.append((1, 1, channels, 4 * width))  # the projection shortcut
-            channels = 4 * width
-    return [*shapes, (2048, 1000)]
-
-
-def bert_base_kernels() -> list[tuple[int, ...]]:
-    hidden, intermediate = 768, 3072
-    layer = [(hidden, hidden)] * 4 + [(hidden, intermediate), (intermediate, hidden)]
-    return layer * 12
-
-
-def model_shapes(quick: bool) -> list[tuple[int, ...]]:
-    shapes = resnet50_kernels() + bert_base_kernels()
-    return shapes[:4] + shapes[-2:] if quick else shapes
 
 
 def make_values(shapes: list[tuple[int, ...]]) -> list[np.ndarray[Any, np.dtype[np.float32]]]:

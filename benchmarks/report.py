@@ -13,7 +13,7 @@ from typing import Any
 
 from _common import format_value
 
-ORDER = ("mask_update", "model_update", "train_step", "cli", "hparams", "hostile")
+ORDER = ("mask_update", "model_update", "global", "train_step", "cli", "hparams", "hostile")
 
 
 def render(records: list[dict[str, Any]]) -> str:

@@ -414,9 +414,10 @@ def _widen(values: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
 
     A cast widens halves and float32 normals exactly, but TensorFlow's CPU kernels treat
     subnormal inputs as 0 (denormals-are-zero): a float32 subnormal cast to float64 comes
-    out 0. Those are rebuilt from their integer mantissa m as m * 2^-149, where every
-    operand and result is a float64 normal; their sign is dropped, as every reader here
-    reads magnitudes only.
+    out 0. So a float32 with subnormals is widened by `_widen_subnormals`, which costs a
+    few full-size float64 temporaries; finding out whether there are any costs a pass of
+    one integer temporary (the magnitude's pattern minus 1, unsigned, is below the
+    smallest normal's minus 1 only for a subnormal: 0's wraps around).
     """
     flat = tf.reshape(values, [-1])
     if flat.dtype == dtype:
@@ -425,10 +426,25 @@ def _widen(values: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
         return tf.cast(flat, dtype)  # float16 subnormals are float32 normals
     if flat.dtype == tf.bfloat16:
         flat = tf.cast(flat, tf.float32)  # exact: a bfloat16 is a float32's upper half
-    magnitude = tf.bitwise.bitwise_and(tf.bitcast(flat, tf.int32), (1 << 31) - 1)
     smallest_normal = 1 << _mantissa_bits(tf.float32)
+    below = tf.bitwise.bitwise_and(tf.bitcast(flat, tf.uint32), (1 << 31) - 1) - 1
+    return tf.cond(
+        tf.reduce_min(below) < smallest_normal - 1,
+        lambda: _widen_subnormals(flat),
+        lambda: tf.cast(flat, tf.float64),
+    )
+
+
+def _widen_subnormals(values: tf.Tensor) -> tf.Tensor:
+    """float32 values in float64, subnormals too: m * 2^-149 from their integer mantissa m.
+
+    Every operand and result of that product is a float64 normal. The subnormals' sign
+    is dropped, as every reader of `_widen` reads magnitudes only.
+    """
+    magnitude = tf.bitwise.bitwise_and(tf.bitcast(values, tf.int32), (1 << 31) - 1)
     rebuilt = tf.cast(magnitude, tf.float64) * tf.constant(2.0**-149, tf.float64)
-    return tf.where(magnitude < smallest_normal, rebuilt, tf.cast(flat, tf.float64))
+    smallest_normal = 1 << _mantissa_bits(tf.float32)
+    return tf.where(magnitude < smallest_normal, rebuilt, tf.cast(values, tf.float64))
 
 
 def _group_view(values: tf.Tensor, dtype: tf.DType) -> _BitView:
@@ -448,25 +464,84 @@ def _pattern(value: tf.Tensor, view: _BitView) -> tf.Tensor:
 # pass a fixed ~0.35 ms (its 2^16-bin histograms, a few dozen small ops), as much as
 # ~100K values cost. Batching saves ~9% on ResNet-50 + BERT-base (126 kernels, 36 of them
 # below 2^18), 3.5x on 64 kernels of 2^12 values, 2.7x on 64 of 2^16 (2-core CPU); a limit
-# of 2^20 saved nothing more. A batch holds no more than the largest member, or 2^18 values (1 MiB of
-# float32, about two histograms), so the peak memory bound still holds.
+# of 2^20 saved nothing more. A batch holds no more than the largest member, or 2^18 values
+# (1 MiB of float32, about two histograms), so the peak memory bound still holds.
 BATCH_BELOW = 1 << 18
 
-# A source yields the values of a member, or of a batch of small members: flat, in the
-# common dtype, each value that must not be ranked replaced by NaN. It builds new ops on
-# every call, so that no pass keeps them alive for the next one.
-_Source = Callable[[], tf.Tensor]
+
+def _after(value: tf.Tensor, after: Sequence[tf.Tensor]) -> tf.Tensor:
+    """`value`, read once every tensor of `after` is computed (the members' chain).
+
+    Only this read carries the control dependency; every op computed from it waits
+    through it. Ops made inside a `tf.control_dependencies` block would all carry it,
+    constants included, which then are no longer shared: the traced graph of ResNet-50
+    + BERT-base's group had 3,500 constants of 7,700 nodes.
+    """
+    if not after or tf.executing_eagerly():
+        return value
+    with tf.control_dependencies(after):
+        return tf.identity(value)
+
+
+def _compacted(values: tf.Tensor, match: tf.Tensor) -> tf.Tensor:
+    """`tf.boolean_mask` of flat values, in 3 ops rather than about 10 of shape handling."""
+    return tf.gather(values, tf.reshape(tf.where(match), [-1]))
+
+
+class _Source(NamedTuple):
+    """A member, or a batch of small members, as the passes read it.
+
+    Its methods build new ops on every call, so that no pass keeps them alive for the
+    next one. A part's limit, when it has one, is the magnitude pattern from which its
+    values are not ranked (they are a floor's).
+    """
+
+    parts: tuple[tuple[tf.Tensor, tf.Tensor | None], ...]
+    dtype: tf.DType  # the group's common dtype
+
+    def ranked(self, after: Sequence[tf.Tensor]) -> tf.Tensor:
+        """The values, flat and in the common dtype; each value not ranked reads as NaN.
+
+        Read once `after` is computed. NaN ranks below every number and is counted out by
+        the selection, so excluding a value costs a comparison and a select, and nothing
+        else changes.
+        """
+        values = [self._ranked(_after(member, after), limit) for member, limit in self.parts]
+        return values[0] if len(values) == 1 else tf.concat(values, 0)
+
+    def _ranked(self, member: tf.Tensor, limit: tf.Tensor | None) -> tf.Tensor:
+        values = _widen(member, self.dtype)
+        if limit is None:
+            return values
+        below = _group_view(values, self.dtype).magnitudes() < limit
+        return tf.where(below, values, tf.constant(float("nan"), self.dtype))
+
+    def selected(self, match: tf.Tensor) -> tf.Tensor:
+        """The values where `match` (over `ranked`'s order) holds, in the common dtype.
+
+        Compacted from the members themselves: only the selected values are widened or
+        copied, so a pass never holds a second full-size copy of a member.
+        """
+        flat = [tf.reshape(member, [-1]) for member, _ in self.parts]
+        if len(flat) == 1:
+            return _widen(_compacted(flat[0], match), self.dtype)
+        pieces = tf.split(match, [int(values.shape[0]) for values in flat])
+        return tf.concat(
+            [
+                _widen(_compacted(values, piece), self.dtype)
+                for values, piece in zip(flat, pieces, strict=True)
+            ],
+            0,
+        )
 
 
 def _sources(
     members: Sequence[tf.Tensor], dtype: tf.DType, limits: Sequence[tf.Tensor | None]
 ) -> list[_Source]:
-    """The members as sources; a member's values at or above its limit read as NaN.
+    """The members as sources, each with its limit (None: every value is ranked).
 
-    NaN ranks below every number and is counted out by the selection, so excluding a
-    value costs one comparison and one select, and nothing else changes. Members smaller
-    than `BATCH_BELOW` are batched, in their order, while a batch holds no more values
-    than the largest member, or `BATCH_BELOW`.
+    Members smaller than `BATCH_BELOW` are batched, in their order, while a batch holds
+    no more values than the largest member, or `BATCH_BELOW`.
     """
     sizes = [member.shape.num_elements() for member in members]
     largest = max((size for size in sizes if size is not None), default=0)
@@ -476,32 +551,16 @@ def _sources(
     batch_size = 0
     for member, limit, size in zip(members, limits, sizes, strict=True):
         if size is None or size >= BATCH_BELOW:
-            sources.append(_source([(member, limit)], dtype))
+            sources.append(_Source(((member, limit),), dtype))
             continue
         if batch and batch_size + size > batch_limit:
-            sources.append(_source(batch, dtype))
+            sources.append(_Source(tuple(batch), dtype))
             batch, batch_size = [], 0
         batch.append((member, limit))
         batch_size += size
     if batch:
-        sources.append(_source(batch, dtype))
+        sources.append(_Source(tuple(batch), dtype))
     return sources
-
-
-def _source(parts: Sequence[tuple[tf.Tensor, tf.Tensor | None]], dtype: tf.DType) -> _Source:
-    nan = tf.constant(float("nan"), dtype)
-
-    def ranked(member: tf.Tensor, limit: tf.Tensor | None) -> tf.Tensor:
-        values = _widen(member, dtype)
-        if limit is None:
-            return values
-        return tf.where(_group_view(values, dtype).magnitudes() < limit, values, nan)
-
-    def build() -> tf.Tensor:
-        values = [ranked(member, limit) for member, limit in parts]
-        return values[0] if len(values) == 1 else tf.concat(values, 0)
-
-    return build
 
 
 # Below this many digits a scatter-add histograms them faster than DenseBincount: on a
@@ -543,25 +602,27 @@ def _first_digit_counts(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The group's first-digit histogram without NaNs, and how many numbers it holds.
 
-    Each source's ops run after the previous source's histogram (control dependencies),
-    so that TensorFlow's inter-op threads never hold two sources' temporaries at once.
+    Each source's ops run after the running total holds the previous source's histogram
+    (control dependencies), so that TensorFlow's inter-op threads never hold two
+    sources' temporaries at once. On the total, not on the histogram: Grappler would
+    otherwise rewrite the chain of additions into one AddN, which holds every source's
+    histogram at once (61 MiB instead of 12 for ResNet-50 + BERT-base's 126 kernels).
     The digit includes the sign bit, as in `radix_kth_largest`; the halves are added,
     and NaNs counted out, once for the group.
     """
     total = None
     after: list[tf.Tensor] = []
     for source in sources:
-        with tf.control_dependencies(after):
-            view = _group_view(source(), dtype)
-            top = tf.bitwise.right_shift(
-                tf.bitcast(view.values, view.unsigned), view.width - _DIGIT_BITS
-            )
-            # A 32-bit top digit is an int32 as it is (bitcast: no copy); a 64-bit one is cast.
-            counts = _histogram(
-                tf.bitcast(top, tf.int32) if view.width == 32 else tf.cast(top, tf.int32)
-            )
-        after = [counts]
+        view = _group_view(source.ranked(after), dtype)
+        top = tf.bitwise.right_shift(
+            tf.bitcast(view.values, view.unsigned), view.width - _DIGIT_BITS
+        )
+        # A 32-bit top digit is an int32 as it is (bitcast: no copy); a 64-bit one is cast.
+        counts = _histogram(
+            tf.bitcast(top, tf.int32) if view.width == 32 else tf.cast(top, tf.int32)
+        )
         total = counts if total is None else total + counts
+        after = [total]
     assert total is not None
     half = _DIGITS // 2
     return _count_out_nans(
@@ -574,8 +635,7 @@ def _count_group_infs(sources: Sequence[_Source], dtype: tf.DType) -> tf.Tensor:
     total = tf.zeros([], tf.int64)
     after: list[tf.Tensor] = []
     for source in sources:
-        with tf.control_dependencies(after):
-            count = _count_infs(source())
+        count = _count_infs(source.ranked(after))
         after = [count]
         total += count
     return total
@@ -587,20 +647,26 @@ def _digit_counts(
     """The group's histogram of the digit at `shift` among the values matching `prefix`.
 
     Each source is compacted to its values whose digits above `shift` are `prefix`, then
-    histogrammed; the sources run one after another, the first after `after`.
+    histogrammed; the sources run one after another (each after the running total, as
+    in `_first_digit_counts`), the first after `after`. As in
+    `radix_kth_largest`, one full-size integer tensor at a time: the digits above
+    `shift` with the sign still in (the AND that clears it reuses their buffer), then
+    the comparison's booleans; the compaction reads the members themselves.
     """
     total = None
     previous = [after]
     for source in sources:
-        with tf.control_dependencies(previous):
-            view = _group_view(source(), dtype)
-            magnitudes = view.magnitudes()
-            above = tf.bitwise.right_shift(magnitudes, shift + _DIGIT_BITS)
-            bits = tf.boolean_mask(magnitudes, tf.equal(above, tf.cast(prefix, view.int_dtype)))
-            digits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, shift), _DIGITS - 1)
-            counts = _histogram(tf.cast(digits, tf.int32))
-        previous = [counts]
+        view = _group_view(source.ranked(previous), dtype)
+        above = tf.bitwise.right_shift(tf.bitcast(view.values, view.unsigned), shift + _DIGIT_BITS)
+        above = tf.bitwise.bitwise_and(
+            tf.bitcast(above, view.int_dtype), view.largest_pattern >> (shift + _DIGIT_BITS)
+        )
+        match = tf.equal(above, tf.cast(prefix, view.int_dtype))
+        bits = view.magnitudes(source.selected(match))
+        digits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, shift), _DIGITS - 1)
+        counts = _histogram(tf.cast(digits, tf.int32))
         total = counts if total is None else total + counts
+        previous = [total]
     assert total is not None
     return total
 
@@ -685,9 +751,8 @@ def group_thresholds(
         if floor == 0:
             floor_thresholds.append(no_floor)
             continue
-        with tf.control_dependencies(after):
-            count = tf.minimum(tf.constant(floor, tf.int64), tf.size(member, out_type=tf.int64))
-            threshold = tf.reshape(_widen(kth_largest(member, count), dtype), [])
+        count = tf.minimum(tf.constant(floor, tf.int64), tf.size(member, out_type=tf.int64))
+        threshold = tf.reshape(_widen(kth_largest(_after(member, after), count), dtype), [])
         after = [threshold]
         floor_thresholds.append(threshold)
         floor_total += count
@@ -711,8 +776,7 @@ def _group_above_every_number(members: Sequence[tf.Tensor], dtype: tf.DType) -> 
     largest_key = None
     after: list[tf.Tensor] = []
     for member in members:
-        with tf.control_dependencies(after):
-            key = tf.reduce_max(_group_view(_widen(member, dtype), dtype).keys())
+        key = tf.reduce_max(_group_view(_widen(_after(member, after), dtype), dtype).keys())
         after = [key]
         largest_key = key if largest_key is None else tf.maximum(largest_key, key)
     assert largest_key is not None
@@ -745,9 +809,8 @@ def group_masks(members: Sequence[tf.Tensor], thresholds: GroupThresholds) -> li
         floor = _pattern(tf.convert_to_tensor(floor_threshold, dtype), view)
         # A number's key is its pattern plus the NaN gap (no wrap-around up to inf's).
         limit = tf.bitcast(tf.minimum(group, floor), view.unsigned) + view.nan_gap
-        with tf.control_dependencies(after):
-            keys = _group_view(_widen(member, dtype), dtype).keys()
-            mask = tf.reshape(tf.cast(keys >= limit, member.dtype), tf.shape(member))
+        keys = _group_view(_widen(_after(member, after), dtype), dtype).keys()
+        mask = tf.reshape(tf.cast(keys >= limit, member.dtype), tf.shape(member))
         after = [mask]
         masks.append(mask)
     return masks

@@ -2,16 +2,22 @@
 
 Expected numbers are r1.15's [run] results (docs/semantics.md §b-§c); the masks are
 compared with a full-sort `tf.math.top_k` implementation of r1.15's algorithm.
-Everything runs in graph mode with a `tf.compat.v1.Session`.
+Everything runs in graph mode with a `tf.compat.v1.Session`, but the group thresholds
+(global pruning, at the end), which run eagerly and in `tf.function` against a numpy
+sort of all the members' magnitudes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pruning_spec
 from pruning_spec.backends.tensorflow import _kernels
@@ -509,3 +515,370 @@ def test_float32_artefacts_of_a_decreasing_schedule(tf2_graph) -> None:
     with v1.Session() as session:
         assert session.run(sparsity, {step: 0}) == np.float32(0.099999964)
         assert session.run(sparsity, {step: 4}) == np.float32(0.899999976)
+
+
+# ---------------------------------------------------------------------------------------
+# Group thresholds (global pruning): exact, against a numpy sort of the concatenation of
+# every member's magnitudes. Eagerly, unless said otherwise.
+
+BFLOAT16 = tf.bfloat16.as_numpy_dtype
+GROUP_DTYPES = (np.float16, BFLOAT16, np.float32, np.float64)
+
+
+def _group_dtype(members) -> type:
+    """The reference's common dtype: float64 if any member has it, else float32."""
+    return np.float64 if any(m.dtype == np.float64 for m in members) else np.float32
+
+
+def _magnitudes(member) -> np.ndarray:
+    return np.abs(np.asarray(member).astype(np.float64)).ravel()  # exact for every dtype
+
+
+def _reference_kth(magnitudes, k: int) -> float:
+    """The k-th largest number (NaNs rank below every number), 0 past the numbers."""
+    numbers = np.sort(magnitudes[~np.isnan(magnitudes)])[::-1]
+    return float(numbers[k - 1]) if k <= numbers.size else 0.0
+
+
+def _reference_group(members, keep: int, floors):
+    """(T, [t_i], [mask_i]) as `group_thresholds` documents them, by sorting."""
+    dtype = _group_dtype(members)
+    magnitudes = [_magnitudes(m) for m in members]
+    floor_thresholds, unkept, floor_total = [], [], 0
+    for values, floor in zip(magnitudes, floors, strict=True):
+        if floor == 0:
+            floor_thresholds.append(np.inf)
+            unkept.append(values)
+            continue
+        count = min(floor, values.size)
+        floor_total += count
+        floor_thresholds.append(_reference_kth(values, count))
+        unkept.append(values[values < floor_thresholds[-1]])
+    rank = keep - floor_total
+    if rank > 0:
+        threshold = _reference_kth(np.concatenate(unkept), rank)
+    else:  # just above every number of the group, and normal
+        every = np.concatenate(magnitudes)
+        largest = dtype(every[~np.isnan(every)].max(initial=0.0))
+        above = max(np.nextafter(largest, dtype(np.inf)), np.finfo(dtype).tiny)
+        threshold = float(largest if np.isinf(largest) else above)
+    masks = [
+        (values >= threshold) | (values >= floor)
+        for values, floor in zip(magnitudes, floor_thresholds, strict=True)
+    ]
+    return threshold, floor_thresholds, masks
+
+
+@contextlib.contextmanager
+def _batching(batched: bool) -> Iterator[None]:
+    """Small members batched (the default), or every member a source of its own.
+
+    Small groups are one batch, which would hide a histogram not summed over sources.
+    """
+    saved = _kernels.BATCH_BELOW
+    _kernels.BATCH_BELOW = saved if batched else 0
+    try:
+        yield
+    finally:
+        _kernels.BATCH_BELOW = saved
+
+
+def _palette(dtype, rng) -> np.ndarray:
+    """Values to draw a member from: every special one, a few of each sign and scale."""
+    finfo = np.finfo(dtype)
+    special = [0.0, -0.0, 1.0, -1.0, 0.5, 3.0, -3.0, np.inf, -np.inf, np.nan]
+    tiny = [finfo.smallest_subnormal, -3 * finfo.smallest_subnormal, finfo.tiny, finfo.max]
+    scaled = rng.standard_normal(24) * 10.0 ** rng.integers(-3, 4, size=24)
+    with np.errstate(over="ignore"):
+        return np.concatenate([np.array(special + tiny, dtype), scaled.astype(dtype)])
+
+
+@st.composite
+def _members(draw, max_members: int = 5, max_size: int = 300) -> list[np.ndarray]:
+    """1-5 members of mixed dtypes, drawn from small value sets (ties) or wide ones."""
+    members = []
+    for _ in range(draw(st.integers(1, max_members))):
+        dtype = draw(st.sampled_from(GROUP_DTYPES))
+        palette = _palette(dtype, np.random.default_rng(draw(st.integers(0, 2**32 - 1))))
+        # A few entries of the palette (many ties), or all of it.
+        choices = draw(st.integers(1, palette.size))
+        size = draw(st.integers(1, max_size))
+        picks = draw(st.lists(st.integers(0, choices - 1), min_size=size, max_size=size))
+        members.append(palette[np.array(picks)])
+    return members
+
+
+def _same(got, expected) -> bool:
+    return float(got) == float(expected) or (np.isnan(got) and np.isnan(expected))
+
+
+def _ranks(total: int, data) -> list[int]:
+    """k from 1 to beyond the count: the ends, around the middle, and a few drawn."""
+    drawn = data.draw(st.lists(st.integers(1, total + 3), max_size=4), label="k")
+    return sorted({1, 2, total // 2 + 1, total - 1, total, total + 1, total + 3, *drawn} - {0})
+
+
+@settings(max_examples=60, deadline=None)
+@given(members=_members(), batched=st.booleans(), data=st.data())
+def test_group_kth_largest_equals_a_sort_of_the_concatenation(members, batched, data) -> None:
+    total = sum(m.size for m in members)
+    every = np.concatenate([_magnitudes(m) for m in members])
+    tensors = [tf.constant(m) for m in members]
+    with _batching(batched):
+        for k in _ranks(total, data):
+            got = _kernels.group_kth_largest(tensors, tf.constant(k, tf.int64))
+            assert got.dtype == _group_dtype(members)
+            assert float(got) == _reference_kth(every, k), f"k={k}"
+
+
+@st.composite
+def _floors(draw, members) -> list[int]:
+    """No floor, or a floor from 0 to past the member's size, for each member."""
+    if draw(st.booleans()):
+        return [0] * len(members)
+    return [draw(st.integers(0, m.size + 2)) for m in members]
+
+
+def _check_group(members, keep, floors, thresholds, masks) -> None:
+    threshold, floor_thresholds, expected = _reference_group(members, keep, floors)
+    case = f"keep={keep} floors={floors} T={threshold!r} t={floor_thresholds}"
+    assert float(thresholds.threshold) == threshold, case
+    assert [float(t) for t in thresholds.floor_thresholds] == floor_thresholds, case
+    for member, got, want in zip(members, masks, expected, strict=True):
+        mask = np.asarray(got)
+        assert mask.dtype == member.dtype and mask.shape == member.shape, case
+        np.testing.assert_array_equal(mask.ravel(), want.astype(member.dtype), err_msg=case)
+
+
+@settings(max_examples=150, deadline=None)
+@given(members=_members(), batched=st.booleans(), data=st.data())
+def test_group_masks_equal_the_reference(members, batched, data) -> None:
+    total = sum(m.size for m in members)
+    keep = data.draw(st.integers(0, total + 2), label="keep")
+    floors = data.draw(_floors(members), label="floors")
+    tensors = [tf.constant(m) for m in members]
+    with _batching(batched):
+        thresholds = _kernels.group_thresholds(tensors, tf.constant(keep, tf.int64), floors)
+        masks = _kernels.group_masks(tensors, thresholds)
+    _check_group(members, keep, floors, thresholds, masks)
+
+
+# Magnitudes exact in every dtype (8 significant bits: bfloat16's) and all distinct.
+DISTINCT = np.array(sorted({m * 2.0**e for m in range(1, 256, 2) for e in range(-8, 7)}))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    dtypes=st.lists(st.sampled_from(GROUP_DTYPES), min_size=1, max_size=5),
+    seed=st.integers(0, 2**32 - 1),
+    batched=st.booleans(),
+    data=st.data(),
+)
+def test_distinct_values_keep_exactly_the_larger_of_keep_and_the_floors(
+    dtypes, seed, batched, data
+) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = [data.draw(st.integers(1, 200), label="size") for _ in dtypes]
+    values = rng.permutation(DISTINCT)[: sum(sizes)] * rng.choice([-1.0, 1.0], sum(sizes))
+    bounds = np.cumsum([0, *sizes])
+    members = [
+        values[start:end].astype(dtype)
+        for start, end, dtype in zip(bounds[:-1], bounds[1:], dtypes, strict=True)
+    ]
+    keep = data.draw(st.integers(0, sum(sizes)), label="keep")
+    floors = [data.draw(st.integers(0, size), label="floor") for size in sizes]
+    tensors = [tf.constant(m) for m in members]
+    with _batching(batched):
+        thresholds = _kernels.group_thresholds(tensors, tf.constant(keep, tf.int64), floors)
+        masks = [np.asarray(m) for m in _kernels.group_masks(tensors, thresholds)]
+    kept = [int(np.count_nonzero(mask)) for mask in masks]
+    assert sum(kept) == max(keep, sum(floors))
+    assert all(k >= floor for k, floor in zip(kept, floors, strict=True))
+    _check_group(members, keep, floors, thresholds, masks)
+
+
+@settings(max_examples=10, deadline=None)  # each example traces twice (~1 s each)
+@given(members=_members(max_members=4, max_size=120), batched=st.booleans(), data=st.data())
+def test_group_results_are_the_same_eager_and_in_tf_function(members, batched, data) -> None:
+    total = sum(m.size for m in members)
+    keep = data.draw(st.integers(0, total + 1), label="keep")
+    floors = data.draw(_floors(members), label="floors")
+    tensors = [tf.constant(m) for m in members]
+    keep_tensor = tf.constant(keep, tf.int64)
+
+    def update(keep, *members):
+        thresholds = _kernels.group_thresholds(members, keep, floors)
+        return (
+            thresholds,
+            _kernels.group_masks(members, thresholds),
+            (_kernels.group_kth_largest(members, tf.maximum(keep, 1))),
+        )
+
+    # Static shapes (batching, histograms chosen when tracing) and unknown ones.
+    unknown = [tf.TensorSpec([], tf.int64)] + [tf.TensorSpec(None, t.dtype) for t in tensors]
+    with _batching(batched):
+        results = [
+            update(keep_tensor, *tensors),
+            tf.function(update)(keep_tensor, *tensors),
+            tf.function(update, input_signature=unknown)(keep_tensor, *tensors),
+        ]
+    flat = [[np.asarray(t) for t in tf.nest.flatten(result)] for result in results]
+    for other in flat[1:]:
+        assert len(other) == len(flat[0])
+        for got, eager in zip(other, flat[0], strict=True):
+            assert got.dtype == eager.dtype
+            np.testing.assert_array_equal(got, eager)
+    thresholds, masks, _ = results[0]
+    _check_group(members, keep, floors, thresholds, masks)
+
+
+def _large_members(rng) -> list[np.ndarray]:
+    """Members past the sort's and the scatter's sizes, one past the batching limit.
+
+    Values drawn from 40 levels, so that the compacted buckets of the later digits are
+    large too (histogrammed by DenseBincount, not the scatter-add).
+    """
+    levels = rng.standard_normal(40)
+    normal = rng.standard_normal(1 << 18).astype(np.float32)
+    normal[::5000] = np.inf
+    normal[7::3001] = np.nan
+    ties = levels[rng.integers(0, 40, 40_000)].astype(np.float16)
+    ties[::97] = 0.0
+    wide = (rng.standard_normal(70_000) * 10.0 ** rng.integers(-30, 30, 70_000)).astype(np.float32)
+    wide[:100] = np.finfo(np.float32).smallest_subnormal * rng.integers(1, 50, 100)
+    return [normal, ties, wide, levels[rng.integers(0, 40, 33_000)].astype(np.float64)]
+
+
+@pytest.mark.parametrize("with_float64", [False, True], ids=["float32", "float64"])
+def test_large_members_take_the_histogram_path(with_float64) -> None:
+    members = _large_members(np.random.default_rng(1))
+    if not with_float64:
+        members = members[:3]
+    assert all(m.size > _kernels.SORT_BELOW for m in members)
+    assert any(m.size >= _kernels.BATCH_BELOW for m in members)
+    total = sum(m.size for m in members)
+    every = np.concatenate([_magnitudes(m) for m in members])
+    tensors = [tf.constant(m) for m in members]
+    kth = tf.function(lambda k: _kernels.group_kth_largest(tensors, k))
+    numbers = int(np.count_nonzero(~np.isnan(every)))
+    for k in (1, 2, 100, 5000, total // 10, total // 2, 300_000, numbers, numbers + 1):
+        assert float(kth(tf.constant(k, tf.int64))) == _reference_kth(every, k), f"k={k}"
+    keep = total // 10
+    for floors in ([0] * len(members), [0, 30_000, 7, 0][: len(members)]):
+        thresholds = _kernels.group_thresholds(tensors, tf.constant(keep, tf.int64), floors)
+        _check_group(members, keep, floors, thresholds, _kernels.group_masks(tensors, thresholds))
+
+
+def test_the_histograms_are_summed_over_every_member() -> None:
+    """Each member holds the k-th largest for some k, in the same first-digit bucket.
+
+    A selection that ranked one member only, or summed one pass's histograms but not
+    another's, returns a value of the wrong member for some k.
+    """
+    base = np.float32(1.5)
+    steps = np.arange(1, 301, dtype=np.float32) * np.finfo(np.float32).eps  # 1.5 + j ulps
+    values = base + steps
+    members = [values[j::3].copy() for j in range(3)]  # interleaved: every member ranks
+    members.append(np.array([2.0**-140, 3.0], np.float32))  # the largest, and a subnormal
+    every = np.concatenate([_magnitudes(m) for m in members])
+    tensors = [tf.constant(m) for m in members]
+    for batched in (False, True):
+        with _batching(batched):
+            kth = tf.function(lambda k: _kernels.group_kth_largest(tensors, k))
+            got = [float(kth(tf.constant(k, tf.int64))) for k in range(1, every.size + 2)]
+        expected = [_reference_kth(every, k) for k in range(1, every.size + 2)]
+        assert got == expected, f"batched={batched}"
+
+
+def test_group_k_zero_prunes_every_number_but_keeps_inf() -> None:
+    members = [
+        np.array([0.5, -2.0, np.nan], np.float16),
+        np.array([1.0, -np.inf, 3.0], np.float32),
+    ]
+    tensors = [tf.constant(m) for m in members]
+    thresholds = _kernels.group_thresholds(tensors, tf.constant(0, tf.int64))
+    assert np.isinf(thresholds.threshold)
+    masks = _kernels.group_masks(tensors, thresholds)
+    np.testing.assert_array_equal(masks[0], [0, 0, 0])
+    np.testing.assert_array_equal(masks[1], [0, 1, 0])
+    finite = [np.array([0.5, -2.0], np.float16), np.array([1.0, 3.0], np.float32)]
+    thresholds = _kernels.group_thresholds([tf.constant(m) for m in finite], 0)
+    assert float(thresholds.threshold) == float(np.nextafter(np.float32(3), np.float32(4)))
+
+
+def test_group_with_only_floors_keeps_each_members_floor() -> None:
+    members = [np.arange(1, 11, dtype=np.float32), np.arange(1, 5, dtype=np.float64) / 8]
+    tensors = [tf.constant(m) for m in members]
+    thresholds = _kernels.group_thresholds(tensors, tf.constant(3, tf.int64), [2, 9])
+    assert thresholds.threshold.dtype == tf.float64
+    assert [float(t) for t in thresholds.floor_thresholds] == [9.0, 0.125]  # 9 > 4 values
+    masks = _kernels.group_masks(tensors, thresholds)  # K - (2 + 4) < 0: floors alone
+    np.testing.assert_array_equal(masks[0], [0] * 8 + [1, 1])
+    np.testing.assert_array_equal(masks[1], [1, 1, 1, 1])
+
+
+def test_a_float16_member_is_compared_exactly_against_a_float32_threshold() -> None:
+    """T lies between two float16 values: float16 arithmetic would round it onto one."""
+    just_above_one = np.nextafter(np.float32(1.0), np.float32(2.0))
+    members = [np.array([1.0, 1.0009765625, 0.5], np.float16), np.array([just_above_one])]
+    tensors = [tf.constant(m) for m in members]
+    thresholds = _kernels.group_thresholds(tensors, tf.constant(2, tf.int64))
+    assert float(thresholds.threshold) == float(just_above_one)
+    masks = _kernels.group_masks(tensors, thresholds)
+    np.testing.assert_array_equal(masks[0], [0, 1, 0])
+    np.testing.assert_array_equal(masks[1], [1])
+
+
+def test_float32_subnormals_rank_exactly_in_a_float64_group() -> None:
+    """The CPU casts a float32 subnormal to float64 as 0 (denormals-are-zero)."""
+    smallest = np.finfo(np.float32).smallest_subnormal
+    members = [np.array([3 * smallest, -smallest, 0.0], np.float32), np.array([2e-50, 0.0])]
+    tensors = [tf.constant(m) for m in members]
+    got = [float(_kernels.group_kth_largest(tensors, k)) for k in range(1, 6)]
+    assert got == [3 * float(smallest), float(smallest), 2e-50, 0.0, 0.0]
+    thresholds = _kernels.group_thresholds(tensors, tf.constant(2, tf.int64))
+    masks = _kernels.group_masks(tensors, thresholds)  # T subnormal: 0 >= T must not hold
+    np.testing.assert_array_equal(masks[0], [1, 1, 0])
+    np.testing.assert_array_equal(masks[1], [0, 0])
+
+
+def test_a_subnormal_group_threshold_does_not_keep_zeros() -> None:
+    """The CPU compares floats with denormals-are-zero: `0 >= T` holds for a subnormal T."""
+    smallest = np.finfo(np.float32).smallest_subnormal
+    members = [np.array([3 * smallest, 0.0, -smallest], np.float32), np.array([0.0], np.float16)]
+    tensors = [tf.constant(m) for m in members]
+    thresholds = _kernels.group_thresholds(tensors, tf.constant(2, tf.int64))
+    assert float(thresholds.threshold) == float(smallest)
+    masks = _kernels.group_masks(tensors, thresholds)
+    np.testing.assert_array_equal(masks[0], [1, 0, 1])
+    np.testing.assert_array_equal(masks[1], [0])
+
+
+def test_group_thresholds_in_a_v1_session_equal_eager(tf2_graph) -> None:
+    members = _large_members(np.random.default_rng(3))[1:3]
+    keep, floors = 11_000, [500, 0]
+    with tf.Graph().as_default():
+        placeholders = [v1.placeholder(m.dtype, [None]) for m in members]
+        thresholds = _kernels.group_thresholds(placeholders, tf.constant(keep, tf.int64), floors)
+        graph_result = _run(
+            (thresholds, _kernels.group_masks(placeholders, thresholds)),
+            dict(zip(placeholders, members, strict=True)),
+        )
+    threshold, floor_thresholds, expected = _reference_group(members, keep, floors)
+    (got_threshold, got_floors), masks = graph_result
+    assert float(got_threshold) == threshold
+    assert [float(t) for t in got_floors] == floor_thresholds
+    for mask, want in zip(masks, expected, strict=True):
+        np.testing.assert_array_equal(mask, want.astype(mask.dtype))
+
+
+def test_group_arguments_are_checked() -> None:
+    member = tf.constant([1.0, 2.0])
+    with pytest.raises(ValueError, match="at least one member"):
+        _kernels.group_kth_largest([], 1)
+    with pytest.raises(TypeError, match="floats"):
+        _kernels.group_kth_largest([member, tf.constant([1, 2])], 1)
+    with pytest.raises(ValueError, match="2 floors for 1 members"):
+        _kernels.group_thresholds([member], 1, [0, 0])
+    with pytest.raises(ValueError, match=">= 0"):
+        _kernels.group_thresholds([member], 1, [-1])
