@@ -68,7 +68,7 @@ def _reference(values: list[np.ndarray], keep: int, floors: list[int]) -> list[i
     return kept
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(
         st.lists(

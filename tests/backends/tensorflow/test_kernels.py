@@ -618,7 +618,7 @@ def _ranks(total: int, data) -> list[int]:
     return sorted({1, 2, total // 2 + 1, total - 1, total, total + 1, total + 3, *drawn} - {0})
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(members=_members(), batched=st.booleans(), data=st.data())
 def test_group_kth_largest_equals_a_sort_of_the_concatenation(members, batched, data) -> None:
     total = sum(m.size for m in members)
@@ -650,7 +650,7 @@ def _check_group(members, keep, floors, thresholds, masks) -> None:
         np.testing.assert_array_equal(mask.ravel(), want.astype(member.dtype), err_msg=case)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(members=_members(), batched=st.booleans(), data=st.data())
 def test_group_masks_equal_the_reference(members, batched, data) -> None:
     total = sum(m.size for m in members)
@@ -667,7 +667,7 @@ def test_group_masks_equal_the_reference(members, batched, data) -> None:
 DISTINCT = np.array(sorted({m * 2.0**e for m in range(1, 256, 2) for e in range(-8, 7)}))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     dtypes=st.lists(st.sampled_from(GROUP_DTYPES), min_size=1, max_size=5),
     seed=st.integers(0, 2**32 - 1),
@@ -697,7 +697,7 @@ def test_distinct_values_keep_exactly_the_larger_of_keep_and_the_floors(
     _check_group(members, keep, floors, thresholds, masks)
 
 
-@settings(max_examples=10, deadline=None)  # each example traces twice (~1 s each)
+@settings(max_examples=6, deadline=None)  # each example traces twice (~1 s each)
 @given(members=_members(max_members=4, max_size=120), batched=st.booleans(), data=st.data())
 def test_group_results_are_the_same_eager_and_in_tf_function(members, batched, data) -> None:
     total = sum(m.size for m in members)
