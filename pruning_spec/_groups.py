@@ -97,6 +97,20 @@ def groups_of(spec: NormalizedSpec, weights: Iterable[tuple[str, int]]) -> dict[
     return {name: Group(name, tuple(found)) for name, found in members.items()}
 
 
+def partition(
+    spec: NormalizedSpec, weights: Iterable[tuple[str, int]]
+) -> tuple[list[str], dict[str, Group]]:
+    """The weights (name, size) ranked alone, in order, and the groups the others form.
+
+    Weights the spec keeps dense are in neither: their masks stay all ones.
+    """
+    weights = list(weights)
+    groups = groups_of(spec, weights)
+    grouped = {member.name for group in groups.values() for member in group.members}
+    alone = [name for name, _ in weights if name not in grouped and not spec.keeps_dense(name)]
+    return alone, groups
+
+
 @dataclasses.dataclass(frozen=True)
 class Selection:
     """What a group keeps of given values: each member's kept count, and the thresholds."""

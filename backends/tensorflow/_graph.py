@@ -13,7 +13,7 @@ from tensorflow.python.ops import variables
 from tensorflow.python.platform import tf_logging
 
 from pruning_spec import NormalizedSpec
-from pruning_spec._groups import groups_of
+from pruning_spec._groups import groups_of, partition
 
 from . import _masking, pruning_utils
 from ._spec_input import SpecInput, coerce_spec
@@ -164,18 +164,16 @@ class Pruning:
         pruned = {
             op_name(weight): (weight, mask, threshold)
             for mask, threshold, weight in zip(masks, thresholds, weights, strict=False)
-            if not self._spec.keeps_dense(op_name(weight))  # its mask stays all ones
         }
-        groups = groups_of(
+        alone, groups = partition(
             self._spec, ((name, _size(weight)) for name, (weight, _, _) in pruned.items())
         )
-        grouped = {member.name for group in groups.values() for member in group.members}
-        for name, (weight, mask, threshold) in pruned.items():
-            if name not in grouped:
-                new_threshold, new_mask = _masking.threshold_and_mask(
-                    self._spec, name, _values(weight), self._sparsity_for(name), threshold
-                )
-                self._assign(mask, threshold, new_mask, new_threshold)
+        for name in alone:
+            weight, mask, threshold = pruned[name]
+            new_threshold, new_mask = _masking.threshold_and_mask(
+                self._spec, name, _values(weight), self._sparsity_for(name), threshold
+            )
+            self._assign(mask, threshold, new_mask, new_threshold)
         for group in groups.values():
             members = [pruned[member.name] for member in group.members]
             new_threshold, new_masks = _masking.group_threshold_and_masks(
@@ -237,10 +235,8 @@ class Pruning:
         }
         sizes = ((name, _size(mask)) for name, (mask, _) in members.items())
         for group in groups_of(self._spec, sizes).values():
-            masks = [members[member.name][0] for member in group.members]
-            nonzero = tf.add_n([tf.math.count_nonzero(_values(m), dtype=tf.int64) for m in masks])
-            sparsity = 1.0 - tf.cast(nonzero, tf.float64) / float(group.size)
-            v1.summary.scalar(f"group/{group.name}/sparsity", sparsity)
+            masks = [_values(members[member.name][0]) for member in group.members]
+            v1.summary.scalar(f"group/{group.name}/sparsity", _masking.zero_fraction(masks))
             v1.summary.scalar(f"group/{group.name}/threshold", members[group.members[0].name][1])
 
     def print_hparams(self) -> str:

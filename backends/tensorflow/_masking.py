@@ -104,3 +104,10 @@ def group_threshold_and_masks(
     old = tf.cast(tf.convert_to_tensor(threshold), selected.threshold.dtype)
     smoothed = _kernels.smooth(selected.threshold, old, spec.threshold_decay)
     return smoothed, _kernels.group_masks(values, selected._replace(threshold=smoothed))
+
+
+def zero_fraction(values: list[Any]) -> tf.Tensor:
+    """The fraction of zeros over several tensors together (a group's), as a float64 tensor."""
+    nonzero = tf.add_n([tf.math.count_nonzero(v, dtype=tf.int64) for v in values])
+    total = sum(int(tf.TensorShape(v.shape).num_elements()) for v in values)
+    return 1.0 - tf.cast(nonzero, tf.float64) / float(total)

@@ -25,7 +25,7 @@ from typing import Any
 import tensorflow as tf
 
 from pruning_spec import NormalizedSpec
-from pruning_spec._groups import Group, groups_of
+from pruning_spec._groups import Group, groups_of, partition
 
 from . import _masking
 from ._spec_input import SpecInput, coerce_spec
@@ -87,22 +87,20 @@ class MaskUpdater:
                 schedules[target] = _masking.scheduled_sparsity(self.spec, step, target)
             return schedules[target]
 
-        groups = self.groups()
-        grouped = {member.name for group in groups.values() for member in group.members}
+        by_name = {pruned.name: pruned for pruned in self.weights}
+        alone, groups = partition(self.spec, ((p.name, _size(p.weight)) for p in self.weights))
         assigns = []
-        for pruned in self.weights:
-            if self.spec.keeps_dense(pruned.name) or pruned.name in grouped:
-                continue  # a dense weight's mask stays all ones; groups are updated below
+        for name in alone:
+            pruned = by_name[name]
             values = tf.convert_to_tensor(pruned.weight)
             threshold, mask = _masking.threshold_and_mask(
                 self.spec,
-                pruned.name,
+                name,
                 values,
-                schedule(self.spec.target_sparsity_for(pruned.name)),
+                schedule(self.spec.target_sparsity_for(name)),
                 pruned.threshold,
             )
             assigns += _assign_update(pruned, values, threshold, mask)
-        by_name = {pruned.name: pruned for pruned in self.weights}
         for group in groups.values():
             members = [by_name[member.name] for member in group.members]
             values = [tf.convert_to_tensor(pruned.weight) for pruned in members]
@@ -148,7 +146,9 @@ class MaskUpdater:
         for group in self.groups().values():
             members = [by_name[member.name] for member in group.members]
             tf.summary.scalar(
-                f"pruning/group/{group.name}/sparsity", _group_zero_fraction(members), step=step
+                f"pruning/group/{group.name}/sparsity",
+                _masking.zero_fraction([p.weight for p in members]),
+                step=step,
             )
             tf.summary.scalar(
                 f"pruning/group/{group.name}/threshold", members[0].threshold, step=step
@@ -177,13 +177,6 @@ def overall_zero_fraction(weights: Sequence[PrunedWeight]) -> float:
     """The fraction of zeros over the weights together."""
     total = sum(_size(p.weight) for p in weights)
     return sum(_zeros(p.weight) for p in weights) / total if total else 0.0
-
-
-def _group_zero_fraction(members: Sequence[PrunedWeight]) -> tf.Tensor:
-    """The fraction of zeros over a group's members, as a tensor (for tf.function too)."""
-    nonzero = tf.add_n([tf.math.count_nonzero(p.weight, dtype=tf.int64) for p in members])
-    total = sum(_size(p.weight) for p in members)
-    return 1.0 - tf.cast(nonzero, tf.float64) / float(total)
 
 
 def _zeros(variable: Any) -> int:

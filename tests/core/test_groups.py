@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pruning_spec import SpecError, parse_hparams
-from pruning_spec._groups import floor_count, groups_of, keep_count, select
+from pruning_spec._groups import floor_count, groups_of, keep_count, partition, select
 
 
 def test_the_kept_count_is_exact_past_float32s_integers() -> None:
@@ -103,3 +103,11 @@ def test_ties_at_the_threshold_are_all_kept_and_nan_never() -> None:
     assert select(values, 2, [0, 0]).kept == (2, 1)  # three 2.0s tie for second place
     assert select(values, 6, [0, 0]).kept == (3, 2)  # past the numbers: all but the NaN
     assert select(values, 0, [0, 1]).kept == (0, 1)  # only a floor keeps
+
+
+def test_partition_leaves_dense_weights_out_of_both_sides() -> None:
+    spec = parse_hparams("pruning_scope=GLOBAL,weight_sparsity_map=[own:0.5,off:0],exclude=[emb]")
+    weights = [("own/k", 4), ("emb/t", 4), ("dense/k", 8), ("off/k", 2), ("dense2/k", 3)]
+    alone, groups = partition(spec, weights)
+    assert alone == ["own/k"]
+    assert [m.name for m in groups["global"].members] == ["dense/k", "dense2/k"]
