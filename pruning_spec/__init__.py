@@ -23,13 +23,14 @@ from pruning_spec._loader import (
     parse_spec_text,
     read_source,
 )
-from pruning_spec._spec import NormalizedSpec
+from pruning_spec._spec import NMPattern, NormalizedSpec
 from pruning_spec._validate import Validator, collect_diagnostics, validate
 from pruning_spec._version import __version__
 from pruning_spec.v1.pruning_pb2 import (
     BlockDimsRule,
     ExcludeRule,
     GlobalGroup,
+    NMSparsityRule,
     PruningSpec,
     WeightSparsityRule,
 )
@@ -40,6 +41,8 @@ __all__ = [
     "Diagnostic",
     "ExcludeRule",
     "GlobalGroup",
+    "NMPattern",
+    "NMSparsityRule",
     "NormalizedSpec",
     "PruningSpec",
     "Severity",

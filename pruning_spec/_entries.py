@@ -1,7 +1,8 @@
 """Map entries: one rule written as a string, `pattern:value`, `pattern:HxW` or `pattern`.
 
 Values whose field is not `required`, at the end, may be left out
-(`pattern:name[@sparsity]`): such a field stays unset.
+(`pattern:name[@sparsity]`): such a field stays unset. An optional value written
+before a set one is written at its default (`dense:2/4/REJECT/1`).
 
 The hparam language (`weight_sparsity_map=[conv1:0.8]`) and r1.15's JSON
 (`"weight_sparsity_map": ["conv1:0.8"]`) both write rules this way. An entry
@@ -141,11 +142,12 @@ def format_entry(field: _schema.Field, rule: Message, *, quoting: bool) -> str:
         key = _scalars.quote(key)
     if not shape.values:
         return key
-    written = shape.values[: _required_count(shape)] + tuple(
-        (name, field)
-        for name, field in shape.values[_required_count(shape) :]
-        if rule.HasField(name)
-    )
+    # Up to the last value set: an unset one before it is written as its default.
+    count = _required_count(shape)
+    for index in range(count, len(shape.values)):
+        if rule.HasField(shape.values[index][0]):
+            count = index + 1
+    written = shape.values[:count]
     values = [
         _scalars.format_scalar(f, getattr(rule, name), _scalars.Syntax.HPARAMS)
         for name, f in written

@@ -31,7 +31,7 @@ from pruning_spec._diagnostics import (
 from pruning_spec._files import FileError, read_bounded
 from pruning_spec._groups import Group, Selection, groups_of, select
 from pruning_spec._schedule import float32
-from pruning_spec._spec import NormalizedSpec
+from pruning_spec._spec import NMPattern, NormalizedSpec
 from pruning_spec._timeline import update_steps
 
 if TYPE_CHECKING:
@@ -112,7 +112,8 @@ class WeightPlan:
 
     A member of a global group (`group`) is ranked with the other members: its
     `final_sparsity` is the group's, reached by the group as a whole, and how many of
-    its own values it keeps depends on the values (`kept_units` is None).
+    its own values it keeps depends on the values (`kept_units` is None). An N:M
+    weight (`n_m`) has no schedule: its `final_sparsity` is what its pattern keeps.
     """
 
     weight: Weight
@@ -125,6 +126,7 @@ class WeightPlan:
     padding: tuple[int, int]  # cells that complete the last partial block of each axis
     group: str | None = None  # the global group ranking it; None: ranked alone
     group_rule: int | None = None  # index in global_group (of a matching rule)
+    n_m: NMPattern | None = None  # its N:M pattern; None: ranked by the schedule
 
     @property
     def achieved_sparsity(self) -> float | None:
@@ -214,8 +216,12 @@ def plan_weights(
             block_rule = spec.rule_index("block_dims_map", weight.name)
             group_rule = spec.rule_index("global_group", weight.name)
             group = spec.group_for(weight.name)
+            n_m = spec.n_m_for(weight.name, weight.shape)
         except SpecError as error:
             problems += [dataclasses.replace(d, span=weight.span) for d in error.diagnostics]
+            continue
+        if n_m is not None:
+            plans.append(_n_m_plan(weight, n_m, updated=final_step is not None))
             continue
         if final_step is None:
             final = 0.0
@@ -242,6 +248,13 @@ def plan_groups(spec: NormalizedSpec, plans: Sequence[WeightPlan]) -> dict[str, 
         name: GroupPlan(group, spec.group_target(name), final[name])
         for name, group in groups.items()
     }
+
+
+def _n_m_plan(weight: Weight, n_m: NMPattern, *, updated: bool) -> WeightPlan:
+    """An N:M weight keeps its pattern's count from its first update on (none: all)."""
+    kept = n_m.kept_count(weight.shape) if updated else weight.size
+    final = 1.0 - kept / weight.size
+    return WeightPlan(weight, None, None, final, (1, 1), weight.size, kept, (0, 0), n_m=n_m)
 
 
 def _plan(

@@ -222,3 +222,17 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
         return f"did you mean '{lowered[name.lower()]}'?"
     close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""
+
+
+def _declared_defaults(field: Field) -> tuple[str, ...]:
+    rule = message_type_of(field)
+    return tuple(f.name for f in value_fields(rule) if f.has_default_value)
+
+
+# The rule lists whose rules have optional fields with a declared default (an N:M rule's
+# remainder): a normalized spec leaves such a field unset at its default, whether or not
+# a source wrote it (`2/4/REJECT/1` and the text form without `remainder` are one spec).
+RULE_DEFAULTS = tuple(
+    (f, _declared_defaults(f)) for f in FIELDS.values() if f.is_repeated
+    and kind_of(f) is Kind.MESSAGE and _declared_defaults(f)
+)

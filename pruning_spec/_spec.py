@@ -7,11 +7,13 @@ property: `spec.target_sparsity`, `spec.weight_sparsity_map`, ...
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Literal, NoReturn, TypeVar
 
 from google.protobuf.message import Message
 
@@ -39,7 +41,19 @@ def fill_defaults(spec: pruning_pb2.PruningSpec) -> pruning_pb2.PruningSpec:
     for field in _schema.EXTENSION_SCALARS:
         if _schema.left_out_of_r115_output(field, getattr(full, field.name)):
             full.ClearField(field.name)  # type: ignore[arg-type]
+    for field, names in _schema.RULE_DEFAULTS:
+        for rule in getattr(full, field.name):
+            _clear_defaults(rule, names)
     return full
+
+
+def _clear_defaults(rule: Message, names: tuple[str, ...]) -> None:
+    """Unsets each of these fields that holds its declared default: one meaning, one form."""
+    for name in names:
+        field = rule.DESCRIPTOR.fields_by_name[name]
+        value = getattr(rule, name)
+        if rule.HasField(name) and value == field.default_value:
+            rule.ClearField(name)  # type: ignore[arg-type]
 
 
 @functools.cache
@@ -49,6 +63,42 @@ def _all_defaults() -> pruning_pb2.PruningSpec:
         if not field.is_repeated and not _schema.is_extension(field):
             setattr(defaults, field.name, field.default_value)
     return defaults
+
+
+_NM_REMAINDER = pruning_pb2.NMSparsityRule.DESCRIPTOR.fields_by_name["remainder"]
+
+
+@dataclasses.dataclass(frozen=True)
+class NMPattern:
+    """An N:M rule resolved against a weight's shape: n kept of every m along `axis`."""
+
+    n: int
+    m: int
+    axis: int  # in [0, rank)
+    remainder: Literal["REJECT", "DENSE", "KEEP_N"]
+    rule: int  # index in n_m_map
+
+    @property
+    def nominal_sparsity(self) -> float:
+        """1 - n/m: the sparsity of every full group."""
+        return 1.0 - self.n / self.m
+
+    def kept_count(self, shape: Sequence[int]) -> int:
+        """The values a weight of this shape keeps."""
+        extent = int(shape[self.axis])
+        lines = math.prod(int(d) for d in shape) // extent if extent else 0
+        partial = extent % self.m
+        kept = extent // self.m * self.n
+        if self.remainder == "DENSE":
+            kept += partial
+        elif self.remainder == "KEEP_N":
+            kept += min(self.n, partial)
+        return lines * kept
+
+    def describe(self) -> str:
+        """`2:4 along axis 0`, with the remainder when it is not REJECT."""
+        text = f"{self.n}:{self.m} along axis {self.axis}"
+        return text if self.remainder == "REJECT" else f"{text}, remainder {self.remainder}"
 
 
 class NormalizedSpec:
@@ -219,6 +269,11 @@ class NormalizedSpec:
         """Floor of every group member: it keeps at least ceil(n * d) of its n values."""
         return self._proto.min_weight_density
 
+    @property
+    def n_m_map(self) -> tuple[pruning_pb2.NMSparsityRule, ...]:
+        """Per-weight N:M rules (copies): n kept of every m values along an axis."""
+        return tuple(_copy(rule) for rule in self._proto.n_m_map)
+
     # The whole message.
 
     @property
@@ -281,14 +336,87 @@ class NormalizedSpec:
         return None if index is None else self.block_dims_map[index]
 
     def target_sparsity_for(self, weight_name: str | None = None) -> float:
-        """A weight's target: its map rule's, else its named group's, else target_sparsity."""
+        """A weight's target: its map rule's, else its named group's, else target_sparsity.
+
+        An N:M weight's is 1 - n/m, which it has from its first mask update on.
+        """
         if weight_name is None:
             return self._proto.target_sparsity
+        n_m = self.n_m_rule_for(weight_name)
+        if n_m is not None:
+            return 1.0 - n_m.n / n_m.m
         rule = self.rule_for(weight_name)
         if rule is not None:
             return rule.sparsity
         group = self._group_rule(weight_name)
         return self.group_target(group.name) if group is not None else self._proto.target_sparsity
+
+    def n_m_rule_for(self, weight_name: str) -> pruning_pb2.NMSparsityRule | None:
+        """The `n_m_map` rule found in `weight_name`, if any and the weight is not excluded.
+
+        Raises `SpecError` (`ambiguous-rule`) when two N:M rules match the weight, or an
+        N:M rule and a `weight_sparsity_map`, `block_dims_map` or `global_group` rule
+        both claim it: an N:M weight has no schedule, block shape or group.
+        """
+        if not self._proto.n_m_map or self.is_excluded(weight_name):
+            return None
+        index = self.rule_index("n_m_map", weight_name)
+        if index is None:
+            return None
+        for other in ("weight_sparsity_map", "block_dims_map", "global_group"):
+            claimed = self.rule_index(other, weight_name) if getattr(self._proto, other) else None
+            if claimed is not None:
+                pattern = _patterns(self, other)[0][claimed]
+                self._ambiguous(weight_name, "n_m_map", index, f"{other}[{claimed}] ({pattern!r})")
+        return _copy(self._proto.n_m_map[index])
+
+    def n_m_for(self, weight_name: str, shape: Sequence[int]) -> NMPattern | None:
+        """The N:M pattern of a weight of this shape, its axis resolved; None: not N:M.
+
+        Raises `SpecError` when the rule does not fit the shape: an axis out of range
+        (`n-m-axis`), a scalar (`n-m-axis`), or an axis extent m does not divide under
+        the remainder REJECT (`n-m-remainder`), each located at the rule.
+        """
+        rule = self.n_m_rule_for(weight_name)
+        if rule is None:
+            return None
+        index = self.rule_index("n_m_map", weight_name)
+        path = f"n_m_map[{index}]"
+        dims = [int(d) for d in shape]
+        default_axis = -2 if len(dims) >= 2 else 0
+        axis = rule.axis if rule.HasField("axis") else default_axis
+        if not -len(dims) <= axis < len(dims):
+            problem = (
+                f"axis {axis} is out of range for weight {weight_name!r} of shape {dims}"
+                if dims
+                else f"weight {weight_name!r} is a scalar: it has no axis to group along"
+            )
+            raise SpecError(
+                [
+                    Diagnostic(
+                        "n-m-axis",
+                        problem,
+                        path + (".axis" if rule.HasField("axis") else ""),
+                        hint="give an axis in [-rank, rank)" if dims else "exclude it",
+                    )
+                ]
+            )
+        axis %= len(dims)
+        remainder = _schema.enum_spelling(_NM_REMAINDER, rule.remainder)
+        if dims[axis] % rule.m and remainder == "REJECT":
+            raise SpecError(
+                [
+                    Diagnostic(
+                        "n-m-remainder",
+                        f"weight {weight_name!r} of shape {dims} has {dims[axis]} values along "
+                        f"axis {axis}, not a multiple of m = {rule.m}",
+                        path + ".m",
+                        hint="set remainder DENSE (the last group stays dense) or KEEP_N "
+                        f"(it keeps its {rule.n} largest), or choose another axis",
+                    )
+                ]
+            )
+        return NMPattern(rule.n, rule.m, axis, remainder, index)  # type: ignore[arg-type]
 
     def group_for(self, weight_name: str) -> str | None:
         """The global group that ranks this weight, or None when it is ranked alone.
@@ -300,7 +428,7 @@ class NormalizedSpec:
         weight, or two group rules do, and (`block-in-group`) when a member would be
         block-pruned: a group ranks single values.
         """
-        if self.keeps_dense(weight_name):
+        if self.keeps_dense(weight_name) or self.n_m_rule_for(weight_name) is not None:
             return None
         group = self._group_rule(weight_name)
         claimed = self.rule_index("weight_sparsity_map", weight_name)
@@ -394,6 +522,8 @@ class NormalizedSpec:
         """
         if self.is_excluded(weight_name):
             return True
+        if self.n_m_rule_for(weight_name) is not None:
+            return False  # n < m: an N:M rule always prunes
         rule = self.rule_for(weight_name)
         if rule is not None:
             return rule.sparsity == 0
@@ -406,11 +536,15 @@ class NormalizedSpec:
         """The scheduled sparsity at `step` (float32, as r1.15) for a weight or globally.
 
         A weight with a `weight_sparsity_map` rule follows the same polynomial
-        with the rule's sparsity as its target; one the spec keeps dense is at 0.
+        with the rule's sparsity as its target; one the spec keeps dense is at 0. An
+        N:M weight has no schedule: its sparsity is 1 - n/m from its first update on.
         """
         spec = self._proto
         if weight_name is not None and self.keeps_dense(weight_name):
             return 0.0
+        n_m = self.n_m_rule_for(weight_name) if weight_name is not None else None
+        if n_m is not None:
+            return _schedule.float32(1.0 - n_m.n / n_m.m)
         return _schedule.polynomial_sparsity(
             step,
             begin_step=spec.sparsity_function_begin_step,

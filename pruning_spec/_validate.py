@@ -195,6 +195,7 @@ def _check_rules(
         if skip and rule_path in skip:
             continue
         _check_message(rule, rule_path + ".", skip, out)
+        out.extend(_check_orderings(rule, skip, rule_path + "."))
         pattern = getattr(rule, key)
         if pattern not in first_index:
             first_index[pattern] = index
@@ -322,10 +323,15 @@ def _check_string(rules: options_pb2.FieldRules, value: str, path: str) -> Itera
         yield Diagnostic(problem.code, problem.message, path, hint=problem.hint)
 
 
-def _check_orderings(spec: Message, skip: Collection[str]) -> Iterator[Diagnostic]:
+def _check_orderings(
+    spec: Message, skip: Collection[str], prefix: str = ""
+) -> Iterator[Diagnostic]:
+    """The `(message)` ordering rules of `spec`, a whole spec or one rule at `prefix`."""
     for rule in _orderings(spec.DESCRIPTOR):
-        if rule.lower in skip or rule.upper in skip:
+        if prefix + rule.lower in skip or prefix + rule.upper in skip:
             continue
+        if _missing(spec, rule.lower_field) or _missing(spec, rule.upper_field):
+            continue  # reported as missing-field
         lower = effective_value(spec, rule.lower_field)
         upper = effective_value(spec, rule.upper_field)
         assert isinstance(lower, int) and isinstance(upper, int)
@@ -337,7 +343,11 @@ def _check_orderings(spec: Message, skip: Collection[str]) -> Iterator[Diagnosti
             message, path = f"must be greater than {rule.lower} ({lower}), got {upper}", rule.upper
         else:  # only the lower bound was written: that is where the mistake is
             message, path = f"must be less than {rule.upper} ({upper}), got {lower}", rule.lower
-        yield Diagnostic(rule.code, message, path, hint=rule.explanation)
+        yield Diagnostic(rule.code, message, prefix + path, hint=rule.explanation)
+
+
+def _missing(message: Message, field: _schema.Field) -> bool:
+    return _schema.rules_of(field).required and not message.HasField(field.name)
 
 
 @dataclasses.dataclass(frozen=True)

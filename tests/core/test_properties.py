@@ -22,6 +22,7 @@ from pruning_spec import (
     BlockDimsRule,
     ExcludeRule,
     GlobalGroup,
+    NMSparsityRule,
     NormalizedSpec,
     PruningSpec,
     SpecError,
@@ -173,6 +174,15 @@ def valid_specs(draw: st.DrawFn) -> PruningSpec:
                 group.sparsity = draw(unit_interval)
             spec.global_group.append(group)
     maybe("min_weight_density", st.floats(0, 1) | st.sampled_from([0.0, 0.05, 1.0]))
+    if draw(st.booleans()):
+        for pattern in draw(_distinct_patterns()):
+            m = draw(st.integers(2, 64))
+            rule = NMSparsityRule(pattern=pattern, n=draw(st.integers(1, m - 1)), m=m)
+            if draw(st.booleans()):
+                rule.remainder = draw(st.sampled_from(list(NMSparsityRule.Remainder.values())[1:]))
+            if draw(st.booleans()):
+                rule.axis = draw(st.integers(-64, 63))
+            spec.n_m_map.append(rule)
 
     maybe("threshold_decay", unit_interval)
     maybe("pruning_frequency", st.integers(1, INT64_MAX) | st.integers(1, 100))
@@ -476,6 +486,11 @@ _hparam_rule_values = {
     "block_dims_map": st.builds(lambda h, w: f"{h}x{w}", _dim_texts, _dim_texts) | _unit_texts,
     "global_group": _name_texts
     | st.builds(lambda name, value: f"{name}@{value}", _group_names, _unit_texts),
+    "n_m_map": st.lists(
+        st.integers(-2, 70).map(str) | st.sampled_from(["REJECT", "DENSE", "KEEP_N", "dense"]),
+        min_size=1,
+        max_size=5,
+    ).map("/".join),
 }
 _hparam_clauses = {
     field.name: _field_values(
@@ -565,6 +580,12 @@ _text_rule_values = {
     "global_group": st.tuples(
         _name_texts.map(lambda v: f"name: {quote(v)}"),
         _unit_texts.map(lambda v: f"sparsity: {v}") | st.just(""),
+    ),
+    "n_m_map": st.tuples(
+        st.integers(-1, 65).map(lambda v: f"n: {v}"),
+        st.integers(0, 66).map(lambda v: f"m: {v}"),
+        st.sampled_from(["", "remainder: DENSE", "remainder: KEEP_N", "remainder: 7"]),
+        st.sampled_from(["", "axis: 0", "axis: -2", "axis: 99"]),
     ),
 }
 for _map_name, _values in _text_rule_values.items():
