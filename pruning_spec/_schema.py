@@ -233,6 +233,7 @@ def _declared_defaults(field: Field) -> tuple[str, ...]:
 # remainder): a normalized spec leaves such a field unset at its default, whether or not
 # a source wrote it (`2/4/REJECT/1` and the text form without `remainder` are one spec).
 RULE_DEFAULTS = tuple(
-    (f, _declared_defaults(f)) for f in FIELDS.values() if f.is_repeated
-    and kind_of(f) is Kind.MESSAGE and _declared_defaults(f)
+    (f, _declared_defaults(f))
+    for f in FIELDS.values()
+    if f.is_repeated and kind_of(f) is Kind.MESSAGE and _declared_defaults(f)
 )
