@@ -53,7 +53,7 @@ def _clear_defaults(rule: Message, names: tuple[str, ...]) -> None:
         field = rule.DESCRIPTOR.fields_by_name[name]
         value = getattr(rule, name)
         if rule.HasField(name) and value == field.default_value:
-            rule.ClearField(name)  # type: ignore[arg-type]
+            rule.ClearField(name)
 
 
 @functools.cache
