@@ -1,8 +1,8 @@
 """What a mask update does, once, for every API of the backend (graph, tf.Module, Keras).
 
-The arithmetic lives in `_kernels`; this module decides which kernel a weight gets
-(element-wise or blocks, from the spec and the weight's own name and shape; a
-group's members together, see `pruning_spec._groups`), the schedule value for a
+The arithmetic lives in `_kernels` and `_n_m`; this module decides which kernel a
+weight gets (element-wise, blocks or N:M, from the spec and the weight's own name and
+shape; a group's members together, see `pruning_spec._groups`), the schedule value for a
 weight, and r1.15's update predicate. Graph mode and TF2 build the same ops from
 these functions, so their masks and thresholds are identical.
 """
@@ -17,7 +17,7 @@ from tensorflow.python.platform import tf_logging
 from pruning_spec import NormalizedSpec
 from pruning_spec._groups import Group
 
-from . import _kernels
+from . import _kernels, _n_m
 
 
 def scheduled_sparsity(spec: NormalizedSpec, step: Any, target: float) -> tf.Tensor:
@@ -58,6 +58,12 @@ def threshold_and_mask(
     """(new threshold, new mask) of weight `name` with the given values and sparsity."""
     check_not_empty(name, values.shape, "leave it out of pruning")
     shape = values.shape.as_list()
+    n_m = spec.n_m_for(name, shape)
+    if n_m is not None:
+        # No one threshold selects an N:M mask: the variable stays at 0, and the schedule's
+        # sparsity does not apply.
+        mask = _n_m.n_m_mask(values, n_m.n, n_m.m, n_m.axis, n_m.remainder)
+        return tf.zeros([], values.dtype), mask
     decay = spec.threshold_decay
     block = spec.block_dims_for(name, shape)
     if block == (1, 1):

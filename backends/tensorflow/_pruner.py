@@ -255,6 +255,7 @@ class Pruner(tf.Module):  # type: ignore[misc]
         self._spec.rule_index("weight_sparsity_map", name)  # ambiguous rules fail here
         self._spec.rule_index("block_dims_map", name)
         self._spec.group_for(name)
+        self._spec.n_m_for(name, weight.shape)  # an N:M rule that does not fit fails here
         with tf.init_scope(), tf.name_scope(self.name):
             mask = tf.Variable(
                 tf.ones(weight.shape, dtype), trainable=False, name=f"{_scope(name)}/mask"

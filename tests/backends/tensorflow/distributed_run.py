@@ -44,6 +44,7 @@ from pruning_spec.backends.tensorflow import keras as pks
 SPEC = "begin_pruning_step=0,pruning_frequency=4,target_sparsity=0.75,sparsity_function_end_step=40"
 # The same schedule with one threshold over both kernels, and a floor for the small one.
 GLOBAL_SPEC = SPEC + ",pruning_scope=GLOBAL,min_weight_density=0.1"
+N_M_SPEC = SPEC + ",n_m_map=[hidden:2/4]"  # the hidden kernel 2:4 along its 16 inputs
 SAMPLES = 256
 GLOBAL_BATCH = 32
 EPOCHS = 6  # 8 steps an epoch, 48 in all: mask updates at steps 4, 8, ..., 48
@@ -219,10 +220,13 @@ def main() -> None:
     parser.add_argument("mode", choices=["single", "mirrored", "multiworker"])
     parser.add_argument("--lr", type=float, required=True, help="the SGD learning rate")
     parser.add_argument("--out", required=True, help="the .npz file to write")
-    parser.add_argument("--global", dest="global_scope", action="store_true", help="GLOBAL_SPEC")
+    specs = parser.add_mutually_exclusive_group()
+    specs.add_argument("--global", dest="global_scope", action="store_true", help="GLOBAL_SPEC")
+    specs.add_argument("--n-m", dest="n_m", action="store_true", help="N_M_SPEC")
     args = parser.parse_args()
     tf.get_logger().setLevel("ERROR")
-    run(args.mode, args.lr, args.out, GLOBAL_SPEC if args.global_scope else SPEC)
+    spec = GLOBAL_SPEC if args.global_scope else N_M_SPEC if args.n_m else SPEC
+    run(args.mode, args.lr, args.out, spec)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ EPOCHS = 6
 Results = dict[str, np.ndarray]
 GLOBAL = "-global"  # runs of distributed_run.GLOBAL_SPEC: one threshold over both kernels
 GLOBAL_FLOOR = 0.1  # its min_weight_density
+N_M = "-n_m"  # runs of distributed_run.N_M_SPEC: the hidden kernel 2:4 along its inputs
 
 
 @dataclasses.dataclass
@@ -142,7 +143,7 @@ def _launch(directory: Path, mode: str, learning_rate: float, scope: str = "") -
         output = directory / f"{label}-{index}.npz"
         log = directory / f"{label}-{index}.stderr"
         command = [sys.executable, str(SCRIPT), mode, "--lr", str(learning_rate)]
-        command += ["--global"] if scope == GLOBAL else []
+        command += {GLOBAL: ["--global"], N_M: ["--n-m"]}.get(scope, [])
         with log.open("wb") as stderr:
             processes.append(
                 subprocess.Popen(
@@ -171,6 +172,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Launch]
             ("multiworker", LEARNING_RATE, ""),
             ("mirrored", 0.0, GLOBAL),
             ("multiworker", 0.0, GLOBAL),
+            ("mirrored", LEARNING_RATE, N_M),
         ]:
             launch = _launch(directory, mode, learning_rate, scope)
             launches[launch.label] = launch
@@ -439,3 +441,20 @@ def test_global_pruning_ranks_both_kernels_together(runs: dict[str, Launch]) -> 
     assert thresholds == {float(np.float32(threshold))}
     sparsities = [float(results[f"weight_sparsity/{name}"]) for name in SHAPES]
     assert len(set(sparsities)) == 2  # each kernel as its magnitudes say, not both at 0.75
+
+
+# N:M: the top 2 of every 4, chosen the same on both replicas while the weights train.
+
+
+def test_n_m_pruning_is_bit_identical_on_both_replicas_and_keeps_its_pattern(
+    runs: dict[str, Launch],
+) -> None:
+    (results,) = runs[f"mirrored-lr{LEARNING_RATE}{N_M}"].results()
+    assert int(results["num_replicas"]) == 2
+    assert_same_run(results, 1, results, 0, "n_m: replica 1 vs replica 0")
+    values = per_replica(results, 0)
+    masks = values["trace/hidden/kernel/mask"]  # after every step; updates every 4th
+    groups = masks.reshape(STEPS, SHAPES["hidden/kernel"][0] // 4, 4, -1)
+    assert (groups.sum(axis=2) == 2).all(), "a group of 4 does not keep exactly 2"
+    assert float(results["weight_sparsity/hidden/kernel"]) == 0.5
+    assert float(results["weight_sparsity/output/kernel"]) == TARGET  # still the schedule
