@@ -168,7 +168,9 @@ def verify(spec: pruning_spec.NormalizedSpec, out: Path) -> bool:
     command += ["--checkpoint", str(out / "pruned.keras"), "--final"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     print(f"\n$ pruning-spec verify {spec_path.name} --checkpoint pruned.keras --final")
-    print((done.stdout + done.stderr).rstrip())
+    # Its stderr holds TensorFlow's start-up logging (it loads the .keras file with Keras),
+    # and, when it fails, the problems.
+    print((done.stdout if done.returncode == 0 else done.stdout + done.stderr).rstrip())
     return done.returncode == 0
 
 

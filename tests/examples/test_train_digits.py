@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
+import numpy as np
+
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "train_digits.py"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -72,3 +75,27 @@ def test_the_global_mode_reaches_the_same_overall_sparsity_with_one_threshold(
     assert "all pruned                     50432    91.70%" in done.stdout
     assert len(set(sparsities.values())) == 3
     assert sparsities["logits/kernel"] <= 95.0  # min_weight_density 0.05
+
+
+def test_the_n_m_mode_prunes_the_hidden_layers_2_4_and_verifies_the_saved_model(
+    tmp_path: Path,
+) -> None:
+    done = run(
+        "--n-m",
+        "--dense-epochs=4",
+        "--pruning-epochs=2",
+        "--pruning_hparams=sparsity_function_end_step=60,pruning_frequency=10",
+        f"--output-dir={tmp_path}",
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert "n_m_map=[^hidden_:2/4]" in done.stdout  # the spec line: digits_2_4.txtpb
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if "/kernel" in line}
+    assert rows["hidden_1/kernel"][1:] == ["64x256", "16384", "50.00%", "50.00%"]
+    assert rows["hidden_2/kernel"][1:] == ["256x128", "32768", "50.00%", "50.00%"]
+    assert rows["logits/kernel"][1:] == ["128x10", "1280", "80.00%", "80.00%"]
+    assert "3 weights match the spec at the end of the run" in done.stdout
+    assert ("OK: 50.76% sparse (target >= 50%)" in done.stdout) == (done.returncode == 0)
+    # The saved model itself: every 4 inputs of a hidden unit keep exactly 2 weights.
+    model = keras.saving.load_model(tmp_path / "pruned.keras", compile=False)
+    kernel = np.asarray(model.get_layer("hidden_2").kernel.numpy())
+    assert ((kernel.reshape(64, 4, 128) != 0).sum(axis=1) == 2).all()
