@@ -158,5 +158,6 @@ def _roll(keys: tf.Tensor, n: int) -> tf.Tensor:
 _KEEP = {"broadcast": _broadcast, "columns": _columns, "roll": _roll}
 
 # One XLA computation per weight shape, dtype and rule (the Python arguments), compiled
-# when first called and reused after.
-_compiled = tf.function(mask, jit_compile=True)
+# when first called and reused after. Its control flow is Python's, on static values:
+# nothing for autograph to convert.
+_compiled = tf.function(mask, jit_compile=True, autograph=False)
