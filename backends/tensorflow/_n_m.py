@@ -28,7 +28,7 @@ CPU with TF 2.21 at 4096x4096 float32, in multiples of one element-wise pass
   values after the axis (< 16) the sum over j no longer vectorizes (2:4 along axis 1:
   2.2-3.7x), and past m = 8 XLA's compile time and run time jump (16:32: 23x; 16:64:
   32x and 5 s to compile).
-- "columns": the m groups' columns sliced, the m(m - 1) comparisons written out. Best
+- "columns": the group's m columns sliced, the m(m - 1) comparisons written out. Best
   with few values after the axis: 2:4 along axis 1, 1.4-1.7x; its compile time grows
   with m^2 (1.3 s at m = 32).
 - "roll": for each shift s of 1..m-1, the group rolled by s against itself; m - 1
@@ -36,12 +36,14 @@ CPU with TF 2.21 at 4096x4096 float32, in multiples of one element-wise pass
   15x; along axis 1, 23x; a sort-based selection (`top_k` over the groups, or a
   per-group radix select of the n-th largest key) measured 22-50x.
 
-Without XLA (the same ops in a plain `tf.function`) the best of these was 3.3-3.6x the
-floor for 2:4 along axis 0 (keys, slices, comparisons, counts and the stacked mask are
-each a pass); `top_k` over a transposed [..., m] view 27-37x. XLA compiles once per weight
-shape and rule (40-130 ms on that CPU); the compiled function runs eagerly, in a
-`tf.function`, in `tf.compat.v1` graphs and sessions, and in `tf.distribute` replica
-contexts, as an op with no Python side effect per call.
+Without XLA (the same ops in a plain `tf.function`, every op a pass over its tensors)
+2:4 along axis 0 costs 4.5x the floor as "columns" (3.3-3.6x with uint8 counts), 6.5x
+as "roll", 7.2x as "broadcast"; `top_k` over a transposed [..., m] view 27-40x.
+
+XLA compiles once per weight shape, dtype and rule (40-130 ms on that CPU). The compiled
+function runs eagerly, in a `tf.function`, in `tf.compat.v1` graphs and sessions (v1
+behaviour too), and in `tf.distribute` replica contexts: it is one op, with no Python
+side effect per call. Its peak memory is the mask's (benchmarks/bench_n_m.py).
 """
 
 from __future__ import annotations
@@ -156,5 +158,6 @@ def _roll(keys: tf.Tensor, n: int) -> tf.Tensor:
 _KEEP = {"broadcast": _broadcast, "columns": _columns, "roll": _roll}
 
 # One XLA computation per weight shape, dtype and rule (the Python arguments), compiled
-# when first called and reused after.
-_compiled = tf.function(mask, jit_compile=True)
+# when first called and reused after. Its control flow is Python's, on static values:
+# nothing for autograph to convert.
+_compiled = tf.function(mask, jit_compile=True, autograph=False)

@@ -116,7 +116,7 @@ def test_remainder_reject_raises() -> None:
 
 
 def test_a_static_shape_is_required() -> None:
-    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)], autograph=False)
     def unknown(weights: tf.Tensor) -> tf.Tensor:
         return _n_m.n_m_mask(weights, 2, 4, 1, "REJECT")
 
