@@ -11,13 +11,12 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, NoReturn, TypeVar
 
 from google.protobuf.message import Message
 
-from pruning_spec import _printers, _schedule, _schema
+from pruning_spec import _n_m, _printers, _schedule, _schema
 from pruning_spec._diagnostics import Diagnostic, SpecError
 from pruning_spec._regex import RuleMatcher
 from pruning_spec._schema import HParamValue
@@ -85,15 +84,7 @@ class NMPattern:
 
     def kept_count(self, shape: Sequence[int]) -> int:
         """The values a weight of this shape keeps."""
-        extent = int(shape[self.axis])
-        lines = math.prod(int(d) for d in shape) // extent if extent else 0
-        partial = extent % self.m
-        kept = extent // self.m * self.n
-        if self.remainder == "DENSE":
-            kept += partial
-        elif self.remainder == "KEEP_N":
-            kept += min(self.n, partial)
-        return lines * kept
+        return _n_m.kept_count(shape, self.n, self.m, self.axis, self.remainder)
 
     def describe(self) -> str:
         """`2:4 along axis 0`, with the remainder when it is not REJECT."""

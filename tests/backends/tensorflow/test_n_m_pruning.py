@@ -149,8 +149,9 @@ def test_n_m_masks_are_identical_in_all_three_apis(
                     ("mask", "threshold", "weight"), mine[name], theirs[name], strict=True
                 ):
                     # Graph mode's masked weight is w * mask: a pruned negative value is -0.
-                    a, b = np.asarray(a) + np.float32(0), np.asarray(b) + np.float32(0)
-                    assert a.tobytes() == b.tobytes(), (
+                    unsigned_a = np.asarray(a) + np.float32(0)
+                    unsigned_b = np.asarray(b) + np.float32(0)
+                    assert unsigned_a.tobytes() == unsigned_b.tobytes(), (
                         f"{other}: {name} {part} at step {step}"
                     )
 
