@@ -58,6 +58,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/bench_mask_update.py --json benchmarks/results/mask_update.json
 	$(PY) benchmarks/bench_model_update.py --json benchmarks/results/model_update.json
 	$(PY) benchmarks/bench_global.py --json benchmarks/results/global.json
+	$(PY) benchmarks/bench_n_m.py --json benchmarks/results/n_m.json
 	$(PY) benchmarks/bench_train_step.py --json benchmarks/results/train_step.json
 	$(PY) benchmarks/bench_cli.py --json benchmarks/results/cli.json
 	$(PY) benchmarks/bench_hparams.py --json benchmarks/results/hparams.json
