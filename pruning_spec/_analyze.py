@@ -38,9 +38,11 @@ from pruning_spec._spec import NormalizedSpec
 from pruning_spec._textproto import ParsedSource
 from pruning_spec._timeline import (
     ScheduledGroup,
+    ScheduledNM,
     UpdatePoint,
     compile_schedule,
     schedule_groups,
+    schedule_n_m,
     update_steps,
 )
 from pruning_spec.v1 import pruning_pb2
@@ -69,8 +71,9 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="the exact mask-update steps and the sparsity each rule and group reaches",
         description="The exact steps at which masks update in a run of N steps, with the "
         "global sparsity, each weight_sparsity_map rule's and each global group's (as a whole) "
-        "at each, computed as the backends compute them. Lints about the schedule follow on "
-        "stderr.",
+        "at each, computed as the backends compute them, and each n_m_map rule's (its weights "
+        "have no schedule: 1 - n/m from the first update on). Lints about the schedule follow "
+        "on stderr.",
     )
     _common(schedule)
     schedule.add_argument("--total-steps", type=positive_int, required=True, metavar="N")
@@ -195,21 +198,24 @@ def run_schedule(args: argparse.Namespace, out: TextIO) -> int:
     spec, parsed = load(args)
     patterns = [rule.pattern for rule in spec.weight_sparsity_map]
     groups = schedule_groups(spec)
-    columns = [*patterns, *(f"group {g.name}" for g in groups)]
+    n_m = schedule_n_m(spec)
+    columns = [*patterns, *(f"group {g.name}" for g in groups), *(r.label for r in n_m)]
     points = compile_schedule(spec, args.total_steps)
     if args.format == "json":
-        _write_schedule_json(out, args.total_steps, patterns, groups, points)
+        _write_schedule_json(out, args.total_steps, patterns, groups, n_m, points)
     elif args.format == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["step", "sparsity", *columns])
         for p in points:
-            values = (p.sparsity, *p.rule_sparsities, *p.group_sparsities)
-            writer.writerow([p.step, *(f"{v:.9g}" for v in values)])
+            writer.writerow([p.step, *(f"{v:.9g}" for v in _point_values(p))])
     else:
         _write_schedule_table(out, spec, args.total_steps, columns, points)
         out.writelines(_group_line(g) + "\n" for g in groups)
+        updates = update_steps(spec, args.total_steps)
+        first = f"step {updates[0]:,}" if len(updates) else "none in this run"
+        out.writelines(_n_m_line(r, first) + "\n" for r in n_m)
     if args.plot:
-        _plot(spec, args.total_steps, patterns, groups, args.plot)
+        _plot(spec, args.total_steps, patterns, groups, n_m, args.plot)
     return finish(schedule_lints(spec, args.total_steps), parsed, args.strict)
 
 
@@ -225,11 +231,44 @@ def _group_line(group: ScheduledGroup) -> str:
     return f"group {group.name}: {weights}, ranked together to sparsity {group.target:g}"
 
 
+def _point_values(point: UpdatePoint) -> tuple[float, ...]:
+    """An update's values in column order: global, rules, groups, N:M rules."""
+    return (
+        point.sparsity,
+        *point.rule_sparsities,
+        *point.group_sparsities,
+        *point.n_m_sparsities,
+    )
+
+
+_REMAINDER_TEXT = {
+    "DENSE": "a last partial group keeps all its values (remainder DENSE)",
+    "KEEP_N": "a last partial group keeps at most its {n} largest (remainder KEEP_N)",
+}
+
+
+def _n_m_line(rule: ScheduledNM, first: str) -> str:
+    """What an N:M rule's column is: its weights, pattern, and that it has no schedule."""
+    axis = f"axis {rule.axis}"
+    if rule.axis is None:
+        axis = "the default axis (-2; 0 for a rank-1 weight)"
+    line = (
+        f"{rule.label}: the weights matching {rule.pattern!r} keep {rule.n} of every {rule.m} "
+        f"values along {axis}: no schedule, sparsity 0 before the first mask update ({first}) "
+        f"and {rule.sparsity:g} from it on (every update re-masks them)"
+    )
+    if rule.remainder in _REMAINDER_TEXT:
+        partial = _REMAINDER_TEXT[rule.remainder].format(n=rule.n)
+        line += f"; {partial}, so a weight whose axis {rule.m} does not divide is less sparse"
+    return line
+
+
 def _write_schedule_json(
     out: TextIO,
     total_steps: int,
     patterns: list[str],
     groups: list[ScheduledGroup],
+    n_m: list[ScheduledNM],
     points: Iterator[UpdatePoint],
 ) -> None:
     """`json.dumps(document, indent=2)`'s layout, written one update at a time."""
@@ -237,8 +276,20 @@ def _write_schedule_json(
         {"name": g.name, "pattern": g.pattern, "target": 0.0 if g.dense else g.target}
         for g in groups
     ]
+    n_m_rules = [
+        {
+            "pattern": r.pattern,
+            "n": r.n,
+            "m": r.m,
+            "axis": r.axis,
+            "remainder": r.remainder,
+            "sparsity": r.sparsity,
+        }
+        for r in n_m
+    ]
     head = json.dumps(
-        {"total_steps": total_steps, "rules": patterns, "groups": described}, indent=2
+        {"total_steps": total_steps, "rules": patterns, "groups": described, "n_m": n_m_rules},
+        indent=2,
     )
     out.write(head[:-2] + ',\n  "updates": [')
     separator = "\n"
@@ -248,6 +299,7 @@ def _write_schedule_json(
             "sparsity": p.sparsity,
             "rule_sparsities": list(p.rule_sparsities),
             "group_sparsities": list(p.group_sparsities),
+            "n_m_sparsities": list(p.n_m_sparsities),
         }
         out.write(separator + textwrap.indent(json.dumps(update, indent=2), "    "))
         separator = ",\n"
@@ -268,7 +320,7 @@ def _write_schedule_table(
     widths = [step_width, *(max(len(h), len("0.000000")) for h in header[1:])]
     out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
     for p in points:
-        values = (p.sparsity, *p.rule_sparsities, *p.group_sparsities)
+        values = _point_values(p)
         cells = [f"{v:.6f}".rjust(w) for v, w in zip(values, widths[1:], strict=True)]
         out.write("  ".join([f"{p.step:,}".ljust(step_width), *cells]) + "\n")
     out.write(f"{len(steps):,} mask updates in {total_steps:,} steps\n")
@@ -295,6 +347,7 @@ def _plot(
     total_steps: int,
     patterns: list[str],
     groups: list[ScheduledGroup],
+    n_m: list[ScheduledNM],
     path: str,
 ) -> None:
     try:
@@ -335,6 +388,11 @@ def _plot(
         target = 0.0 if group.dense else group.target
         label = f"group {group.name} -> {target:g}"
         axes.plot(plotted_steps, curve, "s-", markersize=3, label=label)
+    first = all_updates[0] if len(all_updates) else total_steps
+    for rule in n_m:  # no schedule: 0, then the pattern's sparsity from the first update on
+        curve = [rule.sparsity if t >= first else 0.0 for t in steps]
+        label = f"{rule.label} -> {rule.sparsity:g} (no schedule)"
+        axes.plot(steps, curve, "--", drawstyle="steps-post", label=label)
     axes.set_xlabel("global step")
     axes.set_ylabel("sparsity")
     axes.set_title(f"{spec.name}: {len(all_updates):,} mask updates in {total_steps:,} steps")

@@ -349,3 +349,54 @@ def test_verify_skips_a_group_not_pruned_yet(
     status, out, err = _verify(capsys, GLOBAL)
     assert (status, out) == (0, ["no weight is pruned at step 5: nothing was checked"])
     assert "warning[nothing-checked]" in err
+
+
+# N:M weights (n_m_map): no schedule, a pattern.
+
+N_M = "n_m_map=[^dense1/:2/4,^logits/:2/4/KEEP_N/1]"
+
+
+def test_schedule_shows_each_n_m_rule_at_its_patterns_sparsity_from_the_first_update(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, _ = run(capsys, "schedule", CIFAR10, "--total-steps", "100001", "--hparams", N_M)
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["step", "sparsity", "^conv1/", "2:4", "^dense1/", "2:4", "^logits/"]
+    # The first update already prunes them to 1 - 2/4, while the curve starts at 0.
+    assert lines[1].split() == ["10,000", "0.000000", "0.000000", "0.500000", "0.500000"]
+    assert lines[-4].split() == ["100,000", "0.900000", "0.800000", "0.500000", "0.500000"]
+    assert lines[-3] == "9,001 mask updates in 100,001 steps"
+    assert lines[-2] == (
+        "2:4 ^dense1/: the weights matching '^dense1/' keep 2 of every 4 values along the "
+        "default axis (-2; 0 for a rank-1 weight): no schedule, sparsity 0 before the first "
+        "mask update (step 10,000) and 0.5 from it on (every update re-masks them)"
+    )
+    assert lines[-1].startswith("2:4 ^logits/: the weights matching '^logits/' keep 2 of every 4 ")
+    assert lines[-1].endswith(
+        "; a last partial group keeps at most its 2 largest (remainder KEEP_N), so a weight "
+        "whose axis 4 does not divide is less sparse"
+    )
+    args = ("schedule", CIFAR10, "--total-steps", "10011", "--hparams", N_M)
+    _, out, _ = run(capsys, *args, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["step", "sparsity", "^conv1/", "2:4 ^dense1/", "2:4 ^logits/"]
+    assert [row[:1] + row[3:] for row in rows[1:]] == [
+        ["10000", "0.5", "0.5"],
+        ["10010", "0.5", "0.5"],
+    ]
+    _, out, _ = run(capsys, *args, "--format", "json")
+    document = json.loads(out)
+    assert document["n_m"] == [
+        {"pattern": "^dense1/", "n": 2, "m": 4, "axis": None, "remainder": "REJECT",
+         "sparsity": 0.5},
+        {"pattern": "^logits/", "n": 2, "m": 4, "axis": 1, "remainder": "KEEP_N",
+         "sparsity": 0.5},
+    ]  # fmt: skip
+    assert [u["n_m_sparsities"] for u in document["updates"]] == [[0.5, 0.5]] * 2
+
+
+def test_schedule_without_n_m_rules_has_no_n_m_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "schedule", CIFAR10, "--total-steps", "10001", "--format", "json")
+    document = json.loads(out)
+    assert document["n_m"] == [] and document["updates"][0]["n_m_sparsities"] == []
