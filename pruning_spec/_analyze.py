@@ -34,7 +34,7 @@ from pruning_spec._inventory import (
     read_inventory,
 )
 from pruning_spec._lints import inventory_lints, schedule_lints
-from pruning_spec._spec import NormalizedSpec
+from pruning_spec._spec import NMPattern, NormalizedSpec
 from pruning_spec._textproto import ParsedSource
 from pruning_spec._timeline import (
     ScheduledGroup,
@@ -85,7 +85,8 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         "explain",
         help="what the spec does to each weight of a model",
         description="For every weight: the rules that apply, its final sparsity, the values or "
-        "blocks kept, the block shape and its padding. Lints follow on stderr.",
+        "blocks kept, the block shape and its padding, and its N:M pattern if it has one. Lints "
+        "follow on stderr.",
     )
     _common(explain)
     source = explain.add_mutually_exclusive_group(required=True)
@@ -437,14 +438,18 @@ def run_explain(args: argparse.Namespace, out: TextIO) -> int:
         document = [_plan_json(spec, p, groups, kept.get(p.weight.name)) for p in plans]
         out.write(json.dumps(document, indent=2) + "\n")
     else:
-        # The group column only with groups: tables of other specs stay as they were.
-        header = ["weight", "shape", "sparsity rule", "block rule", "group", "final", "kept"]
-        header += ["block", "padding"]
+        # The group and n:m columns only when some weight has one: tables of other specs
+        # stay as they were.
+        header = ["weight", "shape", "sparsity rule", "block rule", "group", "n:m", "final"]
+        header += ["kept", "block", "padding"]
         rows = [_plan_row(spec, p, kept.get(p.weight.name)) for p in plans]
-        if not groups:
-            del header[4]
-            rows = [row[:4] + row[5:] for row in rows]
+        n_m = any(p.n_m is not None for p in plans)
+        shown = [i for i in range(len(header)) if (i != 4 or groups) and (i != 5 or n_m)]
+        header = [header[i] for i in shown]
+        rows = [[row[i] for i in shown] for row in rows]
         out.write(_table(header, rows))
+        if n_m:
+            out.write(_N_M_NOTE)
         if groups:
             out.write("\n" + _table(_GROUP_HEADER, [_group_row(g) for g in groups.values()]))
             if checkpoint is None:
@@ -453,6 +458,12 @@ def run_explain(args: argparse.Namespace, out: TextIO) -> int:
 
 
 _GROUP_HEADER = ["group", "target", "final", "members", "values", "kept", "floors"]
+
+
+_N_M_NOTE = (
+    "n:m: [rule] N:M axis A: the weight keeps N of every M consecutive values along axis A "
+    "from the first mask update on (no schedule)\n"
+)
 
 
 _DEPENDS_ON_VALUES = (
@@ -513,8 +524,20 @@ def _rule_text(spec: NormalizedSpec, map_name: str, index: int | None) -> str:
     return "-" if index is None else f"[{index}] {getattr(spec, map_name)[index].pattern}"
 
 
+def _n_m_text(pattern: NMPattern | None) -> str:
+    """`[0] 2:4 axis 0`, with the remainder when it is not REJECT: `... axis 2 KEEP_N`."""
+    if pattern is None:
+        return "-"
+    text = f"[{pattern.rule}] {pattern.n}:{pattern.m} axis {pattern.axis}"
+    return text if pattern.remainder == "REJECT" else f"{text} {pattern.remainder}"
+
+
 def _plan_row(spec: NormalizedSpec, plan: WeightPlan, own_kept: int | None) -> list[str]:
-    """A weight's row; a group member's final and kept are its own from values, if known."""
+    """A weight's row; a group member's final and kept are its own from values, if known.
+
+    An N:M weight's kept count is its pattern's, whatever its values (ties keep the lower
+    index): from --weights and --checkpoint alike, it is exact.
+    """
     kept_units = plan.kept_units if plan.group is None else own_kept
     units = f"{plan.units:,}" + (" blocks" if plan.block != (1, 1) else "")
     if kept_units is None:  # a group member without values
@@ -531,11 +554,18 @@ def _plan_row(spec: NormalizedSpec, plan: WeightPlan, own_kept: int | None) -> l
         else _rule_text(spec, "weight_sparsity_map", plan.sparsity_rule),
         _rule_text(spec, "block_dims_map", plan.block_rule),
         plan.group or "-",
+        _n_m_text(plan.n_m),
         final,
         kept,
-        "element-wise" if plan.block == (1, 1) else f"{plan.block[0]}x{plan.block[1]}",
+        _block_text(plan),
         "-" if plan.padding == (0, 0) else f"+{plan.padding[0]} rows, +{plan.padding[1]} cols",
     ]
+
+
+def _block_text(plan: WeightPlan) -> str:
+    if plan.n_m is not None:
+        return "-"  # ranked in its N:M groups, not in blocks
+    return "element-wise" if plan.block == (1, 1) else f"{plan.block[0]}x{plan.block[1]}"
 
 
 def _group_row(group: GroupPlan) -> list[str]:
@@ -575,6 +605,17 @@ def _plan_json(
         "padding": list(plan.padding),
         "group": None if group is None else _group_json(group),
         "floor": floors.get(plan.weight.name),
+        "n_m": None if plan.n_m is None else _n_m_json(plan.n_m),
+    }
+
+
+def _n_m_json(pattern: NMPattern) -> dict[str, object]:
+    return {
+        "n": pattern.n,
+        "m": pattern.m,
+        "axis": pattern.axis,
+        "remainder": pattern.remainder,
+        "rule": pattern.rule,
     }
 
 

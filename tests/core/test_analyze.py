@@ -400,3 +400,92 @@ def test_schedule_without_n_m_rules_has_no_n_m_columns(capsys: pytest.CaptureFix
     _, out, _ = run(capsys, "schedule", CIFAR10, "--total-steps", "10001", "--format", "json")
     document = json.loads(out)
     assert document["n_m"] == [] and document["updates"][0]["n_m_sparsities"] == []
+
+
+def test_explain_shows_each_n_m_weights_pattern_and_what_it_keeps(
+    capsys: pytest.CaptureFixture[str], inventory: str
+) -> None:
+    status, out, err = run(capsys, "explain", CIFAR10, "--weights", inventory, "--hparams", N_M)
+    assert status == 0
+    # Only the example's own lint (^conv1/ also matches the bias); none about N:M weights.
+    assert [line.split()[1] for line in err.splitlines()] == ["warning[weight-too-small]:"]
+    assert "conv1/bias" in err
+    lines = out.splitlines()
+    assert lines[0].split() == ["weight", "shape", "sparsity", "rule", "block", "rule", "n:m",
+                                "final", "kept", "block", "padding"]  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in lines[1:5]}
+    # 784 rows / 4 = 196 groups a column keep 2 each: 392 * 256 = 100,352 of 200,704.
+    assert rows["dense1/kernel"][1:] == ["784x256", "-", "-", "[0]", "2:4", "axis", "0",
+                                         "0.5000", "100,352/200,704", "-", "-"]  # fmt: skip
+    # 10 columns along axis 1: two groups keep 2 each, the last 2 values keep both (KEEP_N):
+    # 6 of 10 a row, 1,536 of 2,560.
+    assert rows["logits/kernel"][4:] == ["[1]", "2:4", "axis", "1", "KEEP_N", "0.4000",
+                                         "1,536/2,560", "-", "-"]  # fmt: skip
+    assert rows["conv1/kernel"][2:] == ["[0]", "^conv1/", "-", "-", "0.8000", "58/288",
+                                        "element-wise", "-"]  # fmt: skip
+    assert lines[5:] == [
+        "n:m: [rule] N:M axis A: the weight keeps N of every M consecutive values along axis A "
+        "from the first mask update on (no schedule)"
+    ]
+    _, out, _ = run(
+        capsys, "explain", CIFAR10, "--weights", inventory, "--hparams", N_M, "--format", "json"
+    )
+    plans = {p["name"]: p for p in json.loads(out)}
+    assert plans["dense1/kernel"]["n_m"] == {
+        "n": 2, "m": 4, "axis": 0, "remainder": "REJECT", "rule": 0
+    }  # fmt: skip
+    logits = plans["logits/kernel"]
+    assert logits["n_m"] == {"n": 2, "m": 4, "axis": 1, "remainder": "KEEP_N", "rule": 1}
+    assert (logits["units"], logits["kept_units"]) == (2_560, 1_536)
+    assert logits["final_sparsity"] == logits["achieved_sparsity"] == pytest.approx(0.4)
+    assert plans["conv1/kernel"]["n_m"] is None
+
+
+def test_explain_before_the_first_update_keeps_every_value_of_an_n_m_weight(
+    capsys: pytest.CaptureFixture[str], inventory: str
+) -> None:
+    _, out, _ = run(
+        capsys, "explain", CIFAR10, "--weights", inventory, "--hparams", N_M,
+        "--total-steps", "5000",
+    )  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:5]}
+    assert rows["dense1/kernel"][8:10] == ["0.0000", "200,704/200,704"]
+
+
+def test_explain_a_checkpoints_n_m_weight(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _checkpoint(monkeypatch, TRAINED)
+    status, out, _ = run(
+        capsys, "explain", CIFAR10, "--checkpoint", "ckpt", "--hparams", "n_m_map=[a:2/5]"
+    )
+    assert status == 0
+    rows = [line.split() for line in out.splitlines()[1:3]]
+    # a: 2 groups of 5 keep 2 each; b follows the schedule, 0.9 of 10 values.
+    assert rows == [
+        ["a", "10", "-", "-", "[0]", "2:5", "axis", "0", "0.6000", "4/10", "-", "-"],
+        ["b", "10", "-", "-", "-", "0.9000", "1/10", "element-wise", "-"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "hparams", "code", "path"),
+    [
+        ("dense1/kernel 6,4", "n_m_map=[dense1:2/4]", "n-m-remainder", "n_m_map[0].m"),
+        ("dense1/kernel 8,4", "n_m_map=[dense1:2/4/REJECT/2]", "n-m-axis", "n_m_map[0].axis"),
+    ],
+)
+def test_explain_locates_n_m_errors_at_the_weight_and_the_rule(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, hparams: str, code: str,
+    path: str,
+) -> None:  # fmt: skip
+    weights = tmp_path / "weights.txt"
+    weights.write_text(f"conv1/kernel 3,3,1,32\n{line}\n")
+    status, out, err = run(
+        capsys, "explain", CIFAR10, "--weights", str(weights), "--hparams", hparams
+    )
+    assert status == 1
+    [error] = err.splitlines()
+    assert error.startswith(f"{weights}:2:1: error[{code}]: {path}: ")
+    assert "'dense1/kernel' of shape [" in error
+    assert [row.split()[0] for row in out.splitlines()[1:]] == ["conv1/kernel"]
