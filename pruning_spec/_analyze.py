@@ -433,7 +433,7 @@ def run_explain(args: argparse.Namespace, out: TextIO) -> int:
     groups = plan_groups(spec, plans)
     kept = {} if checkpoint is None else _kept_by_values(checkpoint, groups, args.checkpoint)
     lints = conflicts + inventory_lints(spec, weights, plans, tolerance=args.tolerance)
-    lints += schedule_lints(spec, args.total_steps)
+    lints += schedule_lints(spec, args.total_steps, plans)
     if args.format == "json":
         document = [_plan_json(spec, p, groups, kept.get(p.weight.name)) for p in plans]
         out.write(json.dumps(document, indent=2) + "\n")
