@@ -81,6 +81,7 @@ bench-smoke: $(STAMP)
 	$(PY) benchmarks/bench_mask_update.py --quick --json build/bench-smoke/mask_update.json
 	$(PY) benchmarks/bench_model_update.py --quick --json build/bench-smoke/model_update.json
 	$(PY) benchmarks/bench_global.py --quick --json build/bench-smoke/global.json
+	$(PY) benchmarks/bench_n_m.py --quick --json build/bench-smoke/n_m.json
 	$(PY) benchmarks/bench_train_step.py --quick --json build/bench-smoke/train_step.json
 	$(PY) benchmarks/bench_hostile.py --quick --json build/bench-smoke/hostile.json
 	$(PY) benchmarks/report.py build/bench-smoke
