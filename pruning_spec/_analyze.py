@@ -689,6 +689,22 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
                 "pass --final",
             )
         )
+    elif checkpoint.weights and not checkpoint.candidates:
+        # Not a pass: a file whose format hides which weights are pruned checks nothing.
+        count = len(checkpoint.weights)
+        out.write(f"none of the checkpoint's {count} weights is pruned: nothing was checked\n")
+        conflicts.append(
+            Diagnostic(
+                "nothing-checked",
+                f"the checkpoint holds {count} weights, but none that its format says is "
+                "pruned (or, for a Keras file without pruning wrappers, is a kernel), so "
+                "nothing was checked",
+                severity=Severity.WARNING,
+                span=Span(args.checkpoint),
+                hint="a .weights.h5 file names no variables: only the kernels of Dense, "
+                "EinsumDense, Conv and SeparableConv layers are recognized there",
+            )
+        )
     else:
         grouped = f" and {len(groups)} {groups_noun} as a whole" if groups else ""
         out.write(f"{len(plans)} weights{grouped} match the spec at {when}\n")

@@ -489,3 +489,27 @@ def test_explain_locates_n_m_errors_at_the_weight_and_the_rule(
     assert error.startswith(f"{weights}:2:1: error[{code}]: {path}: ")
     assert "'dense1/kernel' of shape [" in error
     assert [row.split()[0] for row in out.splitlines()[1:]] == ["conv1/kernel"]
+
+
+def test_verify_of_a_checkpoint_without_candidates_says_it_checked_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Keras file whose format says which weights are pruned (or kernels), and none is.
+    from pruning_spec import _checkpoints  # noqa: PLC0415
+
+    listed = _checkpoints.Checkpoint(
+        "ckpt",
+        [_checkpoints.WeightInfo("lstm/cell/vars/0", (4, 8))],
+        None,
+        {},
+        pruned=frozenset(),
+        assumed=True,
+    )
+    monkeypatch.setattr(_checkpoints, "read_checkpoint", lambda path: listed)
+    status, out, err = run(capsys, "verify", CIFAR10, "--checkpoint", "ckpt", "--final")
+    assert (status, out) == (
+        0,
+        "none of the checkpoint's 1 weights is pruned: nothing was checked\n",
+    )
+    assert "ckpt: warning[nothing-checked]: the checkpoint holds 1 weights, but none" in err
+    assert run(capsys, "verify", CIFAR10, "--checkpoint", "ckpt", "--final", "--strict")[0] == 1

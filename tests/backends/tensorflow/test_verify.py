@@ -235,3 +235,29 @@ def test_keras_files_are_read_with_pks_prunes_default_choice(tmp_path: Path) -> 
         "separable/pointwise_kernel",
     ], done.stdout + done.stderr
     assert "note: checking its Keras kernels" in done.stderr
+
+
+def test_a_weights_h5_files_kernels_are_found_by_their_layers_class(tmp_path: Path) -> None:
+    # Keras 3 names no variable in a .weights.h5 file, but names each layer's group after
+    # its class: dense, dense_1, conv2d, separable_conv2d, depthwise_conv2d, embedding.
+    inputs = keras.Input((6,), dtype="int32")
+    hidden = keras.layers.Embedding(10, 8, name="emb")(inputs)
+    hidden = keras.layers.Reshape((6, 8, 1))(hidden)
+    hidden = keras.layers.DepthwiseConv2D(3, name="depthwise")(hidden)
+    hidden = keras.layers.SeparableConv2D(4, 3, name="separable")(hidden)
+    hidden = keras.layers.Conv2D(4, 1, name="conv")(hidden)
+    hidden = keras.layers.Dense(3, name="first")(keras.layers.Flatten()(hidden))
+    keras.Model(inputs, keras.layers.Dense(2, name="second")(hidden)).save_weights(
+        tmp_path / "model.weights.h5"
+    )
+    checkpoint = read_checkpoint(str(tmp_path / "model.weights.h5"))
+    assert checkpoint.assumed
+    # Dense and Conv: their first variable; SeparableConv: the pointwise kernel, its second.
+    # Not the embedding, the depthwise kernels, biases.
+    assert [w.name for w in checkpoint.candidates] == [
+        "conv/vars/0",
+        "first/vars/0",
+        "second/vars/0",
+        "separable/vars/1",
+    ]
+    assert {w.name: w.shape for w in checkpoint.candidates}["separable/vars/1"] == (1, 1, 1, 4)
