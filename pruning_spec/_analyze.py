@@ -101,8 +101,9 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         "verify",
         help="check a checkpoint's sparsity against the spec",
         description="Reads each weight (or its mask) from a checkpoint and checks its sparsity "
-        "and block structure against what the spec requires at the checkpoint's step. Exit 1 "
-        "with a table of the offenders.",
+        "and block structure against what the spec requires at the checkpoint's step, and "
+        "every group of an N:M weight against its pattern. Exit 1 with a table of the "
+        "offenders.",
     )
     _common(verify)
     verify.add_argument("--checkpoint", metavar="PATH", required=True)
@@ -648,17 +649,9 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
     groups = plan_groups(spec, plans)
     from pruning_spec._checkpoints import CheckpointError  # noqa: PLC0415
 
-    offenders, bad_groups, checked = [], 0, 0
+    bad_groups = 0
     try:
-        for plan in plans:
-            if plan.group is not None:
-                continue  # a member need not reach its group's sparsity: checked with the group
-            if plan.final_sparsity == 0 and plan.block == (1, 1):
-                continue  # not pruned (yet): natural zeros are no mismatch
-            checked += 1
-            row = _check_weight(checkpoint, plan, args.tolerance)
-            if row is not None:
-                offenders.append(row)
+        offenders, checked, n_m_groups = _check_weights(checkpoint, plans, args.tolerance)
         for group in groups.values():
             if group.final_sparsity == 0:
                 continue  # not pruned (yet), as above
@@ -707,9 +700,35 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
         )
     else:
         grouped = f" and {len(groups)} {groups_noun} as a whole" if groups else ""
-        out.write(f"{len(plans)} weights{grouped} match the spec at {when}\n")
+        n_m = ""
+        if n_m_groups:
+            whose = "N:M weight" if len(n_m_groups) == 1 else f"{len(n_m_groups)} N:M weights"
+            n_m = f", including all {sum(n_m_groups):,} groups of the {whose}"
+        out.write(f"{len(plans)} weights{grouped} match the spec at {when}{n_m}\n")
     status = finish(conflicts, parsed, args.strict)
     return EXIT_FOUND if offenders else status
+
+
+def _check_weights(
+    checkpoint: Checkpoint, plans: Sequence[WeightPlan], tolerance: float
+) -> tuple[list[list[str]], int, list[int]]:
+    """The rows of the weights ranked alone that do not match, how many were checked,
+    and each checked N:M weight's number of groups."""
+    offenders, checked, n_m_groups = [], 0, []
+    for plan in plans:
+        if plan.group is not None:
+            continue  # a member need not reach its group's sparsity: checked with the group
+        if plan.final_sparsity == 0 and plan.block == (1, 1):
+            continue  # not pruned (yet): natural zeros are no mismatch
+        checked += 1
+        if plan.n_m is not None:
+            row, count = _check_n_m(checkpoint, plan, tolerance)
+            n_m_groups.append(count)
+        else:
+            row = _check_weight(checkpoint, plan, tolerance)
+        if row is not None:
+            offenders.append(row)
+    return offenders, checked, n_m_groups
 
 
 def _verified_step(args: argparse.Namespace, checkpoint: Checkpoint) -> int:
@@ -760,6 +779,53 @@ def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) ->
             "zeros do not form whole blocks",
         ]
     return None
+
+
+def _check_n_m(
+    checkpoint: Checkpoint, plan: WeightPlan, tolerance: float
+) -> tuple[list[str] | None, int]:
+    """An N:M weight's row if some group breaks its pattern, and its number of groups.
+
+    Kept values: mask == 1 when the checkpoint pairs a mask with the weight, else the
+    values that are not 0. A group breaks the pattern when it keeps more than its
+    allowance (n; under KEEP_N a last partial group of r values min(n, r); under DENSE
+    all of it). Fewer is no offence for values, which may hold natural zeros: an N:M
+    weight is never reported sparser than 1 - kept/size for its values. A mask is the
+    pattern itself, exactly n kept in every full group, so a mask sparser than that by
+    more than `tolerance` is reported.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from pruning_spec._n_m import broken_groups, group_count  # noqa: PLC0415
+
+    pattern = plan.n_m
+    assert pattern is not None
+    name, shape = plan.weight.name, plan.weight.shape
+    mask = checkpoint.mask_values(name)
+    kept = np.asarray(mask) == 1 if mask is not None else np.asarray(checkpoint.values(name)) != 0
+    args = (pattern.n, pattern.m, pattern.axis, pattern.remainder)
+    total = group_count(shape, pattern.m, pattern.axis, pattern.remainder)
+    broken = broken_groups(kept, *args)
+    described = _n_m_text(pattern).split(" ", 1)[1]  # without the rule index
+    if broken:
+        return [
+            name,
+            described,
+            f"{broken:,} of {total:,} groups",
+            f"keep more than the pattern allows ({pattern.n} of {pattern.m})",
+        ], total
+    if mask is not None:
+        actual = 1.0 - float(np.count_nonzero(kept)) / kept.size
+        expected = plan.achieved_sparsity
+        assert expected is not None
+        if actual - expected > tolerance:
+            return [
+                name,
+                f"{expected:.4f}",
+                f"{actual:.4f}",
+                f"its mask keeps fewer than {described} by more than {tolerance:g}",
+            ], total
+    return None, total
 
 
 def _check_group(

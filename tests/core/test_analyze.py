@@ -491,6 +491,38 @@ def test_explain_locates_n_m_errors_at_the_weight_and_the_rule(
     assert [row.split()[0] for row in out.splitlines()[1:]] == ["conv1/kernel"]
 
 
+def test_verify_counts_the_groups_that_break_an_n_m_pattern(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Groups of 4 along the only axis: a keeps 2 and 3, b 2 and 1 (a natural zero), c's
+    # last 2 values form a partial group that KEEP_N lets keep both.
+    _checkpoint(
+        monkeypatch,
+        {
+            "a": [1.0, 2.0, 0.0, 0.0, 3.0, 0.0, 4.0, 5.0],
+            "b": [0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0],
+            "c": [1.0, 0.0, 0.0, 2.0, 3.0, 4.0],
+        },
+    )
+    hparams = "n_m_map=[a:2/4,b:2/4,c:2/4/KEEP_N]"
+    status, out, err = _verify(capsys, hparams)
+    assert (status, err) == (1, "")
+    assert out == [
+        "weight  expected    actual         problem",
+        "a       2:4 axis 0  1 of 2 groups  keep more than the pattern allows (2 of 4)",
+        "1 of 3 weights do not match the spec at step 100,000",
+    ]
+    status, out, _ = _verify(capsys, hparams.replace("a:2/4", "a:3/4"))
+    assert (status, out) == (
+        0,
+        ["3 weights match the spec at step 100,000, including all 6 groups of the 3 N:M weights"],
+    )
+    # Before the first mask update (step 10,000) nothing is pruned, N:M weights included.
+    _checkpoint(monkeypatch, {"a": [1.0] * 8}, step=5_000)
+    status, out, _ = _verify(capsys, "n_m_map=[a:2/4]")
+    assert (status, out) == (0, ["no weight is pruned at step 5,000: nothing was checked"])
+
+
 def test_verify_of_a_checkpoint_without_candidates_says_it_checked_nothing(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
