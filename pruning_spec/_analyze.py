@@ -34,13 +34,15 @@ from pruning_spec._inventory import (
     read_inventory,
 )
 from pruning_spec._lints import inventory_lints, schedule_lints
-from pruning_spec._spec import NormalizedSpec
+from pruning_spec._spec import NMPattern, NormalizedSpec
 from pruning_spec._textproto import ParsedSource
 from pruning_spec._timeline import (
     ScheduledGroup,
+    ScheduledNM,
     UpdatePoint,
     compile_schedule,
     schedule_groups,
+    schedule_n_m,
     update_steps,
 )
 from pruning_spec.v1 import pruning_pb2
@@ -69,8 +71,9 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="the exact mask-update steps and the sparsity each rule and group reaches",
         description="The exact steps at which masks update in a run of N steps, with the "
         "global sparsity, each weight_sparsity_map rule's and each global group's (as a whole) "
-        "at each, computed as the backends compute them. Lints about the schedule follow on "
-        "stderr.",
+        "at each, computed as the backends compute them, and each n_m_map rule's (its weights "
+        "have no schedule: 1 - n/m from the first update on). Lints about the schedule follow "
+        "on stderr.",
     )
     _common(schedule)
     schedule.add_argument("--total-steps", type=positive_int, required=True, metavar="N")
@@ -82,7 +85,8 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         "explain",
         help="what the spec does to each weight of a model",
         description="For every weight: the rules that apply, its final sparsity, the values or "
-        "blocks kept, the block shape and its padding. Lints follow on stderr.",
+        "blocks kept, the block shape and its padding, and its N:M pattern if it has one. Lints "
+        "follow on stderr.",
     )
     _common(explain)
     source = explain.add_mutually_exclusive_group(required=True)
@@ -97,8 +101,9 @@ def add_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         "verify",
         help="check a checkpoint's sparsity against the spec",
         description="Reads each weight (or its mask) from a checkpoint and checks its sparsity "
-        "and block structure against what the spec requires at the checkpoint's step. Exit 1 "
-        "with a table of the offenders.",
+        "and block structure against what the spec requires at the checkpoint's step, and "
+        "every group of an N:M weight against its pattern. Exit 1 with a table of the "
+        "offenders.",
     )
     _common(verify)
     verify.add_argument("--checkpoint", metavar="PATH", required=True)
@@ -195,21 +200,24 @@ def run_schedule(args: argparse.Namespace, out: TextIO) -> int:
     spec, parsed = load(args)
     patterns = [rule.pattern for rule in spec.weight_sparsity_map]
     groups = schedule_groups(spec)
-    columns = [*patterns, *(f"group {g.name}" for g in groups)]
+    n_m = schedule_n_m(spec)
+    columns = [*patterns, *(f"group {g.name}" for g in groups), *(r.label for r in n_m)]
     points = compile_schedule(spec, args.total_steps)
     if args.format == "json":
-        _write_schedule_json(out, args.total_steps, patterns, groups, points)
+        _write_schedule_json(out, args.total_steps, patterns, groups, n_m, points)
     elif args.format == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["step", "sparsity", *columns])
         for p in points:
-            values = (p.sparsity, *p.rule_sparsities, *p.group_sparsities)
-            writer.writerow([p.step, *(f"{v:.9g}" for v in values)])
+            writer.writerow([p.step, *(f"{v:.9g}" for v in _point_values(p))])
     else:
         _write_schedule_table(out, spec, args.total_steps, columns, points)
         out.writelines(_group_line(g) + "\n" for g in groups)
+        updates = update_steps(spec, args.total_steps)
+        first = f"step {updates[0]:,}" if len(updates) else "none in this run"
+        out.writelines(_n_m_line(r, first) + "\n" for r in n_m)
     if args.plot:
-        _plot(spec, args.total_steps, patterns, groups, args.plot)
+        _plot(spec, args.total_steps, patterns, groups, n_m, args.plot)
     return finish(schedule_lints(spec, args.total_steps), parsed, args.strict)
 
 
@@ -225,11 +233,44 @@ def _group_line(group: ScheduledGroup) -> str:
     return f"group {group.name}: {weights}, ranked together to sparsity {group.target:g}"
 
 
+def _point_values(point: UpdatePoint) -> tuple[float, ...]:
+    """An update's values in column order: global, rules, groups, N:M rules."""
+    return (
+        point.sparsity,
+        *point.rule_sparsities,
+        *point.group_sparsities,
+        *point.n_m_sparsities,
+    )
+
+
+_REMAINDER_TEXT = {
+    "DENSE": "a last partial group keeps all its values (remainder DENSE)",
+    "KEEP_N": "a last partial group keeps at most its {n} largest (remainder KEEP_N)",
+}
+
+
+def _n_m_line(rule: ScheduledNM, first: str) -> str:
+    """What an N:M rule's column is: its weights, pattern, and that it has no schedule."""
+    axis = f"axis {rule.axis}"
+    if rule.axis is None:
+        axis = "the default axis (-2; 0 for a rank-1 weight)"
+    line = (
+        f"{rule.label}: the weights matching {rule.pattern!r} keep {rule.n} of every {rule.m} "
+        f"values along {axis}: no schedule, sparsity 0 before the first mask update ({first}) "
+        f"and {rule.sparsity:g} from it on (every update re-masks them)"
+    )
+    if rule.remainder in _REMAINDER_TEXT:
+        partial = _REMAINDER_TEXT[rule.remainder].format(n=rule.n)
+        line += f"; {partial}, so a weight whose axis {rule.m} does not divide is less sparse"
+    return line
+
+
 def _write_schedule_json(
     out: TextIO,
     total_steps: int,
     patterns: list[str],
     groups: list[ScheduledGroup],
+    n_m: list[ScheduledNM],
     points: Iterator[UpdatePoint],
 ) -> None:
     """`json.dumps(document, indent=2)`'s layout, written one update at a time."""
@@ -237,8 +278,20 @@ def _write_schedule_json(
         {"name": g.name, "pattern": g.pattern, "target": 0.0 if g.dense else g.target}
         for g in groups
     ]
+    n_m_rules = [
+        {
+            "pattern": r.pattern,
+            "n": r.n,
+            "m": r.m,
+            "axis": r.axis,
+            "remainder": r.remainder,
+            "sparsity": r.sparsity,
+        }
+        for r in n_m
+    ]
     head = json.dumps(
-        {"total_steps": total_steps, "rules": patterns, "groups": described}, indent=2
+        {"total_steps": total_steps, "rules": patterns, "groups": described, "n_m": n_m_rules},
+        indent=2,
     )
     out.write(head[:-2] + ',\n  "updates": [')
     separator = "\n"
@@ -248,6 +301,7 @@ def _write_schedule_json(
             "sparsity": p.sparsity,
             "rule_sparsities": list(p.rule_sparsities),
             "group_sparsities": list(p.group_sparsities),
+            "n_m_sparsities": list(p.n_m_sparsities),
         }
         out.write(separator + textwrap.indent(json.dumps(update, indent=2), "    "))
         separator = ",\n"
@@ -268,7 +322,7 @@ def _write_schedule_table(
     widths = [step_width, *(max(len(h), len("0.000000")) for h in header[1:])]
     out.write("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip() + "\n")
     for p in points:
-        values = (p.sparsity, *p.rule_sparsities, *p.group_sparsities)
+        values = _point_values(p)
         cells = [f"{v:.6f}".rjust(w) for v, w in zip(values, widths[1:], strict=True)]
         out.write("  ".join([f"{p.step:,}".ljust(step_width), *cells]) + "\n")
     out.write(f"{len(steps):,} mask updates in {total_steps:,} steps\n")
@@ -295,6 +349,7 @@ def _plot(
     total_steps: int,
     patterns: list[str],
     groups: list[ScheduledGroup],
+    n_m: list[ScheduledNM],
     path: str,
 ) -> None:
     try:
@@ -335,6 +390,11 @@ def _plot(
         target = 0.0 if group.dense else group.target
         label = f"group {group.name} -> {target:g}"
         axes.plot(plotted_steps, curve, "s-", markersize=3, label=label)
+    first = all_updates[0] if len(all_updates) else total_steps
+    for rule in n_m:  # no schedule: 0, then the pattern's sparsity from the first update on
+        curve = [rule.sparsity if t >= first else 0.0 for t in steps]
+        label = f"{rule.label} -> {rule.sparsity:g} (no schedule)"
+        axes.plot(steps, curve, "--", drawstyle="steps-post", label=label)
     axes.set_xlabel("global step")
     axes.set_ylabel("sparsity")
     axes.set_title(f"{spec.name}: {len(all_updates):,} mask updates in {total_steps:,} steps")
@@ -374,19 +434,23 @@ def run_explain(args: argparse.Namespace, out: TextIO) -> int:
     groups = plan_groups(spec, plans)
     kept = {} if checkpoint is None else _kept_by_values(checkpoint, groups, args.checkpoint)
     lints = conflicts + inventory_lints(spec, weights, plans, tolerance=args.tolerance)
-    lints += schedule_lints(spec, args.total_steps)
+    lints += schedule_lints(spec, args.total_steps, plans)
     if args.format == "json":
         document = [_plan_json(spec, p, groups, kept.get(p.weight.name)) for p in plans]
         out.write(json.dumps(document, indent=2) + "\n")
     else:
-        # The group column only with groups: tables of other specs stay as they were.
-        header = ["weight", "shape", "sparsity rule", "block rule", "group", "final", "kept"]
-        header += ["block", "padding"]
+        # The group and n:m columns only when some weight has one: tables of other specs
+        # stay as they were.
+        header = ["weight", "shape", "sparsity rule", "block rule", "group", "n:m", "final"]
+        header += ["kept", "block", "padding"]
         rows = [_plan_row(spec, p, kept.get(p.weight.name)) for p in plans]
-        if not groups:
-            del header[4]
-            rows = [row[:4] + row[5:] for row in rows]
+        n_m = any(p.n_m is not None for p in plans)
+        shown = [i for i in range(len(header)) if (i != 4 or groups) and (i != 5 or n_m)]
+        header = [header[i] for i in shown]
+        rows = [[row[i] for i in shown] for row in rows]
         out.write(_table(header, rows))
+        if n_m:
+            out.write(_N_M_NOTE)
         if groups:
             out.write("\n" + _table(_GROUP_HEADER, [_group_row(g) for g in groups.values()]))
             if checkpoint is None:
@@ -395,6 +459,12 @@ def run_explain(args: argparse.Namespace, out: TextIO) -> int:
 
 
 _GROUP_HEADER = ["group", "target", "final", "members", "values", "kept", "floors"]
+
+
+_N_M_NOTE = (
+    "n:m: [rule] N:M axis A: the weight keeps N of every M consecutive values along axis A "
+    "from the first mask update on (no schedule)\n"
+)
 
 
 _DEPENDS_ON_VALUES = (
@@ -455,8 +525,20 @@ def _rule_text(spec: NormalizedSpec, map_name: str, index: int | None) -> str:
     return "-" if index is None else f"[{index}] {getattr(spec, map_name)[index].pattern}"
 
 
+def _n_m_text(pattern: NMPattern | None) -> str:
+    """`[0] 2:4 axis 0`, with the remainder when it is not REJECT: `... axis 2 KEEP_N`."""
+    if pattern is None:
+        return "-"
+    text = f"[{pattern.rule}] {pattern.n}:{pattern.m} axis {pattern.axis}"
+    return text if pattern.remainder == "REJECT" else f"{text} {pattern.remainder}"
+
+
 def _plan_row(spec: NormalizedSpec, plan: WeightPlan, own_kept: int | None) -> list[str]:
-    """A weight's row; a group member's final and kept are its own from values, if known."""
+    """A weight's row; a group member's final and kept are its own from values, if known.
+
+    An N:M weight's kept count is its pattern's, whatever its values (ties keep the lower
+    index): from --weights and --checkpoint alike, it is exact.
+    """
     kept_units = plan.kept_units if plan.group is None else own_kept
     units = f"{plan.units:,}" + (" blocks" if plan.block != (1, 1) else "")
     if kept_units is None:  # a group member without values
@@ -473,11 +555,18 @@ def _plan_row(spec: NormalizedSpec, plan: WeightPlan, own_kept: int | None) -> l
         else _rule_text(spec, "weight_sparsity_map", plan.sparsity_rule),
         _rule_text(spec, "block_dims_map", plan.block_rule),
         plan.group or "-",
+        _n_m_text(plan.n_m),
         final,
         kept,
-        "element-wise" if plan.block == (1, 1) else f"{plan.block[0]}x{plan.block[1]}",
+        _block_text(plan),
         "-" if plan.padding == (0, 0) else f"+{plan.padding[0]} rows, +{plan.padding[1]} cols",
     ]
+
+
+def _block_text(plan: WeightPlan) -> str:
+    if plan.n_m is not None:
+        return "-"  # ranked in its N:M groups, not in blocks
+    return "element-wise" if plan.block == (1, 1) else f"{plan.block[0]}x{plan.block[1]}"
 
 
 def _group_row(group: GroupPlan) -> list[str]:
@@ -517,6 +606,17 @@ def _plan_json(
         "padding": list(plan.padding),
         "group": None if group is None else _group_json(group),
         "floor": floors.get(plan.weight.name),
+        "n_m": None if plan.n_m is None else _n_m_json(plan.n_m),
+    }
+
+
+def _n_m_json(pattern: NMPattern) -> dict[str, object]:
+    return {
+        "n": pattern.n,
+        "m": pattern.m,
+        "axis": pattern.axis,
+        "remainder": pattern.remainder,
+        "rule": pattern.rule,
     }
 
 
@@ -549,17 +649,9 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
     groups = plan_groups(spec, plans)
     from pruning_spec._checkpoints import CheckpointError  # noqa: PLC0415
 
-    offenders, bad_groups, checked = [], 0, 0
+    bad_groups = 0
     try:
-        for plan in plans:
-            if plan.group is not None:
-                continue  # a member need not reach its group's sparsity: checked with the group
-            if plan.final_sparsity == 0 and plan.block == (1, 1):
-                continue  # not pruned (yet): natural zeros are no mismatch
-            checked += 1
-            row = _check_weight(checkpoint, plan, args.tolerance)
-            if row is not None:
-                offenders.append(row)
+        offenders, checked, n_m_groups = _check_weights(checkpoint, plans, args.tolerance)
         for group in groups.values():
             if group.final_sparsity == 0:
                 continue  # not pruned (yet), as above
@@ -590,11 +682,53 @@ def run_verify(args: argparse.Namespace, out: TextIO) -> int:
                 "pass --final",
             )
         )
+    elif checkpoint.weights and not checkpoint.candidates:
+        # Not a pass: a file whose format hides which weights are pruned checks nothing.
+        count = len(checkpoint.weights)
+        out.write(f"none of the checkpoint's {count} weights is pruned: nothing was checked\n")
+        conflicts.append(
+            Diagnostic(
+                "nothing-checked",
+                f"the checkpoint holds {count} weights, but none that its format says is "
+                "pruned (or, for a Keras file without pruning wrappers, is a kernel), so "
+                "nothing was checked",
+                severity=Severity.WARNING,
+                span=Span(args.checkpoint),
+                hint="a .weights.h5 file names no variables: only the kernels of Dense, "
+                "EinsumDense, Conv and SeparableConv layers are recognized there",
+            )
+        )
     else:
         grouped = f" and {len(groups)} {groups_noun} as a whole" if groups else ""
-        out.write(f"{len(plans)} weights{grouped} match the spec at {when}\n")
+        n_m = ""
+        if n_m_groups:
+            whose = "N:M weight" if len(n_m_groups) == 1 else f"{len(n_m_groups)} N:M weights"
+            n_m = f", including all {sum(n_m_groups):,} groups of the {whose}"
+        out.write(f"{len(plans)} weights{grouped} match the spec at {when}{n_m}\n")
     status = finish(conflicts, parsed, args.strict)
     return EXIT_FOUND if offenders else status
+
+
+def _check_weights(
+    checkpoint: Checkpoint, plans: Sequence[WeightPlan], tolerance: float
+) -> tuple[list[list[str]], int, list[int]]:
+    """The rows of the weights ranked alone that do not match, how many were checked,
+    and each checked N:M weight's number of groups."""
+    offenders, checked, n_m_groups = [], 0, []
+    for plan in plans:
+        if plan.group is not None:
+            continue  # a member need not reach its group's sparsity: checked with the group
+        if plan.final_sparsity == 0 and plan.block == (1, 1):
+            continue  # not pruned (yet): natural zeros are no mismatch
+        checked += 1
+        if plan.n_m is not None:
+            row, count = _check_n_m(checkpoint, plan, tolerance)
+            n_m_groups.append(count)
+        else:
+            row = _check_weight(checkpoint, plan, tolerance)
+        if row is not None:
+            offenders.append(row)
+    return offenders, checked, n_m_groups
 
 
 def _verified_step(args: argparse.Namespace, checkpoint: Checkpoint) -> int:
@@ -645,6 +779,53 @@ def _check_weight(checkpoint: Checkpoint, plan: WeightPlan, tolerance: float) ->
             "zeros do not form whole blocks",
         ]
     return None
+
+
+def _check_n_m(
+    checkpoint: Checkpoint, plan: WeightPlan, tolerance: float
+) -> tuple[list[str] | None, int]:
+    """An N:M weight's row if some group breaks its pattern, and its number of groups.
+
+    Kept values: mask == 1 when the checkpoint pairs a mask with the weight, else the
+    values that are not 0. A group breaks the pattern when it keeps more than its
+    allowance (n; under KEEP_N a last partial group of r values min(n, r); under DENSE
+    all of it). Fewer is no offence for values, which may hold natural zeros: an N:M
+    weight is never reported sparser than 1 - kept/size for its values. A mask is the
+    pattern itself, exactly n kept in every full group, so a mask sparser than that by
+    more than `tolerance` is reported.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from pruning_spec._n_m import broken_groups, group_count  # noqa: PLC0415
+
+    pattern = plan.n_m
+    assert pattern is not None
+    name, shape = plan.weight.name, plan.weight.shape
+    mask = checkpoint.mask_values(name)
+    kept = np.asarray(mask) == 1 if mask is not None else np.asarray(checkpoint.values(name)) != 0
+    args = (pattern.n, pattern.m, pattern.axis, pattern.remainder)
+    total = group_count(shape, pattern.m, pattern.axis, pattern.remainder)
+    broken = broken_groups(kept, *args)
+    described = _n_m_text(pattern).split(" ", 1)[1]  # without the rule index
+    if broken:
+        return [
+            name,
+            described,
+            f"{broken:,} of {total:,} groups",
+            f"keep more than the pattern allows ({pattern.n} of {pattern.m})",
+        ], total
+    if mask is not None:
+        actual = 1.0 - float(np.count_nonzero(kept)) / kept.size
+        expected = plan.achieved_sparsity
+        assert expected is not None
+        if actual - expected > tolerance:
+            return [
+                name,
+                f"{expected:.4f}",
+                f"{actual:.4f}",
+                f"its mask keeps fewer than {described} by more than {tolerance:g}",
+            ], total
+    return None, total
 
 
 def _check_group(

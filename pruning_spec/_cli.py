@@ -139,10 +139,12 @@ def _diagnose_file(path: str, args: argparse.Namespace) -> list[Diagnostic]:
 def _analysis_lints(
     spec: NormalizedSpec, parsed: ParsedSource, args: argparse.Namespace
 ) -> list[Diagnostic]:
-    found = schedule_lints(spec, args.total_steps)
-    if args.weights is not None:
+    if args.weights is None:
+        found = schedule_lints(spec, args.total_steps)
+    else:
         weights, problems = read_inventory(args.weights)
         plans, conflicts = plan_weights(spec, weights, args.total_steps)
+        found = schedule_lints(spec, args.total_steps, plans)
         found += problems + conflicts + inventory_lints(spec, weights, plans)
     default = Span(parsed.source)
     return [d.with_span(d.span or parsed.locate(d.field_path) or default) for d in found]

@@ -2,6 +2,10 @@
 
 Every lint is a warning (an error with --strict), except a weight two rules claim,
 which is always an error. Each names the numbers involved.
+
+N:M weights (`n_m_map`) follow no schedule and are never pruned in blocks: the lints
+about the sparsity curve, a weight's kept count and its block shape leave them out, and
+say when the schedule's fields or the global block shape apply to none of them.
 """
 
 from __future__ import annotations
@@ -27,18 +31,52 @@ from pruning_spec._regex import RuleMatcher
 from pruning_spec._spec import NormalizedSpec
 from pruning_spec._timeline import update_steps
 from pruning_spec._validate import GLOBAL_GROUP
+from pruning_spec.v1 import pruning_pb2
 
 
 def _warning(code: str, message: str, path: str = "", hint: str = "") -> Diagnostic:
     return Diagnostic(code, message, path, Severity.WARNING, hint=hint)
 
 
-def schedule_lints(spec: NormalizedSpec, total_steps: int | None = None) -> list[Diagnostic]:
-    """Problems of the schedule and the update windows (for a run of `total_steps` if given)."""
+# The fields of the sparsity curve: they decide nothing for an N:M weight.
+SCHEDULE_FIELDS = (
+    "initial_sparsity",
+    "target_sparsity",
+    "sparsity_function_begin_step",
+    "sparsity_function_end_step",
+    "sparsity_function_exponent",
+)
+
+# The schedule lints about where the curve gets to, not when masks update.
+_CURVE_LINTS = frozenset({"updates-stop-early", "updates-start-late", "target-not-reached"})
+
+
+def schedule_lints(
+    spec: NormalizedSpec,
+    total_steps: int | None = None,
+    plans: Sequence[WeightPlan] | None = None,
+) -> list[Diagnostic]:
+    """Problems of the schedule and the update windows (for a run of `total_steps` if given).
+
+    With the model's `plans`, where every pruned weight is N:M, the curve prunes none of
+    them: the lints about how far it gets are left out (`inventory_lints` says the
+    curve's fields have no effect).
+    """
     found = _window_lints(spec)
     if total_steps is not None:
         found += _run_lints(spec, total_steps)
+    if plans is not None and not scheduled_weights(spec, plans) and _n_m_plans(plans):
+        found = [lint for lint in found if lint.code not in _CURVE_LINTS]
     return found
+
+
+def scheduled_weights(spec: NormalizedSpec, plans: Sequence[WeightPlan]) -> list[WeightPlan]:
+    """The plans of the weights the schedule prunes: neither N:M nor kept dense."""
+    return [p for p in plans if p.n_m is None and not spec.keeps_dense(p.weight.name)]
+
+
+def _n_m_plans(plans: Sequence[WeightPlan]) -> list[WeightPlan]:
+    return [p for p in plans if p.n_m is not None]
 
 
 def _window_lints(spec: NormalizedSpec) -> list[Diagnostic]:
@@ -133,7 +171,8 @@ def inventory_lints(
     tolerance: float = 0.01,
 ) -> list[Diagnostic]:
     """Rules that match nothing, block rules on weights that cannot take them, tiny weights,
-    floors that keep more than a group's target, a GLOBAL scope that groups nothing."""
+    floors that keep more than a group's target, a GLOBAL scope that groups nothing, and
+    schedule fields or a global block shape that no weight follows because of N:M rules."""
     found = []
     for map_name, attribute in (
         ("weight_sparsity_map", "sparsity_rule"),
@@ -163,6 +202,22 @@ def inventory_lints(
                     hint="check the names with `pruning-spec explain`",
                 )
             )
+    # By name, as exclusions: a weight whose N:M rule does not fit it (n-m-axis,
+    # n-m-remainder) has no plan, but its rule does match it.
+    n_m_rules = spec.n_m_map
+    matcher = RuleMatcher(tuple(rule.pattern for rule in n_m_rules))
+    matched = {index for weight in weights for index in matcher.matching(weight.name)}
+    for index, rule in enumerate(n_m_rules):
+        if index not in matched:
+            found.append(
+                _warning(
+                    "rule-matches-nothing",
+                    f"N:M pattern {rule.pattern!r} matches none of the {len(weights)} weights",
+                    f"n_m_map[{index}]",
+                    hint="check the names with `pruning-spec explain`",
+                )
+            )
+    found += _n_m_lints(spec, plans)
     groups = plan_groups(spec, plans)
     found += [lint for group in groups.values() for lint in _group_lints(spec, group)]
     if spec.pruning_scope == "GLOBAL" and plans and GLOBAL_GROUP not in groups:
@@ -184,9 +239,51 @@ def inventory_lints(
     return found
 
 
+def _n_m_lints(spec: NormalizedSpec, plans: Sequence[WeightPlan]) -> list[Diagnostic]:
+    """Settings that N:M weights ignore, when they are all there is, or always (blocks)."""
+    n_m = _n_m_plans(plans)
+    if not n_m:
+        return []
+    found = []
+    defaults = pruning_pb2.PruningSpec()
+    changed = [f for f in SCHEDULE_FIELDS if getattr(spec, f) != getattr(defaults, f)]
+    if changed and not scheduled_weights(spec, plans):
+        settings = ", ".join(f"{f}={getattr(spec, f):g}" for f in changed)
+        several = len(changed) > 1
+        count = f"each of the {len(n_m)} weights" if len(n_m) > 1 else "the one weight"
+        found.append(
+            _warning(
+                "no-effect",
+                f"{settings} {'set' if several else 'sets'} the sparsity schedule, but {count} "
+                "the spec prunes has an N:M pattern, which follows no schedule: "
+                f"{'they have' if several else 'it has'} no effect",
+                changed[0],
+                hint=f"remove {'them' if several else 'it'}: an N:M weight is at its "
+                "pattern's sparsity from its first mask update on",
+            )
+        )
+    block = (spec.block_height, spec.block_width)
+    if block != (1, 1):
+        names = ", ".join(repr(p.weight.name) for p in n_m[:3])
+        more = f" and {len(n_m) - 3} more" if len(n_m) > 3 else ""
+        found.append(
+            _warning(
+                "n-m-ignores-block",
+                f"{block[0]}x{block[1]} blocks (block_height x block_width) do not apply to "
+                f"N:M weights, which their pattern prunes value by value: {names}{more}",
+                "block_height" if block[0] != 1 else "block_width",
+                hint="an n_m_map rule wins over the global block shape; to prune only the "
+                "other weights in blocks, give them block_dims_map rules instead",
+            )
+        )
+    return found
+
+
 def _weight_lints(spec: NormalizedSpec, plan: WeightPlan, tolerance: float) -> list[Diagnostic]:
     weight = plan.weight
-    found = []
+    found: list[Diagnostic] = []
+    if plan.n_m is not None:  # no blocks, no schedule: what its pattern keeps is exact
+        return found
     dims = spec.configured_block_dims(weight.name)
     if dims != (1, 1) and plan.block == (1, 1):
         found.append(

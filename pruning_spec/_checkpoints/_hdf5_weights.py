@@ -2,6 +2,14 @@
 
 A Keras 3 file stores no architecture, so a weight is named by its layer chain and
 position (`dense_1/vars/0`); a legacy file lists its weights' names in attributes.
+
+Which weights `pks.prune` would have pruned (the candidates, assumed): in a legacy file
+the kernels by name; a Keras 3 file has no variable names, but Keras names each layer's
+group after the layer's class (`dense`, `conv2d_1`, `separable_conv2d`), so the kernel is
+found by its position: the first variable of a Dense, EinsumDense, Conv or ConvTranspose
+layer, the second (the pointwise kernel) of a SeparableConv. Other classes (RNN cells,
+custom layers, a layer inside a wrapper, whose group is named after the attribute that
+holds it) are not recognized: they are no candidates.
 Every object is reached through `_hdf5`, hard links only, within `MAX_HDF5_LINKS`
 links and `MAX_HDF5_DEPTH` nested groups.
 """
@@ -50,8 +58,9 @@ def read_hdf5(path: str) -> Checkpoint:
             if legacy is not None:
                 variables, datasets = _legacy_variables(legacy, h5py)
                 step = _legacy_step(file, h5py)
+                owners: frozenset[str] = frozenset()
             else:
-                variables, datasets = _keras3_variables(file, h5py)
+                variables, datasets, owners = _keras3_variables(file, h5py)
                 step = hdf5_step(file, h5py)
     except InputError:
         raise
@@ -66,9 +75,32 @@ def read_hdf5(path: str) -> Checkpoint:
         with h5py.File(path, "r") as file:
             return dataset_values(resolve(file, dataset, h5py), h5py)
 
-    # No layer classes here: a depthwise layer's `kernel` cannot be told apart by name.
-    kernels = frozenset(v.name for v in variables if not v.excluded and is_kernel_name(v.name))
+    if legacy is None:
+        kernels = frozenset(
+            v.name for v in variables if not v.excluded and len(v.shape) >= 2 and v.name in owners
+        )
+    else:
+        # No layer classes here: a depthwise layer's `kernel` cannot be told apart by name.
+        kernels = frozenset(v.name for v in variables if not v.excluded and is_kernel_name(v.name))
     return assemble(path, variables, step, read, pruned=kernels, assumed=True)
+
+
+# The class keys (Keras's snake_case class name, without a `_N` suffix) of the layers
+# whose kernels pks.prune prunes by default, and the kernel's position in `vars`.
+_KERAS3_KERNELS = {
+    **dict.fromkeys(
+        ("dense", "einsum_dense", "conv1d", "conv2d", "conv3d", "conv1d_transpose",
+         "conv2d_transpose", "conv3d_transpose"),
+        "0",
+    ),
+    "separable_conv1d": "1",
+    "separable_conv2d": "1",
+}  # fmt: skip
+
+
+def _is_kernel(owner: str, index: str) -> bool:
+    """Whether `vars/<index>` of the group `owner` (a layer's class key) is its kernel."""
+    return _KERAS3_KERNELS.get(re.sub(r"_\d+$", "", owner)) == index
 
 
 def _dataset_variable(name: str, dataset: H5Value) -> Variable:
@@ -76,15 +108,19 @@ def _dataset_variable(name: str, dataset: H5Value) -> Variable:
     return Variable(name, shape, dataset.dtype.kind == "f")
 
 
-def _keras3_variables(file: H5Value, h5py: H5Value) -> tuple[list[Variable], dict[str, str]]:
+def _keras3_variables(
+    file: H5Value, h5py: H5Value
+) -> tuple[list[Variable], dict[str, str], frozenset[str]]:
     """Keras 3 layout: an object is a group with a `vars` subgroup (its own variables,
     `0`, `1`, ..., and its `name` as an attribute); other groups (`layers`) hold objects.
+
+    Also the names of the variables that are kernels by their layer's class key.
     """
-    found: list[tuple[str, H5Value]] = []
+    found: list[tuple[str, H5Value, bool]] = []
     budget = [_limits.MAX_HDF5_LINKS]
     seen = {file["/"]}  # hard links may form cycles
 
-    def visit(group: H5Value, parts: list[str], depth: int) -> None:
+    def visit(group: H5Value, parts: list[str], depth: int, owner: str = "") -> None:
         if depth > _limits.MAX_HDF5_DEPTH:
             raise InputError(
                 f"HDF5 groups nest more than MAX_HDF5_DEPTH ({_limits.MAX_HDF5_DEPTH}) deep"
@@ -97,25 +133,28 @@ def _keras3_variables(file: H5Value, h5py: H5Value) -> tuple[list[Variable], dic
             seen.add(item)
             if key == "vars":
                 found.extend(
-                    ("/".join([*parts, "vars", index]), value)
+                    ("/".join([*parts, "vars", index]), value, _is_kernel(owner, index))
                     for index, value in members(item, h5py, budget)
                 )
             elif has(item, "vars"):
                 vars_group = child(item, "vars", h5py)
                 own = text(attribute(vars_group, "name", key)) or key
-                visit(item, [*parts, own], depth + 1)
+                visit(item, [*parts, own], depth + 1, key)
             else:
                 visit(item, parts, depth + 1)
 
     visit(file, [], 0)
-    names = unique(name for name, _ in found)
+    names = unique(name for name, _, _ in found)
     variables = []
     datasets = {}
-    for name, (_, dataset) in zip(names, found, strict=True):
+    kernels = set()
+    for name, (_, dataset, kernel) in zip(names, found, strict=True):
         if isinstance(dataset, h5py.Dataset):
             variables.append(_dataset_variable(name, dataset))
             datasets[name] = dataset.name
-    return variables, datasets
+            if kernel:
+                kernels.add(name)
+    return variables, datasets, frozenset(kernels)
 
 
 def hdf5_step(file: H5Value, h5py: H5Value) -> int | None:

@@ -349,3 +349,199 @@ def test_verify_skips_a_group_not_pruned_yet(
     status, out, err = _verify(capsys, GLOBAL)
     assert (status, out) == (0, ["no weight is pruned at step 5: nothing was checked"])
     assert "warning[nothing-checked]" in err
+
+
+# N:M weights (n_m_map): no schedule, a pattern.
+
+N_M = "n_m_map=[^dense1/:2/4,^logits/:2/4/KEEP_N/1]"
+
+
+def test_schedule_shows_each_n_m_rule_at_its_patterns_sparsity_from_the_first_update(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, _ = run(capsys, "schedule", CIFAR10, "--total-steps", "100001", "--hparams", N_M)
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["step", "sparsity", "^conv1/", "2:4", "^dense1/", "2:4", "^logits/"]
+    # The first update already prunes them to 1 - 2/4, while the curve starts at 0.
+    assert lines[1].split() == ["10,000", "0.000000", "0.000000", "0.500000", "0.500000"]
+    assert lines[-4].split() == ["100,000", "0.900000", "0.800000", "0.500000", "0.500000"]
+    assert lines[-3] == "9,001 mask updates in 100,001 steps"
+    assert lines[-2] == (
+        "2:4 ^dense1/: the weights matching '^dense1/' keep 2 of every 4 values along the "
+        "default axis (-2; 0 for a rank-1 weight): no schedule, sparsity 0 before the first "
+        "mask update (step 10,000) and 0.5 from it on (every update re-masks them)"
+    )
+    assert lines[-1].startswith("2:4 ^logits/: the weights matching '^logits/' keep 2 of every 4 ")
+    assert lines[-1].endswith(
+        "; a last partial group keeps at most its 2 largest (remainder KEEP_N), so a weight "
+        "whose axis 4 does not divide is less sparse"
+    )
+    args = ("schedule", CIFAR10, "--total-steps", "10011", "--hparams", N_M)
+    _, out, _ = run(capsys, *args, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["step", "sparsity", "^conv1/", "2:4 ^dense1/", "2:4 ^logits/"]
+    assert [row[:1] + row[3:] for row in rows[1:]] == [
+        ["10000", "0.5", "0.5"],
+        ["10010", "0.5", "0.5"],
+    ]
+    _, out, _ = run(capsys, *args, "--format", "json")
+    document = json.loads(out)
+    assert document["n_m"] == [
+        {"pattern": "^dense1/", "n": 2, "m": 4, "axis": None, "remainder": "REJECT",
+         "sparsity": 0.5},
+        {"pattern": "^logits/", "n": 2, "m": 4, "axis": 1, "remainder": "KEEP_N",
+         "sparsity": 0.5},
+    ]  # fmt: skip
+    assert [u["n_m_sparsities"] for u in document["updates"]] == [[0.5, 0.5]] * 2
+
+
+def test_schedule_without_n_m_rules_has_no_n_m_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "schedule", CIFAR10, "--total-steps", "10001", "--format", "json")
+    document = json.loads(out)
+    assert document["n_m"] == [] and document["updates"][0]["n_m_sparsities"] == []
+
+
+def test_explain_shows_each_n_m_weights_pattern_and_what_it_keeps(
+    capsys: pytest.CaptureFixture[str], inventory: str
+) -> None:
+    status, out, err = run(capsys, "explain", CIFAR10, "--weights", inventory, "--hparams", N_M)
+    assert status == 0
+    # Only the example's own lint (^conv1/ also matches the bias); none about N:M weights.
+    assert [line.split()[1] for line in err.splitlines()] == ["warning[weight-too-small]:"]
+    assert "conv1/bias" in err
+    lines = out.splitlines()
+    assert lines[0].split() == ["weight", "shape", "sparsity", "rule", "block", "rule", "n:m",
+                                "final", "kept", "block", "padding"]  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in lines[1:5]}
+    # 784 rows / 4 = 196 groups a column keep 2 each: 392 * 256 = 100,352 of 200,704.
+    assert rows["dense1/kernel"][1:] == ["784x256", "-", "-", "[0]", "2:4", "axis", "0",
+                                         "0.5000", "100,352/200,704", "-", "-"]  # fmt: skip
+    # 10 columns along axis 1: two groups keep 2 each, the last 2 values keep both (KEEP_N):
+    # 6 of 10 a row, 1,536 of 2,560.
+    assert rows["logits/kernel"][4:] == ["[1]", "2:4", "axis", "1", "KEEP_N", "0.4000",
+                                         "1,536/2,560", "-", "-"]  # fmt: skip
+    assert rows["conv1/kernel"][2:] == ["[0]", "^conv1/", "-", "-", "0.8000", "58/288",
+                                        "element-wise", "-"]  # fmt: skip
+    assert lines[5:] == [
+        "n:m: [rule] N:M axis A: the weight keeps N of every M consecutive values along axis A "
+        "from the first mask update on (no schedule)"
+    ]
+    _, out, _ = run(
+        capsys, "explain", CIFAR10, "--weights", inventory, "--hparams", N_M, "--format", "json"
+    )
+    plans = {p["name"]: p for p in json.loads(out)}
+    assert plans["dense1/kernel"]["n_m"] == {
+        "n": 2, "m": 4, "axis": 0, "remainder": "REJECT", "rule": 0
+    }  # fmt: skip
+    logits = plans["logits/kernel"]
+    assert logits["n_m"] == {"n": 2, "m": 4, "axis": 1, "remainder": "KEEP_N", "rule": 1}
+    assert (logits["units"], logits["kept_units"]) == (2_560, 1_536)
+    assert logits["final_sparsity"] == logits["achieved_sparsity"] == pytest.approx(0.4)
+    assert plans["conv1/kernel"]["n_m"] is None
+
+
+def test_explain_before_the_first_update_keeps_every_value_of_an_n_m_weight(
+    capsys: pytest.CaptureFixture[str], inventory: str
+) -> None:
+    _, out, _ = run(
+        capsys, "explain", CIFAR10, "--weights", inventory, "--hparams", N_M,
+        "--total-steps", "5000",
+    )  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:5]}
+    assert rows["dense1/kernel"][8:10] == ["0.0000", "200,704/200,704"]
+
+
+def test_explain_a_checkpoints_n_m_weight(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _checkpoint(monkeypatch, TRAINED)
+    status, out, _ = run(
+        capsys, "explain", CIFAR10, "--checkpoint", "ckpt", "--hparams", "n_m_map=[a:2/5]"
+    )
+    assert status == 0
+    rows = [line.split() for line in out.splitlines()[1:3]]
+    # a: 2 groups of 5 keep 2 each; b follows the schedule, 0.9 of 10 values.
+    assert rows == [
+        ["a", "10", "-", "-", "[0]", "2:5", "axis", "0", "0.6000", "4/10", "-", "-"],
+        ["b", "10", "-", "-", "-", "0.9000", "1/10", "element-wise", "-"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "hparams", "code", "path"),
+    [
+        ("dense1/kernel 6,4", "n_m_map=[dense1:2/4]", "n-m-remainder", "n_m_map[0].m"),
+        ("dense1/kernel 8,4", "n_m_map=[dense1:2/4/REJECT/2]", "n-m-axis", "n_m_map[0].axis"),
+    ],
+)
+def test_explain_locates_n_m_errors_at_the_weight_and_the_rule(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str, hparams: str, code: str,
+    path: str,
+) -> None:  # fmt: skip
+    weights = tmp_path / "weights.txt"
+    weights.write_text(f"conv1/kernel 3,3,1,32\n{line}\n")
+    status, out, err = run(
+        capsys, "explain", CIFAR10, "--weights", str(weights), "--hparams", hparams
+    )
+    assert status == 1
+    [error] = err.splitlines()
+    assert error.startswith(f"{weights}:2:1: error[{code}]: {path}: ")
+    assert "'dense1/kernel' of shape [" in error
+    assert [row.split()[0] for row in out.splitlines()[1:]] == ["conv1/kernel"]
+
+
+def test_verify_counts_the_groups_that_break_an_n_m_pattern(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Groups of 4 along the only axis: a keeps 2 and 3, b 2 and 1 (a natural zero), c's
+    # last 2 values form a partial group that KEEP_N lets keep both.
+    _checkpoint(
+        monkeypatch,
+        {
+            "a": [1.0, 2.0, 0.0, 0.0, 3.0, 0.0, 4.0, 5.0],
+            "b": [0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0],
+            "c": [1.0, 0.0, 0.0, 2.0, 3.0, 4.0],
+        },
+    )
+    hparams = "n_m_map=[a:2/4,b:2/4,c:2/4/KEEP_N]"
+    status, out, err = _verify(capsys, hparams)
+    assert (status, err) == (1, "")
+    assert out == [
+        "weight  expected    actual         problem",
+        "a       2:4 axis 0  1 of 2 groups  keep more than the pattern allows (2 of 4)",
+        "1 of 3 weights do not match the spec at step 100,000",
+    ]
+    status, out, _ = _verify(capsys, hparams.replace("a:2/4", "a:3/4"))
+    assert (status, out) == (
+        0,
+        ["3 weights match the spec at step 100,000, including all 6 groups of the 3 N:M weights"],
+    )
+    # Before the first mask update (step 10,000) nothing is pruned, N:M weights included.
+    _checkpoint(monkeypatch, {"a": [1.0] * 8}, step=5_000)
+    status, out, _ = _verify(capsys, "n_m_map=[a:2/4]")
+    assert (status, out) == (0, ["no weight is pruned at step 5,000: nothing was checked"])
+
+
+def test_verify_of_a_checkpoint_without_candidates_says_it_checked_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Keras file whose format says which weights are pruned (or kernels), and none is.
+    from pruning_spec import _checkpoints  # noqa: PLC0415
+
+    listed = _checkpoints.Checkpoint(
+        "ckpt",
+        [_checkpoints.WeightInfo("lstm/cell/vars/0", (4, 8))],
+        None,
+        {},
+        pruned=frozenset(),
+        assumed=True,
+    )
+    monkeypatch.setattr(_checkpoints, "read_checkpoint", lambda path: listed)
+    status, out, err = run(capsys, "verify", CIFAR10, "--checkpoint", "ckpt", "--final")
+    assert (status, out) == (
+        0,
+        "none of the checkpoint's 1 weights is pruned: nothing was checked\n",
+    )
+    assert "ckpt: warning[nothing-checked]: the checkpoint holds 1 weights, but none" in err
+    assert run(capsys, "verify", CIFAR10, "--checkpoint", "ckpt", "--final", "--strict")[0] == 1

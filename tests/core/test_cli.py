@@ -510,3 +510,65 @@ def test_a_plot_that_cannot_be_written_is_an_io_problem(
     status, _, err = run(capsys, "schedule", CIFAR10, "--total-steps", "10", "--plot", str(target))
     assert status == 2
     assert f"{target}: error[io-error]: cannot write the file" in err
+
+
+N_M_SPEC = """\
+end_pruning_step: 50
+n_m_map {
+  pattern: "^dense"
+  n: 2
+  m: 4
+}
+n_m_map {
+  pattern: "^conv"
+  n: 2
+  m: 4
+  axis: 5
+}
+"""
+
+
+def test_validate_locates_n_m_errors_at_the_weight_and_names_the_rule(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec, weights = tmp_path / "nm.txtpb", tmp_path / "weights.txt"
+    spec.write_text(N_M_SPEC)
+    weights.write_text("dense/kernel 8,8\ndense_2/kernel 6,8\nconv/kernel 3,3,4,8\n")
+    assert run(capsys, "validate", str(spec))[:2] == (0, "1 file checked: no problems.\n")
+    status, out, _ = run(capsys, "validate", str(spec), "--weights", str(weights))
+    assert status == 1
+    errors = [line for line in out.splitlines() if ": error[" in line]
+    assert errors == [
+        f"{weights}:2:1: error[n-m-remainder]: n_m_map[0].m: weight 'dense_2/kernel' of shape "
+        "[6, 8] has 6 values along axis 0, not a multiple of m = 4",
+        f"{weights}:3:1: error[n-m-axis]: n_m_map[1].axis: axis 5 is out of range for weight "
+        "'conv/kernel' of shape [3, 3, 4, 8]",
+    ]
+    assert out.splitlines()[-1] == "Found 2 errors and 0 warnings in 1 of 1 file."
+
+
+def test_validate_leaves_out_curve_lints_when_every_pruned_weight_is_n_m(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Updates stop at 50, before the curve's end at 100: that matters to scheduled weights only.
+    spec, weights = tmp_path / "nm.txtpb", tmp_path / "weights.txt"
+    spec.write_text(N_M_SPEC)
+    weights.write_text("dense/kernel 8,8\n")
+    status, out, _ = run(capsys, "validate", str(spec), "--total-steps", "1000")
+    assert status == 0 and "warning[updates-stop-early]" in out
+    assert "warning[target-not-reached]" in out
+    status, out, _ = run(
+        capsys, "validate", str(spec), "--total-steps", "1000", "--weights", str(weights)
+    )
+    # No curve lint; the only lint is about the rule no weight matches, located at the rule.
+    assert status == 0
+    assert out.splitlines()[0] == (
+        f"{spec}:7:1: warning[rule-matches-nothing]: n_m_map[1]: N:M pattern '^conv' matches "
+        "none of the 1 weights"
+    )
+    assert out.splitlines()[-1] == "Found 0 errors and 1 warning in 1 of 1 file."
+    weights.write_text("dense/kernel 8,8\nlogits/kernel 8,2\n")
+    _, out, _ = run(
+        capsys, "validate", str(spec), "--total-steps", "1000", "--weights", str(weights)
+    )
+    assert "warning[updates-stop-early]" in out and "warning[target-not-reached]" in out

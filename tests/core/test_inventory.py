@@ -233,3 +233,67 @@ def test_group_conflicts_are_errors_at_the_weights_line(
     assert (problem.code, problem.is_error, problem.span.line) == (code, True, 1)  # type: ignore[union-attr]
     assert claim in problem.message
     assert "enc/q" not in {p.weight.name for p in plans}
+
+
+# N:M weights.
+
+
+@pytest.mark.parametrize(
+    ("entry", "shape", "kept"),
+    [
+        # 11 rows along axis 0: two groups of 4 keep 2 each, then a partial group of 3.
+        ("w:2/4/DENSE", (11, 3), (2 + 2 + 3) * 3),  # the partial group keeps all 3
+        ("w:2/4/KEEP_N", (11, 3), (2 + 2 + 2) * 3),  # its 2 largest
+        ("w:1/4/KEEP_N", (11, 3), (1 + 1 + 1) * 3),
+        ("w:2/4/KEEP_N", (9, 3), (2 + 2 + 1) * 3),  # a partial group of 1 keeps it
+        ("w:2/4/DENSE", (8, 3), (2 + 2) * 3),  # no partial group: as REJECT
+        ("w:2/4", (3, 3, 8, 5), 3 * 3 * (2 + 2) * 5),  # along cin, the default axis -2
+    ],
+)
+def test_an_n_m_weight_keeps_its_patterns_count(
+    entry: str, shape: tuple[int, ...], kept: int
+) -> None:
+    spec = parse_hparams(f"target_sparsity=0.9,n_m_map=[{entry}]")
+    [plan], problems = plan_weights(spec, [Weight("w", shape)])
+    assert problems == []
+    size = Weight("w", shape).size
+    assert (plan.units, plan.kept_units, plan.block, plan.padding) == (size, kept, (1, 1), (0, 0))
+    assert plan.final_sparsity == plan.achieved_sparsity == 1 - kept / size
+    assert (plan.sparsity_rule, plan.block_rule, plan.group) == (None, None, None)
+    assert plan.n_m is not None and plan.n_m.kept_count(shape) == kept
+
+
+def test_an_n_m_weight_keeps_everything_before_its_first_update() -> None:
+    spec = parse_hparams("n_m_map=[w:2/4]")
+    [plan], _ = plan_weights(spec, [Weight("w", (8, 8))], total_steps=5)  # first update at 10
+    assert (plan.kept_units, plan.final_sparsity) == (64, 0.0)
+    [plan], _ = plan_weights(spec, [Weight("w", (8, 8))], total_steps=11)
+    assert (plan.kept_units, plan.final_sparsity) == (32, 0.5)
+
+
+def test_n_m_errors_are_at_the_weights_line_with_the_rules_field() -> None:
+    spec = parse_hparams("n_m_map=[^dense:2/4,^conv:2/4/REJECT/-5,^logits:1/2]")
+    weights, _ = parse_inventory(
+        "dense 6,4\nconv 3,3,4,8\nlogits 8,2\nlogits_2/kernel 8\n", "inv.txt"
+    )
+    plans, problems = plan_weights(spec, weights)
+    assert [(d.code, d.field_path, d.is_error, d.span.line) for d in problems] == [  # type: ignore[union-attr]
+        ("n-m-remainder", "n_m_map[0].m", True, 1),
+        ("n-m-axis", "n_m_map[1].axis", True, 2),
+    ]
+    assert [p.weight.name for p in plans] == ["logits", "logits_2/kernel"]
+
+
+def test_global_scope_groups_no_n_m_weight() -> None:
+    spec = parse_hparams("pruning_scope=GLOBAL,target_sparsity=0.8,n_m_map=[^enc/:2/4/DENSE]")
+    weights, _ = parse_inventory(GROUPED)
+    plans, problems = plan_weights(spec, weights)
+    assert problems == []
+    by_name = {p.weight.name: p for p in plans}
+    # 10 rows: two groups of 4 keep 2 each and the last 2 stay dense, 6 a column.
+    assert (by_name["enc/q"].group, by_name["enc/q"].kept_units) == (None, 60)
+    assert (by_name["enc/k"].group, by_name["enc/k"].kept_units) == (None, 10)
+    [group] = plan_groups(spec, plans).values()
+    assert group.name == "global"
+    assert [m.name for m in group.group.members] == ["dense/kernel", "logits/kernel", "emb/table"]
+    assert group.size == 64 + 16 + 50

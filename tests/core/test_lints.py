@@ -169,3 +169,96 @@ def test_a_small_group_member_is_not_too_small_by_itself() -> None:
     assert _inventory_lints("target_sparsity=0.7", "w 5\n") == [
         ("weight-too-small", "target_sparsity", 1)
     ]
+
+
+# N:M weights: no schedule, no blocks.
+
+
+def test_an_n_m_rule_matching_nothing() -> None:
+    lints = _inventory_lints("n_m_map=[^dense/:2/4,^dec/:2/4]", "dense/kernel 8,8\n")
+    assert lints == [("rule-matches-nothing", "n_m_map[1]", 0)]
+    [lint] = inventory_lints(
+        parse_hparams("n_m_map=[^dec/:2/4]"), *_planned("n_m_map=[^dec/:2/4]", "enc/q 8,8\n")
+    )
+    assert lint.message == "N:M pattern '^dec/' matches none of the 1 weights"
+
+
+def test_an_n_m_rule_that_does_not_fit_its_weight_still_matches_it() -> None:
+    # 6 rows are no multiple of 4: an n-m-remainder error (no plan), not a rule matching nothing.
+    spec = parse_hparams("n_m_map=[dense:2/4],target_sparsity=0.5")
+    weights, _ = parse_inventory("dense/kernel 6,8\nother 8\n", "inv.txt")
+    plans, [problem] = plan_weights(spec, weights)
+    assert (problem.code, problem.field_path) == ("n-m-remainder", "n_m_map[0].m")
+    assert inventory_lints(spec, weights, plans) == []
+
+
+def test_schedule_fields_that_no_weight_follows() -> None:
+    hparams = (
+        "target_sparsity=0.9,sparsity_function_end_step=1000,initial_sparsity=0.1,"
+        "n_m_map=[dense:2/4,conv:1/2/KEEP_N],exclude=[bias]"
+    )
+    inventory = "dense/kernel 8,8\nconv/kernel 3,3,3,8\nconv/bias 8\n"
+    [lint] = inventory_lints(parse_hparams(hparams), *_planned(hparams, inventory))
+    assert (lint.code, lint.field_path, lint.severity) == (
+        "no-effect", "initial_sparsity", Severity.WARNING
+    )  # fmt: skip
+    assert lint.message == (
+        "initial_sparsity=0.1, target_sparsity=0.9, sparsity_function_end_step=1000 set the "
+        "sparsity schedule, but each of the 2 weights the spec prunes has an N:M pattern, which "
+        "follows no schedule: they have no effect"
+    )
+    # One weight that follows the schedule is enough for the fields to matter.
+    assert _inventory_lints(hparams, inventory + "logits/kernel 10,10\n") == []
+    # At their defaults they say nothing, whatever the weights.
+    assert _inventory_lints("n_m_map=[dense:2/4]", "dense/kernel 8,8\n") == []
+    [lint] = inventory_lints(
+        parse_hparams("sparsity_function_exponent=1,n_m_map=[w:1/2]"),
+        *_planned("sparsity_function_exponent=1,n_m_map=[w:1/2]", "w 8\n"),
+    )
+    assert (lint.field_path, lint.hint) == (
+        "sparsity_function_exponent",
+        "remove it: an N:M weight is at its pattern's sparsity from its first mask update on",
+    )
+    assert "the one weight the spec prunes" in lint.message and "it has no effect" in lint.message
+
+
+def test_curve_lints_leave_out_a_model_whose_pruned_weights_are_all_n_m() -> None:
+    # The curve ends at step 100 and updates stop at 50: it never reaches target_sparsity,
+    # which prunes nothing when every pruned weight is N:M.
+    spec = parse_hparams("end_pruning_step=50,n_m_map=[dense:2/4]")
+    n_m_only, _ = plan_weights(spec, parse_inventory("dense/kernel 8,8\n")[0])
+    mixed, _ = plan_weights(spec, parse_inventory("dense/kernel 8,8\nlogits 8,2\n")[0])
+    stopped = ["updates-stop-early", "target-not-reached"]
+    assert [d.code for d in schedule_lints(spec, 1000)] == stopped
+    assert [d.code for d in schedule_lints(spec, 1000, mixed)] == stopped
+    assert schedule_lints(spec, 1000, n_m_only) == []
+    # When masks update still matters to N:M weights.
+    assert [d.code for d in schedule_lints(spec, 5, n_m_only)] == ["no-update"]
+
+
+def test_the_global_block_shape_does_not_apply_to_n_m_weights() -> None:
+    hparams = "block_height=2,block_width=2,n_m_map=[^nm/:2/4]"
+    inventory = "nm/dense 8,8\nnm/conv 3,3,4,8\nother/dense 8,8\nother/conv 3,3,4,8\n"
+    # Neither N:M weight gets block-not-rank2 or weight-too-small; the block shape is
+    # reported once, at block_height; other/conv is not rank 2 as before.
+    assert _inventory_lints(hparams, inventory) == [
+        ("n-m-ignores-block", "block_height", 0),
+        ("block-not-rank2", "block_height", 4),
+    ]
+    [lint, _] = inventory_lints(parse_hparams(hparams), *_planned(hparams, inventory))
+    assert lint.message == (
+        "2x2 blocks (block_height x block_width) do not apply to N:M weights, which their "
+        "pattern prunes value by value: 'nm/dense', 'nm/conv'"
+    )
+    assert _inventory_lints("block_width=4,n_m_map=[w:1/4]", "w 8,8\n") == [
+        ("n-m-ignores-block", "block_width", 0)
+    ]
+
+
+def test_an_n_m_weight_is_never_too_small_for_its_pattern() -> None:
+    # 5 values, 1:4 KEEP_N: a group of 4 keeps 1 and the last value its own, 2 of 5 (0.6,
+    # not 1 - 1/4): that is the pattern, not a missed target. Alone at 0.75, w would be.
+    assert _inventory_lints("n_m_map=[w:1/4/KEEP_N]", "w 5\n") == []
+    assert _inventory_lints("target_sparsity=0.75", "w 5\n") == [
+        ("weight-too-small", "target_sparsity", 1)
+    ]

@@ -356,3 +356,126 @@ def test_group_fields_are_validated_with_their_location(hparams: str, code: str)
         parse_hparams(hparams)
     (error,) = caught.value.errors
     assert error.code == code and error.span is not None
+
+
+# N:M rules (n_m_map): n kept of every m values along an axis.
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis"),
+    [
+        ((784, 256), 0),  # a Dense kernel [in, out]: -2 is in
+        ((3, 3, 16, 32), 2),  # a convolution kernel [h, w, cin, cout]: -2 is cin
+        ((64,), 0),  # rank 1: the only axis
+    ],
+)
+def test_n_m_for_defaults_to_the_reduction_axis(shape: tuple[int, ...], axis: int) -> None:
+    spec = parse_hparams("n_m_map=[w:2/4]")
+    assert spec.n_m_for("w", shape) == pruning_spec.NMPattern(2, 4, axis, "REJECT", 0)
+
+
+@pytest.mark.parametrize(
+    ("entry", "shape", "axis"),
+    [
+        ("w:2/4/REJECT/1", (6, 8), 1),
+        ("w:2/4/REJECT/-1", (3, 3, 6, 8), 3),
+        ("w:2/4/REJECT/-4", (8, 3, 3, 6), 0),
+        ("w:1/2/REJECT/0", (8, 3), 0),
+    ],
+)
+def test_n_m_for_takes_an_explicit_or_negative_axis(
+    entry: str, shape: tuple[int, ...], axis: int
+) -> None:
+    pattern = parse_hparams(f"n_m_map=[v:1/2,{entry}]").n_m_for("w", shape)
+    assert pattern is not None and (pattern.axis, pattern.rule) == (axis, 1)
+
+
+@pytest.mark.parametrize(
+    ("entry", "shape", "code", "path", "message"),
+    [
+        ("w:2/4/REJECT/2", (8, 8), "n-m-axis", "n_m_map[0].axis",
+         "axis 2 is out of range for weight 'w' of shape [8, 8]"),
+        ("w:2/4/REJECT/-3", (8, 8), "n-m-axis", "n_m_map[0].axis",
+         "axis -3 is out of range for weight 'w' of shape [8, 8]"),
+        ("w:2/4", (), "n-m-axis", "n_m_map[0]",
+         "weight 'w' is a scalar: it has no axis to group along"),
+        ("w:2/4", (6, 8), "n-m-remainder", "n_m_map[0].m",
+         "weight 'w' of shape [6, 8] has 6 values along axis 0, not a multiple of m = 4"),
+        ("w:2/4/REJECT/1", (8, 10), "n-m-remainder", "n_m_map[0].m",
+         "weight 'w' of shape [8, 10] has 10 values along axis 1, not a multiple of m = 4"),
+    ],
+)  # fmt: skip
+def test_an_n_m_rule_that_does_not_fit_the_weight_is_an_error_at_the_rule(
+    entry: str, shape: tuple[int, ...], code: str, path: str, message: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_hparams(f"n_m_map=[{entry}]").n_m_for("w", shape)
+    [error] = caught.value.diagnostics
+    assert (error.code, error.field_path, error.message) == (code, path, message)
+
+
+def test_a_remainder_other_than_reject_accepts_any_extent() -> None:
+    for remainder in ("DENSE", "KEEP_N"):
+        pattern = parse_hparams(f"n_m_map=[w:2/4/{remainder}]").n_m_for("w", (6, 8))
+        assert pattern is not None and pattern.remainder == remainder
+
+
+@pytest.mark.parametrize(
+    ("other", "claim"),
+    [
+        ("weight_sparsity_map=[dense:0.5]", "weight_sparsity_map[0] ('dense')"),
+        ("block_dims_map=[kernel:2x2]", "block_dims_map[0] ('kernel')"),
+        ("global_group=[^dense/:encoder]", "global_group[0] ('^dense/')"),
+        ("n_m_map=[^dense/:2/4,kernel:1/4]", "n_m_map[1] ('kernel')"),
+    ],
+)
+def test_an_n_m_weight_claimed_by_another_rule_is_ambiguous(other: str, claim: str) -> None:
+    hparams = other if other.startswith("n_m_map") else f"n_m_map=[^dense/:2/4],{other}"
+    spec = parse_hparams(hparams)
+    with pytest.raises(SpecError) as caught:
+        spec.n_m_for("dense/kernel", (8, 8))
+    [error] = caught.value.diagnostics
+    assert error.code == "ambiguous-rule"
+    assert "n_m_map[0] ('^dense/')" in error.message and claim in error.message
+    assert spec.n_m_for("other/bias", (8,)) is None  # no rule of either matches it
+
+
+def test_an_exclusion_wins_over_an_n_m_rule() -> None:
+    spec = parse_hparams("n_m_map=[dense:2/4],exclude=[^dense/kernel$]")
+    assert spec.n_m_rule_for("dense/kernel") is None
+    assert spec.n_m_for("dense/kernel", (6, 8)) is None  # no n-m-remainder either: not N:M
+    assert spec.keeps_dense("dense/kernel") and spec.sparsity_at(10_000, "dense/kernel") == 0.0
+    assert spec.n_m_for("dense/bias", (8,)) == pruning_spec.NMPattern(2, 4, 0, "REJECT", 0)
+
+
+def test_global_scope_leaves_n_m_weights_out_of_the_global_group() -> None:
+    spec = parse_hparams("pruning_scope=GLOBAL,target_sparsity=0.9,n_m_map=[^dense/:1/4]")
+    assert spec.group_for("dense/kernel") is None
+    assert spec.group_for("conv/kernel") == "global"
+    assert not spec.keeps_dense("dense/kernel")
+    # No schedule: 1 - 1/4 at any step, while the group follows the curve.
+    assert spec.target_sparsity_for("dense/kernel") == 0.75
+    assert spec.sparsity_at(0, "dense/kernel") == spec.sparsity_at(10**6, "dense/kernel") == 0.75
+    assert spec.group_sparsity_at(0, "global") == 0.0
+
+
+def test_an_n_m_rule_written_with_its_default_remainder_is_the_same_spec() -> None:
+    written = parse_hparams("n_m_map=[d:2/4/REJECT/1]")
+    left_out = pruning_spec.parse_spec_text('n_m_map { pattern: "d" n: 2 m: 4 axis: 1 }')
+    assert written == left_out and written.fingerprint == left_out.fingerprint
+    assert not written.n_m_map[0].HasField("remainder")
+    dense = parse_hparams("n_m_map=[d:2/4/DENSE/1]")
+    assert dense != written and dense.fingerprint != written.fingerprint
+
+
+def test_print_hparams_round_trips_an_axis_set_and_a_remainder_unset() -> None:
+    spec = pruning_spec.parse_spec_text('n_m_map { pattern: "d" n: 2 m: 4 axis: -1 }')
+    # The remainder comes before the axis: written at its default so the axis has its place.
+    assert spec.to_hparams(include_defaults=False) == "n_m_map=[d:2/4/REJECT/-1]"
+    for text in (spec.to_hparams(), spec.to_hparams(include_defaults=False)):
+        again = parse_hparams(text)
+        assert again == spec and again.fingerprint == spec.fingerprint
+        assert again.n_m_map[0].axis == -1 and not again.n_m_map[0].HasField("remainder")
+    without_axis = parse_hparams("n_m_map=[d:2/4]")
+    assert without_axis.to_hparams(include_defaults=False) == "n_m_map=[d:2/4]"
+    assert not without_axis.n_m_map[0].HasField("axis")

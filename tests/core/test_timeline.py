@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pruning_spec import parse_hparams
-from pruning_spec._timeline import compile_schedule, schedule_groups, update_steps
+from pruning_spec._timeline import compile_schedule, schedule_groups, schedule_n_m, update_steps
 
 
 @pytest.mark.parametrize(
@@ -85,3 +85,21 @@ def test_per_weight_scope_has_no_global_group() -> None:
     assert [g.name for g in schedule_groups(spec)] == ["encoder"]
     assert [g.name for g in schedule_groups(parse_hparams(""))] == []
     assert next(iter(compile_schedule(parse_hparams(""), 41))).group_sparsities == ()
+
+
+def test_n_m_rules_have_no_schedule_only_their_patterns_sparsity() -> None:
+    spec = parse_hparams(
+        "initial_sparsity=0.2,target_sparsity=0.9,sparsity_function_end_step=40,"
+        "n_m_map=[^dense/:2/4,conv:1/3/KEEP_N/0]"
+    )
+    assert [(r.pattern, r.n, r.m, r.axis, r.remainder) for r in schedule_n_m(spec)] == [
+        ("^dense/", 2, 4, None, "REJECT"),  # axis unset: the default, -2 (0 for rank 1)
+        ("conv", 1, 3, 0, "KEEP_N"),
+    ]
+    assert [r.label for r in schedule_n_m(spec)] == ["2:4 ^dense/", "1:3 conv"]
+    points = list(compile_schedule(spec, 41))
+    assert [p.step for p in points] == [10, 20, 30, 40]
+    # From the first update on, not following the curve (0.2 -> 0.9) at all.
+    assert [p.n_m_sparsities for p in points] == [(0.5, 1 - 1 / 3)] * 4
+    assert points[0].sparsity != 0.5
+    assert next(iter(compile_schedule(parse_hparams(""), 41))).n_m_sparsities == ()

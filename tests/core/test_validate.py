@@ -8,6 +8,7 @@ import pytest
 
 from pruning_spec import (
     BlockDimsRule,
+    NMSparsityRule,
     PruningSpec,
     Severity,
     SpecError,
@@ -15,6 +16,8 @@ from pruning_spec import (
     WeightSparsityRule,
     collect_diagnostics,
     load_spec,
+    parse_hparams,
+    parse_spec_text,
     validate,
 )
 from pruning_spec._spec import fill_defaults
@@ -354,3 +357,39 @@ def test_validation_skips_only_what_failed_to_parse(
         load_spec(path, overrides=overrides)
     found = sorted((d.code, d.field_path) for d in raised.value.diagnostics)
     assert found == sorted(expected)
+
+
+# N:M rules.
+
+
+@pytest.mark.parametrize("entry", ["d:4/4", "d:5/4"])
+def test_an_n_m_rule_must_keep_fewer_than_m(entry: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_hparams(f"n_m_map=[{entry}]")
+    [error] = caught.value.errors
+    assert (error.code, error.field_path) == ("n-not-below-m", "n_m_map[0].m")
+    # The caret is at m: 'n_m_map=[d:' is 11 characters, then 'N/'.
+    assert error.span is not None and error.span.offset == 13
+    assert error.hint == (
+        "an N:M rule keeps n of every m consecutive weights, so n must be less than m"
+    )
+    parse_hparams("n_m_map=[d:3/4]")  # n < m: valid
+
+
+def test_an_n_m_rule_in_text_format_is_checked_where_it_is_written() -> None:
+    spec = PruningSpec(
+        n_m_map=[
+            NMSparsityRule(pattern="a", n=2, m=4),
+            NMSparsityRule(pattern="b", n=8, m=8, axis=1),
+            NMSparsityRule(pattern="c", n=0, m=65),
+        ]
+    )
+    assert _codes(spec) == [
+        ("n-not-below-m", "n_m_map[1].m"),
+        ("out-of-range", "n_m_map[2].n"),
+        ("out-of-range", "n_m_map[2].m"),
+    ]
+    with pytest.raises(SpecError) as caught:
+        parse_spec_text('n_m_map {\n  pattern: "d"\n  n: 4\n  m: 2\n}\n', "nm.txtpb")
+    [error] = caught.value.errors
+    assert (error.code, error.span.line, error.span.column) == ("n-not-below-m", 4, 3)  # type: ignore[union-attr]

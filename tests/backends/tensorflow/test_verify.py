@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -235,3 +236,172 @@ def test_keras_files_are_read_with_pks_prunes_default_choice(tmp_path: Path) -> 
         "separable/pointwise_kernel",
     ], done.stdout + done.stderr
     assert "note: checking its Keras kernels" in done.stderr
+
+
+# N:M weights: every group of the pattern, in each checkpoint format (issue 17).
+
+N_M_SPEC = """\
+begin_pruning_step: 0
+pruning_frequency: 5
+n_m_map { pattern: "good" n: 2 m: 4 }
+n_m_map { pattern: "bad" n: 2 m: 4 }
+"""
+# The same for `good`, with `bad` left dense: nothing to break.
+N_M_GOOD_ONLY = """\
+begin_pruning_step: 0
+pruning_frequency: 5
+n_m_map { pattern: "good" n: 2 m: 4 }
+exclude { pattern: "bad" }
+"""
+
+
+TWO_OF_FOUR = np.zeros((8, 4), dtype=bool)
+TWO_OF_FOUR[[0, 1, 5, 6], :] = True  # 2 of each group of 4 rows, in every column
+
+
+def _two_of_four() -> tuple[np.ndarray, np.ndarray]:
+    """8x4 kernels, grouped along axis 0 (rows 0-3, 4-7 of each column): 8 groups.
+
+    `good` keeps rows 0, 1 and 5, 6 of every column (TWO_OF_FOUR), 2 of 4, and has one
+    natural zero more (row 5 of column 3): sparser than 2:4 in one group, which is no
+    offence. `bad` keeps row 2 too in columns 0 to 2: 3 of 4 in 3 of the 8 groups.
+    """
+    values = np.random.RandomState(0).uniform(0.5, 1.5, (8, 4)).astype("f")
+    good = values * TWO_OF_FOUR
+    good[5, 3] = 0.0
+    bad = good.copy()
+    bad[2, :3] = 1.0
+    return good, bad
+
+
+def _n_m_keras_model() -> keras.Model:
+    good, bad = _two_of_four()
+    inputs = keras.Input((8,))
+    layers = [keras.layers.Dense(4, name=name) for name in ("good", "bad")]
+    model = keras.Model(inputs, keras.layers.Concatenate()([layer(inputs) for layer in layers]))
+    for layer, kernel in zip(layers, (good, bad), strict=True):
+        layer.set_weights([kernel, np.ones(4, "f")])
+    return model
+
+
+def _n_m_keras_file(directory: Path) -> str:
+    path = directory / "nm.keras"
+    _n_m_keras_model().save(path)
+    return str(path)
+
+
+def _n_m_weights_h5(directory: Path) -> str:
+    path = directory / "nm.weights.h5"
+    _n_m_keras_model().save_weights(path)
+    return str(path)
+
+
+def _n_m_object_checkpoint(directory: Path) -> str:
+    good, bad = _two_of_four()
+    checkpoint = tf.train.Checkpoint(
+        good=tf.Variable(good, name="good/kernel"),
+        bad=tf.Variable(bad, name="bad/kernel"),
+        step=tf.Variable(20, dtype=tf.int64),
+    )
+    return str(checkpoint.write(str(directory / "nm")))
+
+
+@pytest.mark.parametrize(
+    ("write", "names", "when"),
+    [
+        (_n_m_keras_file, ("good/kernel", "bad/kernel"), ["--final"]),
+        (_n_m_weights_h5, ("good/vars/0", "bad/vars/0"), ["--final"]),
+        (_n_m_object_checkpoint, ("good/kernel", "bad/kernel"), []),
+    ],
+    ids=["keras", "weights_h5", "tf2_object"],
+)
+def test_verify_checks_every_group_of_an_n_m_weight(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    write: Callable[[Path], str],
+    names: tuple[str, str],
+    when: list[str],
+) -> None:
+    path = write(tmp_path)
+    (tmp_path / "nm.txtpb").write_text(N_M_SPEC)
+    (tmp_path / "good.txtpb").write_text(N_M_GOOD_ONLY)
+    at = "the end of the run" if when else "step 20"
+    status = main(["verify", str(tmp_path / "nm.txtpb"), "--checkpoint", path, *when])
+    out = capsys.readouterr().out.splitlines()
+    assert status == 1, out
+    assert [line.split("  ")[0] for line in out] == ["weight", names[1], out[-1]]
+    assert [cell.strip() for cell in out[1].split("  ") if cell.strip()] == [
+        names[1],
+        "2:4 axis 0",
+        "3 of 8 groups",
+        "keep more than the pattern allows (2 of 4)",
+    ]
+    assert out[-1] == f"1 of 2 weights do not match the spec at {at}"
+    # good keeps 15 of 32 values (a natural zero more than 2:4's 16): that passes.
+    status = main(["verify", str(tmp_path / "good.txtpb"), "--checkpoint", path, *when])
+    out = capsys.readouterr().out.splitlines()
+    assert (status, out) == (
+        0,
+        [f"2 weights match the spec at {at}, including all 8 groups of the N:M weight"],
+    )
+
+
+def test_verify_reads_an_n_m_weights_r1_15_mask_not_its_values(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, bad = _two_of_four()
+    dense = np.random.RandomState(1).uniform(0.5, 1.5, (8, 4)).astype("f")  # no zero at all
+    too_sparse = TWO_OF_FOUR.copy()
+    too_sparse[4:8, 3] = False  # the second group of column 3 keeps none: 14 of 32 kept
+    with tf.Graph().as_default():
+        global_step = v1.train.get_or_create_global_step()
+        for scope, mask in (("good", TWO_OF_FOUR), ("bad", bad != 0), ("sparse", too_sparse)):
+            with v1.variable_scope(scope):
+                v1.get_variable("weights", initializer=dense)
+                v1.get_variable("mask", initializer=mask.astype("f"))
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            session.run(v1.assign(global_step, 20))
+            prefix = v1.train.Saver().save(session, str(tmp_path / "model.ckpt"), global_step)
+    spec = tmp_path / "nm.txtpb"
+    spec.write_text(N_M_SPEC.replace('"bad"', '"bad|sparse"'))
+    status = main(["verify", str(spec), "--checkpoint", str(prefix)])
+    out = capsys.readouterr().out
+    assert status == 1
+    # Values without a zero: each mask decides. good's keeps exactly 2:4, 16 of 32.
+    assert out.splitlines() == [
+        "weight          expected    actual         problem",
+        "bad/weights     2:4 axis 0  3 of 8 groups"
+        "              keep more than the pattern allows (2 of 4)",
+        "sparse/weights      0.5000         0.5625"
+        "  its mask keeps fewer than 2:4 axis 0 by more than 0.01",
+        "2 of 3 weights do not match the spec at step 20",
+    ]
+    assert main(["verify", str(spec), "--checkpoint", str(prefix), "--tolerance", "0.1"]) == 1
+    assert "sparse/weights" not in capsys.readouterr().out
+
+
+def test_a_weights_h5_files_kernels_are_found_by_their_layers_class(tmp_path: Path) -> None:
+    # Keras 3 names no variable in a .weights.h5 file, but names each layer's group after
+    # its class: dense, dense_1, conv2d, separable_conv2d, depthwise_conv2d, embedding.
+    inputs = keras.Input((6,), dtype="int32")
+    hidden = keras.layers.Embedding(10, 8, name="emb")(inputs)
+    hidden = keras.layers.Reshape((6, 8, 1))(hidden)
+    hidden = keras.layers.DepthwiseConv2D(3, name="depthwise")(hidden)
+    hidden = keras.layers.SeparableConv2D(4, 3, name="separable")(hidden)
+    hidden = keras.layers.Conv2D(4, 1, name="conv")(hidden)
+    hidden = keras.layers.Dense(3, name="first")(keras.layers.Flatten()(hidden))
+    keras.Model(inputs, keras.layers.Dense(2, name="second")(hidden)).save_weights(
+        tmp_path / "model.weights.h5"
+    )
+    checkpoint = read_checkpoint(str(tmp_path / "model.weights.h5"))
+    assert checkpoint.assumed
+    # Dense and Conv: their first variable; SeparableConv: the pointwise kernel, its second.
+    # Not the embedding, the depthwise kernels, biases.
+    assert [w.name for w in checkpoint.candidates] == [
+        "conv/vars/0",
+        "first/vars/0",
+        "second/vars/0",
+        "separable/vars/1",
+    ]
+    assert {w.name: w.shape for w in checkpoint.candidates}["separable/vars/1"] == (1, 1, 1, 4)
