@@ -222,3 +222,16 @@ def test_keras_refuses_an_n_m_rule_that_does_not_fit_before_training() -> None:
         SpecError, match=r"n-m-remainder.*'output/kernel'.*8 values along axis 0.*m = 3"
     ):
         pks.prune(_model(0), "n_m_map=[output:1/3]")
+
+
+def test_prune_now_applies_the_n_m_pattern_at_once_as_asp_one_shot_does() -> None:
+    model = _model(3)
+    kernel = model.get_layer("hidden").kernel.numpy()
+    pruned = pks.prune(model, "n_m_map=[hidden:2/4],exclude=[output]")
+    sparsity = pks.prune_now(pruned)
+    assert sparsity == {"hidden/kernel": 0.5}
+    (layer,) = pks.pruned_layers(pruned)
+    (weight,) = layer.pruned_weights
+    want = keep_mask(kernel, 2, 4, 0, "REJECT")
+    np.testing.assert_array_equal(weight.mask.numpy(), want.astype(np.float32))
+    np.testing.assert_array_equal(weight.weight.numpy(), np.where(want, kernel, 0))
