@@ -83,6 +83,8 @@ def _default(field: _schema.Field) -> str:
         return "empty"
     if _schema.rules_of(field).required:
         return "required"
+    if not field.has_default_value and field.containing_type is not _schema.SPEC:
+        return "unset"  # a rule's optional value: its description says what unset means
     return f"`{format_scalar(field, field.default_value, Syntax.HPARAMS)}`"
 
 

@@ -38,13 +38,14 @@ def _warning(code: str, message: str, path: str = "", hint: str = "") -> Diagnos
     return Diagnostic(code, message, path, Severity.WARNING, hint=hint)
 
 
-# The fields of the sparsity curve: they decide nothing for an N:M weight.
+# The fields of the sparsity curve and its threshold: they decide nothing for an N:M weight.
 SCHEDULE_FIELDS = (
     "initial_sparsity",
     "target_sparsity",
     "sparsity_function_begin_step",
     "sparsity_function_end_step",
     "sparsity_function_exponent",
+    "threshold_decay",
 )
 
 # The schedule lints about where the curve gets to, not when masks update.
@@ -254,7 +255,7 @@ def _n_m_lints(spec: NormalizedSpec, plans: Sequence[WeightPlan]) -> list[Diagno
         found.append(
             _warning(
                 "no-effect",
-                f"{settings} {'set' if several else 'sets'} the sparsity schedule, but {count} "
+                f"{settings} {'shape' if several else 'shapes'} the sparsity schedule, but {count} "
                 "the spec prunes has an N:M pattern, which follows no schedule: "
                 f"{'they have' if several else 'it has'} no effect",
                 changed[0],

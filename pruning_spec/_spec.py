@@ -361,19 +361,24 @@ class NormalizedSpec:
                 self._ambiguous(weight_name, "n_m_map", index, f"{other}[{claimed}] ({pattern!r})")
         return _copy(self._proto.n_m_map[index])
 
-    def n_m_for(self, weight_name: str, shape: Sequence[int]) -> NMPattern | None:
+    def n_m_for(self, weight_name: str, shape: Sequence[int | None]) -> NMPattern | None:
         """The N:M pattern of a weight of this shape, its axis resolved; None: not N:M.
 
         Raises `SpecError` when the rule does not fit the shape: an axis out of range
         (`n-m-axis`), a scalar (`n-m-axis`), or an axis extent m does not divide under
-        the remainder REJECT (`n-m-remainder`), each located at the rule.
+        the remainder REJECT (`n-m-remainder`), each located at the rule; `ValueError`
+        for a shape with an unknown dimension (None).
         """
         rule = self.n_m_rule_for(weight_name)
         if rule is None:
             return None
         index = self.rule_index("n_m_map", weight_name)
         path = f"n_m_map[{index}]"
-        dims = [int(d) for d in shape]
+        dims = [int(d) for d in shape if d is not None]
+        if len(dims) < len(shape):
+            raise ValueError(
+                f"N:M needs the whole shape of weight {weight_name!r}, not {list(shape)}"
+            )
         default_axis = -2 if len(dims) >= 2 else 0
         axis = rule.axis if rule.HasField("axis") else default_axis
         if not -len(dims) <= axis < len(dims):

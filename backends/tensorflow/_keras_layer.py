@@ -19,7 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from pruning_spec import NormalizedSpec, SpecError
+from pruning_spec import Diagnostic, NormalizedSpec, SpecError
 from pruning_spec._checkpoints._weights import depthwise_kernels, is_kernel_name
 from pruning_spec._inventory import Weight, plan_weights
 from pruning_spec._lints import inventory_lints
@@ -126,6 +126,7 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
             check_not_empty(
                 weight_name(self.layer, key, self.scope), variables[key].shape, _LEAVE_OUT
             )
+            check_n_m(self.spec, self.layer, key, variables[key], self.scope)
         for key in self._pruned_keys:
             variable = variables[key]
             slot = _slot(key)
@@ -251,15 +252,75 @@ def chosen_keys(
     A weight the spec keeps dense (a rule of sparsity 0) would keep a mask of ones
     forever, so it gets none.
     """
-    # Keras 3 names a DepthwiseConv2D's kernel `kernel`: the layer class decides.
-    skipped = {id(k) for k in depthwise_kernels(layer)} if select is is_kernel else set()
     return [
         key
-        for key, variable in _relative_variables(layer)
-        if select(variable)
-        and id(variable) not in skipped
-        and not spec.keeps_dense(weight_name(layer, key, scope))
+        for key, _ in _selected_variables(layer, select)
+        if not spec.keeps_dense(weight_name(layer, key, scope))
     ]
+
+
+def _selected_variables(layer: Any, select: VariableFilter) -> Iterator[tuple[str, Any]]:
+    """(key, variable) of each weight of a layer that `select` chooses."""
+    # Keras 3 names a DepthwiseConv2D's kernel `kernel`: the layer class decides.
+    skipped = {id(k) for k in depthwise_kernels(layer)} if select is is_kernel else set()
+    for key, variable in _relative_variables(layer):
+        if select(variable) and id(variable) not in skipped:
+            yield key, variable
+
+
+# Layers whose kernel's axis -2 (an N:M rule's default) is not the axis it reduces over.
+_OTHER_REDUCTION_AXIS = {
+    "EinsumDense": "its equation decides which axes it reduces over (in attention, axis -2 "
+    "runs across the heads)",
+    "Conv1DTranspose": "a transposed convolution's kernel is [..., filters, channels in]: "
+    "it reduces over its last axis (axis: -1)",
+    "Conv2DTranspose": "a transposed convolution's kernel is [..., filters, channels in]: "
+    "it reduces over its last axis (axis: -1)",
+    "Conv3DTranspose": "a transposed convolution's kernel is [..., filters, channels in]: "
+    "it reduces over its last axis (axis: -1)",
+    "DepthwiseConv1D": "a depthwise kernel reduces over its spatial axes only, each channel "
+    "on its own",
+    "DepthwiseConv2D": "a depthwise kernel reduces over its spatial axes only, each channel "
+    "on its own",
+}
+
+
+def check_n_m(spec: NormalizedSpec, layer: Any, key: str, variable: Any, scope: str = "") -> None:
+    """Raises `SpecError` unless the spec's N:M rule for this weight (if any) fits it.
+
+    Besides the shape (`NormalizedSpec.n_m_for`), the layer: a rule that leaves its axis
+    to the default (-2, the reduction axis of Dense and convolution kernels) is refused
+    on a kernel whose reduction axis is another, rather than grouping the wrong values.
+    """
+    name = weight_name(layer, key, scope)
+    rule = spec.n_m_rule_for(name)
+    if rule is None:
+        return
+    owner = _owner(layer, variable)
+    reason = _OTHER_REDUCTION_AXIS.get(type(owner).__name__)
+    if reason is not None and not rule.HasField("axis"):
+        index = spec.rule_index("n_m_map", name)
+        raise SpecError(
+            [
+                Diagnostic(
+                    "n-m-axis",
+                    f"weight {name!r} of {type(owner).__name__} {owner.name!r} is grouped "
+                    f"along axis -2 by default, but {reason}",
+                    f"n_m_map[{index}]",
+                    hint="give this rule the axis to group along",
+                )
+            ]
+        )
+    spec.n_m_for(name, tuple(int(d) for d in variable.shape))
+
+
+def _owner(layer: Any, variable: Any) -> Any:
+    """The innermost layer of `layer` (itself included) that owns `variable`."""
+    owner = layer
+    for sub in layer._flatten_layers(include_self=True):
+        if any(own is variable for own in sub._trainable_variables + sub._non_trainable_variables):
+            owner = sub
+    return owner
 
 
 def weight_name(layer: Any, key: str, scope: str = "") -> str:
@@ -294,6 +355,7 @@ def prune(model: Any, spec: SpecInput, *, select: VariableFilter | None = None) 
     normalized = coerce_spec(_required(spec, "prune()"))
     choose = select or is_kernel
     if isinstance(model, PrunedLayer):
+        _check_new_spec(model, normalized)
         model.spec = normalized
         return model
     if not isinstance(model, keras.Model):
@@ -302,6 +364,8 @@ def prune(model: Any, spec: SpecInput, *, select: VariableFilter | None = None) 
         return PrunedLayer(model, normalized, select=choose)
     already = pruned_layers(model)
     if already:
+        for layer in already:
+            _check_new_spec(layer, normalized)
         for layer in already:
             layer.spec = normalized
         return model
@@ -332,13 +396,21 @@ def _wrap(model: Any, spec: NormalizedSpec, select: VariableFilter, scope: str =
     return keras.models.clone_model(model, clone_function=wrap)
 
 
+def _check_new_spec(layer: PrunedLayer, spec: NormalizedSpec) -> None:
+    """Raises `SpecError` when a new spec's N:M rules do not fit a pruned layer's weights."""
+    if not layer.built:
+        return  # build() checks
+    variables = dict(_relative_variables(layer.layer))
+    for key in layer._pruned_keys or []:
+        check_n_m(spec, layer.layer, key, variables[key], layer.scope)
+
+
 def _check_choice(model: Any, spec: NormalizedSpec, select: VariableFilter) -> None:
     layers = list(_leaf_layers(model))
     inventory = [
         Weight(weight_name(layer, key, scope), tuple(int(d) for d in variable.shape))
         for scope, layer in layers
-        for key, variable in _relative_variables(layer)
-        if select(variable)
+        for key, variable in _selected_variables(layer, select)
     ]
     twice = sorted(name for name, count in Counter(w.name for w in inventory).items() if count > 1)
     if twice:
@@ -348,6 +420,9 @@ def _check_choice(model: Any, spec: NormalizedSpec, select: VariableFilter) -> N
         )
     for weight in inventory:  # before planning, which only warns of an empty weight
         check_not_empty(weight.name, weight.shape, _LEAVE_OUT)
+    for scope, layer in layers:
+        for key, variable in _selected_variables(layer, select):
+            check_n_m(spec, layer, key, variable, scope)
     plans, problems = plan_weights(spec, inventory)
     if problems:
         raise SpecError(problems)

@@ -59,7 +59,12 @@ class MaskUpdater:
         self.last_update_steps = tuple(last_update_steps)
 
     def sparsity(self, step: Any, name: str | None = None) -> tf.Tensor:
-        """The scheduled sparsity at `step`, globally or for the weight called `name`."""
+        """The scheduled sparsity at `step`, globally or for the weight called `name`.
+
+        An N:M weight has no schedule: its sparsity is 1 - n/m at every step.
+        """
+        if name is not None and self.spec.n_m_rule_for(name) is not None:
+            return tf.constant(self.spec.sparsity_at(0, name), tf.float32)
         return _masking.scheduled_sparsity(
             self.spec, _as_step(step), self.spec.target_sparsity_for(name)
         )

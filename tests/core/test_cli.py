@@ -218,7 +218,11 @@ def test_docs_committed_copy_is_current(capsys: pytest.CaptureFixture[str]) -> N
 def test_docs_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "reference.md"
     assert run(capsys, "docs", "--output", str(target))[0] == 0
-    assert "| `target_sparsity` | double | `0.5` | in [0, 1); finite |" in target.read_text()
+    text = target.read_text()
+    assert "| `target_sparsity` | double | `0.5` | in [0, 1); finite |" in text
+    # A rule's optional value with no declared default is unset, not its type's zero.
+    assert "| `axis` | int32 | unset | in [-64, 63] |" in text
+    assert "| `remainder` | enum: `REJECT`, `DENSE`, `KEEP_N` | `REJECT` |" in text
 
 
 def test_usage_errors_exit_two(capsys: pytest.CaptureFixture[str]) -> None:

@@ -203,7 +203,7 @@ def test_schedule_fields_that_no_weight_follows() -> None:
         "no-effect", "initial_sparsity", Severity.WARNING
     )  # fmt: skip
     assert lint.message == (
-        "initial_sparsity=0.1, target_sparsity=0.9, sparsity_function_end_step=1000 set the "
+        "initial_sparsity=0.1, target_sparsity=0.9, sparsity_function_end_step=1000 shape the "
         "sparsity schedule, but each of the 2 weights the spec prunes has an N:M pattern, which "
         "follows no schedule: they have no effect"
     )
@@ -220,6 +220,12 @@ def test_schedule_fields_that_no_weight_follows() -> None:
         "remove it: an N:M weight is at its pattern's sparsity from its first mask update on",
     )
     assert "the one weight the spec prunes" in lint.message and "it has no effect" in lint.message
+    # Nor does a threshold's decay: an N:M mask has no threshold.
+    [lint] = inventory_lints(
+        parse_hparams("threshold_decay=0.5,n_m_map=[w:1/2]"),
+        *_planned("threshold_decay=0.5,n_m_map=[w:1/2]", "w 8\n"),
+    )
+    assert (lint.code, lint.field_path) == ("no-effect", "threshold_decay")
 
 
 def test_curve_lints_leave_out_a_model_whose_pruned_weights_are_all_n_m() -> None:

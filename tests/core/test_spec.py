@@ -479,3 +479,10 @@ def test_print_hparams_round_trips_an_axis_set_and_a_remainder_unset() -> None:
     without_axis = parse_hparams("n_m_map=[d:2/4]")
     assert without_axis.to_hparams(include_defaults=False) == "n_m_map=[d:2/4]"
     assert not without_axis.n_m_map[0].HasField("axis")
+
+
+def test_n_m_for_needs_the_whole_shape() -> None:
+    spec = parse_hparams("n_m_map=[w:2/4]")
+    with pytest.raises(ValueError, match=r"whole shape of weight 'w', not \[None, 4\]"):
+        spec.n_m_for("w", [None, 4])
+    assert spec.n_m_for("other", [None, 4]) is None

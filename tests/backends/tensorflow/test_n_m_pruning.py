@@ -171,6 +171,19 @@ def test_n_m_weights_reach_their_pattern_sparsity_exactly(
     assert final["first"][0].mean() == 0.5
 
 
+def test_an_n_m_weights_sparsity_is_its_patterns_at_every_step() -> None:
+    pruner = Pruner(SPEC, [])
+    pruner.register(tf.Variable(weight_values()["first"]), "first")
+    pruner.register(tf.Variable(weight_values()["second"]), "second")
+    assert [float(pruner.sparsity(step, "first")) for step in (0, 10, 50)] == [0.5] * 3
+    assert (
+        0
+        < float(pruner.sparsity(10, "second"))
+        < float(pruner.sparsity(20, "second"))
+        == (pytest.approx(0.8))
+    )
+
+
 def test_a_rule_that_does_not_fit_the_weight_fails_at_registration() -> None:
     pruner = Pruner("n_m_map=[odd:2/4]", [])
     with pytest.raises(SpecError, match=r"n-m-remainder.*'odd'.*10 values along axis 0"):
@@ -235,3 +248,44 @@ def test_prune_now_applies_the_n_m_pattern_at_once_as_asp_one_shot_does() -> Non
     want = keep_mask(kernel, 2, 4, 0, "REJECT")
     np.testing.assert_array_equal(weight.mask.numpy(), want.astype(np.float32))
     np.testing.assert_array_equal(weight.weight.numpy(), np.where(want, kernel, 0))
+
+
+def test_a_default_axis_is_refused_where_it_is_not_the_reduction_axis() -> None:
+    tokens = keras.Input((5, 64))
+    attention = keras.layers.MultiHeadAttention(num_heads=4, key_dim=16, name="attention")
+    model = keras.Model(tokens, attention(tokens, tokens))
+    # The query kernel is [64, 4, 16]: axis -2 would group across the 4 heads.
+    with pytest.raises(SpecError, match=r"n-m-axis.*'attention/query/kernel' of EinsumDense"):
+        pks.prune(model, "n_m_map=[attention/query/kernel:2/4]")
+    pruned = pks.prune(model, "n_m_map=[attention/query/kernel:2/4/REJECT/0]")
+    (layer,) = pks.pruned_layers(pruned)
+    assert [p.name for p in layer.pruned_weights] == [
+        f"attention/{key}/kernel" for key in ("query", "key", "value", "attention_output")
+    ]
+    image = keras.Input((4, 4, 8))
+    upsample = keras.layers.Conv2DTranspose(12, 3, name="up")
+    transposed = keras.Model(image, upsample(image))
+    with pytest.raises(SpecError, match=r"n-m-axis.*Conv2DTranspose.*axis: -1"):
+        pks.prune(transposed, "n_m_map=[up:2/4]")
+    assert pks.prune(transposed, "n_m_map=[up:2/4/REJECT/-1]") is not transposed
+
+
+def test_a_depthwise_kernel_left_dense_is_not_held_to_an_n_m_rule() -> None:
+    image = keras.Input((6, 6, 6))
+    depthwise = keras.layers.DepthwiseConv2D(3, name="dw")(image)
+    model = keras.Model(image, keras.layers.Conv2D(8, 1, name="pw")(depthwise))
+    # Along axis 3, pw/kernel [1, 1, 6, 8] fits 2:4 and dw/kernel [3, 3, 6, 1] would not.
+    pruned = pks.prune(model, "n_m_map=[kernel:2/4/REJECT/3]")
+    assert [p.name for layer in pks.pruned_layers(pruned) for p in layer.pruned_weights] == [
+        "pw/kernel"
+    ]
+
+
+def test_a_wrapped_layer_and_a_new_spec_are_checked_before_training() -> None:
+    wrapped = pks.prune(keras.layers.Dense(6, name="dense"), "n_m_map=[dense:2/4]")
+    with pytest.raises(SpecError, match=r"n-m-remainder.*'dense/kernel'.*10 values"):
+        wrapped.build((None, 10))
+    pruned = pks.prune(_model(4), "n_m_map=[hidden:2/4]")
+    with pytest.raises(SpecError, match=r"n-m-remainder.*'output/kernel'.*8 values.*m = 3"):
+        pks.prune(pruned, "n_m_map=[hidden:2/4,output:1/3]")
+    assert pks.pruned_layers(pruned)[0].spec.n_m_map[0].m == 4  # the old spec stays
