@@ -229,10 +229,7 @@ def plan_weights(
             final = spec.group_sparsity_at(final_step, group)
         else:
             final = spec.sparsity_at(final_step, weight.name)
-        plan = _plan(spec, weight, sparsity_rule, block_rule, final)
-        # A member is element-wise (group_for refuses blocks); what it keeps depends on values.
-        kept = plan.kept_units if group is None else None
-        plans.append(dataclasses.replace(plan, kept_units=kept, group=group, group_rule=group_rule))
+        plans.append(_plan(spec, weight, (sparsity_rule, block_rule, group_rule), final, group))
     return plans, problems
 
 
@@ -260,10 +257,12 @@ def _n_m_plan(weight: Weight, n_m: NMPattern, *, updated: bool) -> WeightPlan:
 def _plan(
     spec: NormalizedSpec,
     weight: Weight,
-    sparsity_rule: int | None,
-    block_rule: int | None,
+    rules: tuple[int | None, int | None, int | None],
     final: float,
+    group: str | None,
 ) -> WeightPlan:
+    """The plan of a weight that follows the schedule; `rules`: its map, block and group rules."""
+    sparsity_rule, block_rule, group_rule = rules
     block = spec.block_dims_for(weight.name, weight.shape)
     squeezed = [d for d in weight.shape if d != 1]
     if block == (1, 1):
@@ -272,8 +271,10 @@ def _plan(
         rows, cols = (-(-extent // size) for extent, size in zip(squeezed, block, strict=True))
         units = rows * cols
         padding = (rows * block[0] - squeezed[0], cols * block[1] - squeezed[1])
+    # A member is element-wise (group_for refuses blocks); what it keeps depends on values.
+    kept = keep_count(units, final) if group is None else None
     return WeightPlan(
-        weight, sparsity_rule, block_rule, final, block, units, keep_count(units, final), padding
+        weight, sparsity_rule, block_rule, final, block, units, kept, padding, group, group_rule
     )
 
 
