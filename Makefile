@@ -87,7 +87,7 @@ bench-smoke: $(STAMP)
 	$(PY) benchmarks/bench_hostile.py --quick --json build/bench-smoke/hostile.json
 	$(PY) benchmarks/report.py build/bench-smoke
 
-## mutation: mutation scores of the kernels, validator, hparams and schedule (slow; not in make test)
+## mutation: mutation scores of the kernels, N:M reference, validator, hparams and schedule (slow; not in make test)
 # cosmic-ray writes one mutant at a time into a copy of the tree (two modules side by side)
 # and runs the tests mutation/<module>.toml names; sessions, logs and the survivors' diffs
 # go to build/mutation/. `$(PY) mutation/run.py --recheck MODULE` re-tests the survivors.
