@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "train_digits.py"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -99,3 +101,16 @@ def test_the_n_m_mode_prunes_the_hidden_layers_2_4_and_verifies_the_saved_model(
     model = keras.saving.load_model(tmp_path / "pruned.keras", compile=False)
     kernel = np.asarray(model.get_layer("hidden_2").kernel.numpy())
     assert ((kernel.reshape(64, 4, 128) != 0).sum(axis=1) == 2).all()
+
+
+def test_a_failing_verify_is_a_miss_even_when_sparsity_and_accuracy_are_met(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = importlib.util.spec_from_file_location("train_digits", DEMO)
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    rows = [demo.Row("hidden/kernel", "8x4", 32, 0.5, 0.5)]
+    assert demo.check(rows, 0.9, 0.9, 0.5, True) == 0
+    assert demo.check(rows, 0.9, 0.9, 0.5, False) == 1
+    assert "MISS: pruning-spec verify fails on the saved pruned model" in capsys.readouterr().err
