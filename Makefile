@@ -17,7 +17,7 @@ MODULES ?=
 $(STAMP): pyproject.toml setup.py constraints.txt $(PROTOS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,tensorflow,plot,demo]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,tensorflow,jax,plot,demo]'
 	touch $@
 
 ## test: lint, then the whole suite (creates the environment on first use)
