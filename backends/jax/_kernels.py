@@ -44,14 +44,17 @@ raises TypeError. Inside `jax.jit`, with x64 off, JAX has already turned a float
 into float32 before these functions see it; callers must check what they pass. Counts are
 int32: a weight or a group holds fewer than 2^31 values.
 
-Where the results may differ, precisely (both are limits of what TensorFlow does, not
-of the arithmetic): a bfloat16 block whose values are all zero or subnormal has a MAX
-pooled value of 0 here, while TensorFlow's reduce_max returns one of its subnormals,
-which one depending on Eigen's evaluation order; so when such a block holds the k-th
-largest pooled value the thresholds differ (a subnormal against 0), the masks do not
-(TensorFlow compares that subnormal as 0). And a single AVG block of more than 2^23
-values is summed by TensorFlow on several threads above some size; verified identical
-up to 2^23.
+Where the results may differ, precisely:
+- a bfloat16 block whose values are all zero or subnormal has a MAX pooled value of 0
+  here, while TensorFlow's reduce_max returns one of its subnormals, which one depending
+  on Eigen's evaluation order. When such a block holds the k-th largest pooled value and
+  threshold_decay is 0, the thresholds differ (that subnormal against 0); the masks do
+  not, as TensorFlow compares the subnormal as 0 (and with decay the smoothing flushes it);
+- a weight that is one AVG block is summed by TensorFlow's full reduction, which splits
+  the work between threads above some size; measured identical up to 2^23 values;
+- the AVG sums follow TensorFlow's x86-64 build (AVX: 8-float packets), the one the
+  `tensorflow` extra installs; a TensorFlow built for other packets (aarch64, AVX-512)
+  adds in another order, and its averages may differ in the last bit.
 """
 
 from __future__ import annotations
