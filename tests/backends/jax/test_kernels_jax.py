@@ -244,7 +244,7 @@ def test_a_subnormal_threshold_keeps_zeros_as_tensorflow_does() -> None:
     _check_element(weights, 0.5, 0.0, 0.0)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     data=st.data(),
     dtype=st.sampled_from(DTYPES),
@@ -354,17 +354,16 @@ def test_block_sums_add_in_tensorflows_order(dtype) -> None:
             _assert_same(_block_sums(blocks), expected, f"{np.dtype(dtype).name} {shape}")
 
 
-def _check_block(weights, sparsity, block, pooling, old=0.0, decay=0.0) -> None:
+def _check_block(weights, sparsity, block, pooling, old=0.0, decay=0.0, threshold=True) -> None:
     weights = np.asarray(weights)
     old = np.asarray(old, weights.dtype)
-    expected = tk.block_mask(
-        tf.constant(weights), tf.constant(sparsity, tf.float32), tf.constant(old), decay,
-        block, pooling,
-    )  # fmt: skip
+    inputs = (tf.constant(weights), tf.constant(sparsity, tf.float32), tf.constant(old))
+    expected = tk.block_mask(*inputs, decay, block, pooling)
     with _x64_for(weights.dtype):
         got = _block(weights, np.float32(sparsity), old, decay, tuple(block), pooling)
     case = f"{weights.dtype}{weights.shape} {block} {pooling} s={sparsity} decay={decay}"
-    _assert_same(got[0], expected[0].numpy(), f"threshold, {case}")
+    if threshold:
+        _assert_same(got[0], expected[0].numpy(), f"threshold, {case}")
     _assert_same(got[1], expected[1].numpy(), f"mask, {case}")
 
 
@@ -389,8 +388,8 @@ def test_block_masks_of_wide_ranging_weights(dtype) -> None:
     # (their sums are checked in every layout above).
     cases = BLOCK_CASES if np.dtype(dtype) in (np.float32, np.float16) else BLOCK_CASES[::3]
     for (shape, block), pooling in itertools.product(cases, ("AVG", "MAX")):
-        if pooling == "MAX" and shape[0] * shape[-1] > 1000:
-            continue  # MAX is order-free: the large weight is there for AVG's tree split
+        if pooling == "MAX" and (shape, block) not in BLOCK_CASES[:4]:
+            continue  # MAX is order-free: the other cases are there for AVG's layouts
         with np.errstate(over="ignore"):
             weights = (rng.standard_normal(shape) * 2.0 ** rng.integers(-10, 10, shape)).astype(
                 dtype
@@ -408,11 +407,24 @@ def test_block_masks_of_special_values(dtype) -> None:
     weights[4, :] = [tiny, -tiny, 3 * tiny, 0.0, 1.0, 1.0, -1.0, 1.0]  # subnormals, ties
     weights[5, 4:] = [-0.0, 2 * tiny, 0.0, tiny]
     for pooling, sparsity, block in itertools.product(("AVG", "MAX"), SPARSITIES, ((2, 2), (3, 4))):
-        if np.dtype(dtype) == np.dtype(BFLOAT16) and pooling == "MAX" and block == (2, 2):
-            # TensorFlow's bfloat16 reduce_max returns a block's last subnormal (the
-            # module docstring); the threshold differs when that block is selected.
-            continue
         _check_block(weights, sparsity, block, pooling)
+
+
+def test_the_documented_bfloat16_max_difference() -> None:
+    """A bfloat16 block of zeros and subnormals: TensorFlow pools one of the subnormals.
+
+    Here it pools 0 (the kernels' docstring). Selected without decay, the thresholds
+    differ (3 * the smallest subnormal against 0); the masks do not, as TensorFlow
+    compares that subnormal as 0; with decay the smoothing flushes it, and they agree.
+    """
+    tiny = float(jnp.finfo(BFLOAT16).smallest_subnormal)
+    weights = np.array([[0, tiny, 1, 1], [0, 3 * tiny, 1, 1]], BFLOAT16)
+    _check_block(weights, 0.0, (2, 2), "MAX", threshold=False)
+    _check_block(weights, 0.0, (2, 2), "MAX", old=1.0, decay=0.5)
+    got, _ = _block(weights, np.float32(0.0), BFLOAT16(0), 0.0, (2, 2), "MAX")
+    old = tf.constant(BFLOAT16(0))
+    expected, _ = tk.block_mask(tf.constant(weights), tf.constant(0.0), old, 0.0, (2, 2), "MAX")
+    assert (float(got), float(expected.numpy())) == (0.0, 3 * tiny)
 
 
 def test_minus_one_block_dims_resolve_per_weight() -> None:
@@ -424,7 +436,7 @@ def test_minus_one_block_dims_resolve_per_weight() -> None:
         _check_block(rng.standard_normal(shape).astype(np.float32), 0.5, block, "MAX")
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     data=st.data(),
     dtype=st.sampled_from(DTYPES),
@@ -486,7 +498,7 @@ def _check_group(members, keep, floors) -> None:
         _assert_same(got, want.numpy(), f"mask, {case}")
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(data=st.data(), count=st.integers(1, 3))
 def test_group_thresholds_and_masks_equal_tensorflows(data, count) -> None:
     members = [
@@ -554,12 +566,13 @@ def test_n_m_masks_of_special_values_equal_tensorflows(dtype) -> None:
     rng = np.random.default_rng(23)
     palette = _palette(dtype, rng)
     cases = N_M_CASES if np.dtype(dtype) == np.float32 else N_M_CASES[2::3]
-    for (shape, n, m, axis), remainder in itertools.product(cases, ("DENSE", "KEEP_N")):
+    for index, (shape, n, m, axis) in enumerate(cases):
+        remainder = ("DENSE", "KEEP_N")[index % 2]
         weights = palette[rng.integers(0, rng.choice([3, palette.size]), shape)]
         _check_n_m(weights, n, m, axis, remainder)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     data=st.data(),
     rule=st.sampled_from([(2, 4), (1, 2), (3, 8), (4, 16), (16, 64)]),
