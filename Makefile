@@ -17,7 +17,7 @@ MODULES ?=
 $(STAMP): pyproject.toml setup.py constraints.txt $(PROTOS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,tensorflow,plot,demo]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,tensorflow,jax,plot,demo]'
 	touch $@
 
 ## test: lint, then the whole suite (creates the environment on first use)
@@ -59,6 +59,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/bench_model_update.py --json benchmarks/results/model_update.json
 	$(PY) benchmarks/bench_global.py --json benchmarks/results/global.json
 	$(PY) benchmarks/bench_n_m.py --json benchmarks/results/n_m.json
+	$(PY) benchmarks/bench_jax_kernels.py --json benchmarks/results/jax_kernels.json
 	$(PY) benchmarks/bench_train_step.py --json benchmarks/results/train_step.json
 	$(PY) benchmarks/bench_cli.py --json benchmarks/results/cli.json
 	$(PY) benchmarks/bench_hparams.py --json benchmarks/results/hparams.json
@@ -83,6 +84,7 @@ bench-smoke: $(STAMP)
 	$(PY) benchmarks/bench_model_update.py --quick --json build/bench-smoke/model_update.json
 	$(PY) benchmarks/bench_global.py --quick --json build/bench-smoke/global.json
 	$(PY) benchmarks/bench_n_m.py --quick --json build/bench-smoke/n_m.json
+	$(PY) benchmarks/bench_jax_kernels.py --quick --json build/bench-smoke/jax_kernels.json
 	$(PY) benchmarks/bench_train_step.py --quick --json build/bench-smoke/train_step.json
 	$(PY) benchmarks/bench_hostile.py --quick --json build/bench-smoke/hostile.json
 	$(PY) benchmarks/report.py build/bench-smoke

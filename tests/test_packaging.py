@@ -51,16 +51,17 @@ def test_manifest_ships_the_protos_but_not_generated_code() -> None:
     assert _text("LICENSE").startswith("Copyright 2026 The pruning-spec Authors\n")
 
 
-def test_constraints_satisfy_the_tensorflow_extra() -> None:
+@pytest.mark.parametrize("extra_name", ["tensorflow", "jax"])
+def test_constraints_satisfy_the_backend_extras(extra_name: str) -> None:
     tomllib = pytest.importorskip("tomllib")
     pins = dict(
         line.split("==")
         for line in _text("constraints.txt").splitlines()
         if line.strip() and not line.startswith("#")
     )
-    extra = tomllib.loads(_text("pyproject.toml"))["project"]["optional-dependencies"]["tensorflow"]
+    extra = tomllib.loads(_text("pyproject.toml"))["project"]["optional-dependencies"][extra_name]
     for requirement in extra:
-        match = re.fullmatch(r"([\w-]+)>=([\d.]+),<([\d.]+)", requirement)
+        match = re.fullmatch(r"([\w-]+)(?:\[[\w,]+\])?>=([\d.]+),<([\d.]+)", requirement)
         assert match, f"{requirement!r}: expected a >=,< range"
         name, low, high = match.groups()
         pinned = tuple(int(part) for part in pins[name].split("."))
