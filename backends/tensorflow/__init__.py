@@ -11,6 +11,8 @@ Change only the import:
     p.add_pruning_summaries()
 """
 
+from .._hparams import PruningHParams, get_pruning_hparams
+from .._weights import PrunedWeight
 from . import pruning_utils
 from ._graph import (
     MASK_COLLECTION,
@@ -26,10 +28,9 @@ from ._graph import (
     get_weight_sparsity,
     get_weights,
 )
-from ._hparams import PruningHParams, get_pruning_hparams
 from ._layers import masked_conv2d, masked_convolution, masked_fully_connected
 from ._learning import train, train_step
-from ._pruner import PrunedWeight, Pruner
+from ._pruner import Pruner
 from ._rnn_cells import LSTMStateTuple, MaskedBasicLSTMCell, MaskedLSTMCell, MultiRNNCell
 from ._strip import (
     graph_def_from_checkpoint,

@@ -15,8 +15,9 @@ from tensorflow.python.platform import tf_logging
 from pruning_spec import NormalizedSpec
 from pruning_spec._groups import groups_of, partition
 
+from .._spec_input import SpecInput, coerce_spec
+from .._weights import check_not_empty
 from . import _masking, pruning_utils
-from ._spec_input import SpecInput, coerce_spec
 
 v1 = tf.compat.v1
 # Not exported by tf.compat.v1; what fixed_size_partitioner makes get_variable return.
@@ -32,7 +33,7 @@ MASKED_WEIGHT_NAME = "weights/masked_weight"
 
 def apply_mask(x: Any, scope: Any = "") -> tf.Tensor:
     """Creates `mask` and `threshold` for weight `x` in `scope` and returns `mask * x`."""
-    _masking.check_not_empty(op_name(x), x.get_shape(), "do not call apply_mask on it")
+    check_not_empty(op_name(x), x.get_shape(), "do not call apply_mask on it")
     mask = pruning_utils.weight_mask_variable(x, scope)
     threshold = pruning_utils.weight_threshold_variable(x, scope)
     masked_weights = tf.multiply(mask, x, name=MASKED_WEIGHT_NAME)

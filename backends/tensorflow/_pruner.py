@@ -17,8 +17,6 @@ graph mode, so the same weights, spec and steps give the same masks and threshol
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -27,18 +25,10 @@ import tensorflow as tf
 from pruning_spec import NormalizedSpec
 from pruning_spec._groups import Group, groups_of, partition
 
+from .._spec_input import SpecInput, coerce_spec
+from .._weights import PrunedWeight, check_not_empty, zero_fractions
+from .._weights import size as _size
 from . import _masking
-from ._spec_input import SpecInput, coerce_spec
-
-
-@dataclasses.dataclass(frozen=True)
-class PrunedWeight:
-    """A weight under pruning: its name for rule matching, and its three variables."""
-
-    name: str
-    weight: Any
-    mask: Any
-    threshold: Any
 
 
 class MaskUpdater:
@@ -173,25 +163,6 @@ def _assign_update(
     ]
 
 
-def zero_fractions(weights: Iterable[PrunedWeight]) -> dict[str, float]:
-    """The fraction of zeros of each weight as it stands (what an export holds), exactly."""
-    return {p.name: _zeros(p.weight) / _size(p.weight) for p in weights}
-
-
-def overall_zero_fraction(weights: Sequence[PrunedWeight]) -> float:
-    """The fraction of zeros over the weights together."""
-    total = sum(_size(p.weight) for p in weights)
-    return sum(_zeros(p.weight) for p in weights) / total if total else 0.0
-
-
-def _zeros(variable: Any) -> int:
-    return _size(variable) - int(tf.math.count_nonzero(variable))
-
-
-def _size(variable: Any) -> int:
-    return math.prod(int(d) for d in variable.shape)
-
-
 def _as_step(step: Any) -> tf.Tensor:
     return tf.cast(step, tf.int64)
 
@@ -256,7 +227,7 @@ class Pruner(tf.Module):  # type: ignore[misc]
         dtype = tf.as_dtype(weight.dtype)
         if not dtype.is_floating:
             raise TypeError(f"only float weights can be pruned; {name!r} is {dtype.name}")
-        _masking.check_not_empty(name, weight.shape, "do not register it")
+        check_not_empty(name, weight.shape, "do not register it")
         self._spec.rule_index("weight_sparsity_map", name)  # ambiguous rules fail here
         self._spec.rule_index("block_dims_map", name)
         self._spec.group_for(name)

@@ -53,7 +53,7 @@ def read_keras_archive(path: str) -> Checkpoint:
     """The weights of the `.keras` archive `path`, and its step.
 
     The step is the pruning step its PrunedLayers record, which a recompile does not
-    reset (`backends/tensorflow/_keras_step.py`), else its optimizer's iterations.
+    reset (`backends/keras/_step.py`), else its optimizer's iterations.
     """
     import_framework("tensorflow", path)
     keras = import_framework("keras", path)
@@ -97,7 +97,7 @@ def read_keras_archive(path: str) -> Checkpoint:
 def _register_pruned_layer() -> None:
     """Makes `PrunedLayer` (what `pks.prune` saves) loadable without the user's custom objects."""
     with contextlib.suppress(ImportError):
-        importlib.import_module("pruning_spec.backends.tensorflow._keras_layer")
+        importlib.import_module("pruning_spec.backends.keras._layer")
 
 
 def _pruning_variables(model: ExternalValue) -> tuple[dict[str, str], set[str]]:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 import weakref
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from pruning_spec import NormalizedSpec
 
-from ._keras_layer import PrunedLayer, pruned_layers
-from ._keras_step import PruningClock
-from ._pruner import MaskUpdater, overall_zero_fraction, zero_fractions
-from ._spec_input import SpecInput, coerce_spec
+from .._spec_input import SpecInput, coerce_spec
+from .._weights import overall_zero_fraction, zero_fractions
+from . import _backends, _summaries
+from ._backends import KerasUpdater
+from ._layer import PrunedLayer, pruned_layers, zero_pruned_values
+from ._step import PruningClock, scalar
 
 
 class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
@@ -23,7 +23,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     The step is the pruning step, r1.15's global step: the optimizer's `iterations`
     for a model pruned before it trained, and carried on by the PrunedLayers across a
-    recompile or a weights-only file (`_keras_step`). After training step t the masks
+    recompile or a weights-only file (`_step`). After training step t the masks
     are updated if r1.15's `conditional_mask_update_op` would have run at step t (as
     step t+1 begins, or at the end of the epoch).
     Adds `sparsity` (the fraction of zeros over all pruned weights) to each epoch's
@@ -42,19 +42,17 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         super().__init__()
         if update_freq != "epoch" and not (isinstance(update_freq, int) and update_freq > 0):
             raise ValueError(f"update_freq must be 'epoch' or a positive int, not {update_freq!r}")
-        if log_dir is not None and importlib.util.find_spec("tensorboard") is None:
-            # tf.summary needs it, and would say so only after the first epoch.
-            raise ImportError(
-                f"PruningCallback(log_dir={log_dir!r}) writes TensorBoard summaries, but the "
-                "tensorboard package is not installed: pip install 'pruning-spec[tensorflow]' "
-                "(or tensorboard), or leave log_dir out"
-            )
+        if log_dir is not None:
+            _summaries.check_writer(log_dir)
         self._spec = None if spec is None else coerce_spec(spec)
         self._log_dir = log_dir
         self._update_freq = update_freq
-        self._updater: MaskUpdater | None = None
-        self._update_fn: Any = None
+        self._updater: KerasUpdater | None = None
         self._last_update = 0
+        # The optimizer's iterations as this epoch began; JAX's fit holds the live value
+        # out of the variables between steps (`_step_now`).
+        self._epoch_iterations: int | None = None
+        self._past_end = False
         self._clock: PruningClock | None = None
         self._writer: Any = None
         self._last_written = -1
@@ -65,15 +63,14 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if not layers:
             raise ValueError(
                 f"model {self.model.name!r} has no pruned layers: call "
-                "pruning_spec.backends.tensorflow.keras.prune(model, spec) before fit"
+                "pruning_spec.backends.keras.prune(model, spec) before fit"
             )
         if all(layer.built for layer in layers):
             self._start(layers)
 
-    def _start(self, layers: list[PrunedLayer]) -> MaskUpdater:
+    def _start(self, layers: list[PrunedLayer]) -> KerasUpdater:
         updater = _model_updater(self.model, layers, self._spec)
-        self._update_fn = _update_function(self.model, updater)
-        self._last_update = int(layers[0].last_mask_update_step.numpy())
+        self._last_update = scalar(layers[0].last_mask_update_step)
         clock = PruningClock(self.model, layers)
         if clock.step < self._last_update:  # only a file without the step's record
             raise ValueError(
@@ -96,11 +93,12 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 stacklevel=2,
             )
         if self._log_dir is not None and _is_chief(self.model):
-            self._writer = tf.summary.create_file_writer(self._log_dir)
+            self._writer = _summaries.writer(self._log_dir)
         self._updater = updater
+        self._past_end = False
         return updater
 
-    def _ready(self) -> MaskUpdater | None:
+    def _ready(self) -> KerasUpdater | None:
         """The updater, once every PrunedLayer is built (a subclassed model's, in step 1)."""
         if self._updater is None:
             layers = pruned_layers(self.model)
@@ -111,70 +109,104 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
     # Updates run before a step, not after: Keras runs other callbacks' batch-end hooks on a
     # thread of their own unless a callback overrides one. Before step t+1 nothing has changed
     # since step t, and `on_epoch_end` catches the last step.
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch_iterations = scalar(self.model.optimizer.iterations)
+
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._update_if_due()
+        self._update_if_due(batch)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        step = self._update_if_due()
+        step = self._update_if_due(None)
         updater = self._ready()
         if updater is None:
             raise ValueError(f"model {self.model.name!r}: its PrunedLayers were never built")
         if self._clock is not None:
             self._clock.record()
+        if not _backends.constraint_holds_masks():
+            zero_pruned_values(updater.weights)
         if logs is not None:
-            logs["sparsity"] = overall_zero_fraction(updater.weights)
+            logs["sparsity"] = overall_zero_fraction(updater.weights, masked=True)
         if self._update_freq == "epoch":
             self._write(step)
 
-    def _update_if_due(self) -> int:
+    def _update_if_due(self, batch: int | None) -> int | None:
+        """Updates the masks if due before `batch` of this epoch (None: after its last)."""
         updater = self._ready()
         if updater is None or self._clock is None:
-            return int(self.model.optimizer.iterations.numpy())
-        step = self._clock.step
-        # One predicate decides, the core's; the traced function only updates.
+            return None
+        step = self._step_now(batch, updater.spec)
+        if step is None:
+            return None
+        # One predicate decides, the core's; the framework's updater only updates.
         if updater.spec.mask_update_due(step, self._last_update):
-            self._update_fn(tf.constant(step, tf.int64))
+            updater.update(step)
             self._last_update = step
             self._clock.record()
         if isinstance(self._update_freq, int) and step % self._update_freq == 0:
             self._write(step)
         return step
 
+    def _step_now(self, batch: int | None, spec: NormalizedSpec) -> int | None:
+        """The pruning step now, or None when nothing can be due and no summary is.
+
+        JAX's fit keeps the variables' live values out of them between steps (reading
+        the optimizer's iterations then means putting them back: `jax_state_sync`). The
+        step is at most the iterations as the epoch began plus the batch index (an
+        optimizer may skip a step, as the loss-scale one does on a non-finite gradient,
+        never take more), so the values are put back only when that bound could be due
+        or a summary is: before an update, and once past the schedule's end.
+        """
+        assert self._clock is not None
+        if batch is not None and self._epoch_iterations is not None:
+            bound = self._epoch_iterations + batch + self._clock.offset
+            summary = isinstance(self._update_freq, int) and bound % self._update_freq == 0
+            could_be_due = (
+                not self._past_end
+                and bound >= spec.begin_pruning_step
+                and bound >= self._last_update + spec.pruning_frequency
+            )
+            if not (could_be_due or summary):
+                return None
+        _sync(self.model)
+        step = self._clock.step
+        if batch is not None and self._epoch_iterations is not None:
+            self._epoch_iterations = step - self._clock.offset - batch
+        if 0 <= spec.end_pruning_step < step:
+            self._past_end = True
+        return step
+
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._clock is not None:
             self._clock.record()
+        if self._updater is not None and not _backends.constraint_holds_masks():
+            zero_pruned_values(self._updater.weights)
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()
             self._writer = None
 
-    def _write(self, step: int) -> None:
-        if self._writer is None or self._updater is None or step == self._last_written:
+    def _write(self, step: int | None) -> None:
+        if self._writer is None or self._updater is None or step in (None, self._last_written):
             return
+        assert step is not None
         self._last_written = step
-        with self._writer.as_default():
-            self._updater.write_summaries(step)
+        last = scalar(self._updater.last_update_steps[0])
+        _summaries.write(self._writer, self._updater.spec, self._updater.weights, step, last)
 
 
-# One traced update per model and set of pruned weights. Keras calls on_train_begin at every
-# fit, often with a new callback; tracing again each time cost seconds on a large model.
-_UPDATE_FUNCTIONS: weakref.WeakKeyDictionary[Any, tuple[tuple[object, ...], Any]] = (
+def _sync(model: Any) -> None:
+    """Puts JAX's live training state back into the model's variables (elsewhere: nothing)."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
+# One updater (its traced or compiled update) per model and set of pruned weights. Keras calls
+# on_train_begin at every fit, often with a new callback; tracing again each time cost seconds
+# on a large model.
+_UPDATERS: weakref.WeakKeyDictionary[Any, tuple[tuple[object, ...], KerasUpdater]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def _update_function(model: Any, updater: MaskUpdater) -> Any:
-    key = (updater.spec.fingerprint, *(id(pruned.weight) for pruned in updater.weights))
-    cached = _UPDATE_FUNCTIONS.get(model)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-
-    def update(step: tf.Tensor) -> None:
-        updater.update(step)
-
-    function = tf.function(update)
-    _UPDATE_FUNCTIONS[model] = (key, function)
-    return function
 
 
 def prune_now(model: Any, step: int | None = None) -> dict[str, float]:
@@ -199,30 +231,39 @@ def prune_now(model: Any, step: int | None = None) -> dict[str, float]:
         )
     if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
         raise ValueError(f"step must be an integer >= 0, got {step!r}")
+    _sync(model)
     updater = _model_updater(model, layers, None)
     clock = PruningClock(model, layers, start=step)
     clock.record()
-    updater.update(tf.constant(clock.step, tf.int64))
-    return zero_fractions(updater.weights)
+    updater.update(clock.step)
+    return zero_fractions(updater.weights, masked=True)
 
 
 def _model_updater(
     model: Any, layers: list[PrunedLayer], given: NormalizedSpec | None
-) -> MaskUpdater:
+) -> KerasUpdater:
     """The update over every pruned weight of a model's built PrunedLayers, with its spec."""
     weights = [w for layer in layers for w in layer.pruned_weights]
     if not weights:
         raise ValueError(f"model {model.name!r} has no pruned weights: its PrunedLayers chose none")
-    return MaskUpdater(
-        _model_spec(layers, given), weights, [layer.last_mask_update_step for layer in layers]
-    )
+    spec = _model_spec(layers, given)
+    key = (spec.fingerprint, *(id(pruned.weight) for pruned in weights))
+    cached = _UPDATERS.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    updater = _backends.updater(spec, weights, [layer.last_mask_update_step for layer in layers])
+    _UPDATERS[model] = (key, updater)
+    return updater
 
 
 def weight_sparsity(model: Any) -> dict[str, float]:
-    """The fraction of zeros of each pruned weight of a model, by weight name."""
-    return zero_fractions(
-        pruned for layer in pruned_layers(model) for pruned in layer.pruned_weights
-    )
+    """The fraction of zeros of each pruned weight of a model, by weight name.
+
+    Of the values the model computes with: the weight where its mask keeps it, 0 elsewhere.
+    """
+    _sync(model)
+    weights = [pruned for layer in pruned_layers(model) for pruned in layer.pruned_weights]
+    return zero_fractions(weights, masked=True)
 
 
 def _model_spec(layers: list[PrunedLayer], given: NormalizedSpec | None) -> NormalizedSpec:

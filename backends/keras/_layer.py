@@ -2,11 +2,14 @@
 
 A `PrunedLayer` wraps one layer and owns, for each pruned weight of it, a mask and
 a threshold, plus the step of the last mask update and the record of the pruning
-step (`_keras_step`): all Keras weights, so
-`tf.train.Checkpoint`, `.keras` and `.weights.h5` files save and restore them.
-The pruned weights themselves are zeroed in place (at each mask update, and by a
-constraint the optimizer applies after every step), so the forward pass, a
-checkpoint and an export all see exactly the masked values.
+step (`_step`): all Keras weights, so `.keras` and `.weights.h5` files (and
+`tf.train.Checkpoint` on TensorFlow) save and restore them. The pruned weights
+themselves are zeroed in place at each mask update, so the forward pass, a checkpoint
+and an export all see exactly the masked values. Between updates, on TensorFlow, a
+constraint the optimizer applies after every step keeps them at zero; on JAX, whose
+stateless step cannot read the mask there (`_backends.constraint_holds_masks`), the
+forward pass masks them, and they are set to zero again at each epoch's end and
+before saving: the masked values the model computes with are the same.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from pruning_spec._checkpoints._weights import depthwise_kernels, is_kernel_name
 from pruning_spec._inventory import Weight, plan_weights
 from pruning_spec._lints import inventory_lints
 
-from ._masking import check_not_empty
-from ._pruner import PrunedWeight
-from ._spec_input import SpecInput, coerce_spec
+from .._spec_input import SpecInput, coerce_spec
+from .._weights import PrunedWeight, check_not_empty
+from ._backends import constraint_holds_masks
 
 VariableFilter = Callable[[Any], bool]
 
@@ -40,6 +43,14 @@ try:  # Keras 3 does not export the class of `keras.Model(inputs, outputs)`.
     from keras.src.models.functional import Functional
 except ImportError:  # pragma: no cover - a future Keras that moved it
     Functional = keras.Model
+
+try:  # Nor whether a StatelessScope is open (`keras.StatelessScope` is public).
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
+except ImportError:  # pragma: no cover - a future Keras that moved it
+
+    def get_stateless_scope() -> Any:
+        return None
+
 
 # The models `prune` and `strip` rebuild with `keras.models.clone_model`.
 GRAPH_MODELS = (keras.Sequential, Functional)
@@ -64,6 +75,11 @@ class _MaskConstraint:
     def __call__(self, value: Any) -> Any:
         if self.inner is not None:
             value = self.inner(value)
+        scope = get_stateless_scope()
+        if scope is not None and scope.get_current_value(self.mask) is None:
+            # JAX's optimizer step maps only the trainable and optimizer variables: the mask
+            # cannot be read here. The forward pass masks instead (`PrunedLayer.call`).
+            return value
         return value * self.mask
 
 
@@ -185,6 +201,8 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
     def save_own_variables(self, store: Any) -> None:
         if self.pruning_clock is not None:  # the step as of now, not of the last record
             self.pruning_clock.record()
+        if not constraint_holds_masks():  # saved before the wrapped layer's own weights
+            zero_pruned_values(self.pruned_weights)
         super().save_own_variables(store)
 
     def load_own_variables(self, store: Any) -> None:
@@ -202,6 +220,13 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         return {str(first + i): np.array(value, np.int64) for i, value in enumerate(_NO_RECORD)}
 
     def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        scope = get_stateless_scope()
+        if scope is not None:
+            # A stateless call (JAX's training, evaluation and prediction steps) reads the
+            # weights from the scope: there the pruned values are set to 0 for this call,
+            # which no optimizer step will undo (the scope's trainable values are dropped).
+            for pruned in self.pruned_weights:
+                pruned.weight.assign(_zeroed(pruned.weight, pruned.mask))
         return self.layer(inputs, *args, **kwargs)
 
     def compute_output_spec(self, *args: Any, **kwargs: Any) -> Any:
@@ -232,6 +257,20 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         config["pruned"] = self._pruned_keys
         config["scope"] = self.scope
         return config
+
+
+def _zeroed(weight: Any, mask: Any) -> Any:
+    # Not `weight * mask`: a pruned NaN or inf times 0 is NaN, not 0. `.value`: the value in
+    # a StatelessScope, where there is one.
+    value = weight.value
+    return keras.ops.where(keras.ops.not_equal(mask.value, 0), value, keras.ops.zeros_like(value))
+
+
+def zero_pruned_values(weights: tuple[PrunedWeight, ...]) -> None:
+    """Sets the pruned values of weights that hold values to 0, in place."""
+    for pruned in weights:
+        if getattr(pruned.weight, "_value", True) is not None:  # JAX's fit may have let go
+            pruned.weight.assign(_zeroed(pruned.weight, pruned.mask))
 
 
 def _required(spec: SpecInput, caller: str) -> SpecInput:

@@ -57,7 +57,7 @@ def _check_int32_steps(spec: NormalizedSpec) -> None:
     problems = [
         Diagnostic(
             "step-beyond-int32",
-            f"is {getattr(spec, name)}, but the TensorFlow backend counts steps in int32 as r1.15",
+            f"is {getattr(spec, name)}, but the backends count steps in int32, as r1.15 did",
             name,
             hint=f"use a value of at most {_INT32_MAX}",
         )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
+import tempfile
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from pruning_spec._files import write_atomically
 
-from ._keras_layer import GRAPH_MODELS, PrunedLayer, pruned_layers
+from .._weights import to_numpy
+from ._layer import GRAPH_MODELS, PrunedLayer, pruned_layers
 
 
 def strip(model: Any) -> Any:
@@ -57,8 +61,8 @@ def baked_weights(layer: Any) -> list[np.ndarray]:
     """A layer's weights as numpy arrays, each pruned one 0 where its mask is 0."""
     if not isinstance(layer, PrunedLayer):
         return [np.asarray(v) for v in layer.get_weights()]
-    masks = {id(p.weight): np.asarray(p.mask.numpy()) for p in layer.pruned_weights}
-    return [_masked(np.asarray(v.numpy()), masks.get(id(v))) for v in layer.layer.weights]
+    masks = {id(p.weight): to_numpy(p.mask) for p in layer.pruned_weights}
+    return [_masked(to_numpy(v), masks.get(id(v))) for v in layer.layer.weights]
 
 
 def _masked(value: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -84,11 +88,42 @@ def export_tflite(model: Any, path: str | os.PathLike[str], *, sparse: bool = Tr
     (`tf.lite.Optimize.EXPERIMENTAL_SPARSITY`), so the file shrinks with the sparsity;
     the model computes the same outputs. The file is written atomically. Run it with
     LiteRT (`ai_edge_litert`), the interpreter TensorFlow points to.
+
+    TensorFlow's converter takes only models of Keras's TensorFlow backend. On JAX the
+    stripped model is saved to a temporary `.keras` file and converted in a process on
+    the TensorFlow backend (`_tflite`): TensorFlow must be installed, as for Keras's own
+    LiteRT export, which refuses JAX models.
     """
     plain = strip(model) if pruned_layers(model) else model
+    if keras.backend.backend() != "tensorflow":
+        return _export_in_tensorflow(plain, path, sparse)
+    import tensorflow as tf  # noqa: PLC0415 - only this function needs TensorFlow
+
     converter = tf.lite.TFLiteConverter.from_keras_model(plain)
     if sparse:
         converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     flatbuffer = converter.convert()
     write_atomically(path, flatbuffer)
     return len(flatbuffer)
+
+
+def _export_in_tensorflow(plain: Any, path: str | os.PathLike[str], sparse: bool) -> int:
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ImportError(
+            f"export_tflite converts with TensorFlow's TFLiteConverter, which is not installed "
+            f"(the model is on Keras's {keras.backend.backend()!r} backend): pip install "
+            "'pruning-spec[tensorflow]'"
+        )
+    with tempfile.TemporaryDirectory(prefix="pruning-spec-tflite-") as directory:
+        saved = os.path.join(directory, "stripped.keras")
+        plain.save(saved)
+        command = [sys.executable, "-m", "pruning_spec.backends.keras._tflite", saved]
+        command += [os.fspath(path), *([] if sparse else ["--dense"])]
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            "export_tflite: the conversion on Keras's TensorFlow backend failed:\n"
+            + done.stderr.strip()[-2000:]
+        )
+    return int(done.stdout.strip().splitlines()[-1])

@@ -16,17 +16,23 @@ from typing import Any
 
 from pruning_spec._checkpoints._weights import resumed_step
 
+from .._weights import to_numpy
+
+
+def scalar(value: Any) -> int:
+    """A Keras variable's or tensor's integer value, on any backend."""
+    return int(to_numpy(value))
+
 
 def optimizer_iterations(optimizer: Any) -> int | None:
     """An optimizer's step count, or None for no optimizer (a model not compiled)."""
-    return None if optimizer is None else int(optimizer.iterations.numpy())
+    return None if optimizer is None else scalar(optimizer.iterations)
 
 
 def recorded_step(layers: list[Any], iterations: int | None) -> int | None:
     """The step the layers' records give with the optimizer at `iterations`."""
     records = [
-        (int(layer.pruning_step.numpy()), int(layer.pruning_step_iterations.numpy()))
-        for layer in layers
+        (scalar(layer.pruning_step), scalar(layer.pruning_step_iterations)) for layer in layers
     ]
     return resumed_step(records, iterations)
 
@@ -53,6 +59,11 @@ class PruningClock:
         self._offset = (now if start is None else start) - now
         for layer in layers:
             layer.pruning_clock = self
+
+    @property
+    def offset(self) -> int:
+        """The pruning step minus the optimizer's iterations, while this optimizer trains."""
+        return self._offset
 
     @property
     def step(self) -> int:

@@ -1,0 +1,185 @@
+"""The Keras API on the backend these tests run on: TensorFlow in the suite, and JAX in
+`make test`'s second session (`KERAS_BACKEND=jax pytest tests/backends/keras/...`).
+
+The same assertions on both: what fit prunes and reports, what the model computes with,
+one-shot pruning, saving and resuming bit for bit, summaries, strip and TFLite export.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from pruning_spec import parse_hparams
+from pruning_spec.backends import keras as pks
+
+SPEC = (
+    "begin_pruning_step=0,pruning_frequency=2,target_sparsity=0.75,"
+    "sparsity_function_end_step=12,weight_sparsity_map=[out/kernel:0.5]"
+)
+RNG = np.random.default_rng(0)
+X = RNG.random((128, 16), dtype=np.float32)
+Y = RNG.integers(0, 4, 128)
+
+
+def mlp() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16,))
+    hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(4, name="out")(hidden))
+
+
+def compiled(model: keras.Model) -> keras.Model:
+    # Momentum moves pruned values after their gradient is gone: they must stay pruned.
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def fit(model: keras.Model, epochs: int, **kwargs: Any) -> Any:
+    return model.fit(
+        X, Y, batch_size=16, epochs=epochs, shuffle=False, verbose=0,
+        callbacks=[pks.PruningCallback(SPEC, **kwargs)],
+    )  # fmt: skip
+
+
+def _numpy(variable: Any) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(variable.value))
+
+
+def state(model: keras.Model, optimizer: bool = True) -> dict[str, np.ndarray]:
+    """Every variable of the model by path, and of its optimizer (by position: its name varies)."""
+    found = {str(v.path): _numpy(v) for v in model.weights}
+    if optimizer:
+        found.update({f"optimizer/{i}": _numpy(v) for i, v in enumerate(model.optimizer.variables)})
+    return found
+
+
+def test_fit_prunes_to_the_schedule_and_reports_it() -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    history = fit(model, 2)  # 16 steps, past the schedule's end (12)
+    assert pks.weight_sparsity(model) == {"hidden/kernel": 0.75, "out/kernel": 0.5}
+    assert history.history["sparsity"][-1] == (0.75 * 512 + 0.5 * 128) / 640
+    assert [layer.name for layer in pks.pruned_layers(model)] == ["pruned_hidden", "pruned_out"]
+    for layer in pks.pruned_layers(model):
+        (pruned,) = layer.pruned_weights
+        mask, weight = _numpy(pruned.mask), _numpy(pruned.weight)
+        assert (weight[mask == 0] == 0).all()  # the variables hold the zeros
+        assert (weight[mask == 1] != 0).all()
+        assert _numpy(pruned.threshold) == np.abs(weight[mask == 1]).min()
+        assert int(_numpy(layer.last_mask_update_step)) == 16
+
+
+def test_the_model_computes_with_its_pruned_weights() -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 2)
+    plain = pks.strip(model)
+    assert not pks.pruned_layers(plain)
+    expected = plain.predict(X, verbose=0)
+    # To rounding: XLA may fuse the masking into the product, and round otherwise.
+    np.testing.assert_allclose(model.predict(X, verbose=0), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(X)), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_prune_now_prunes_to_the_target_at_once() -> None:
+    one_shot = "initial_sparsity=0.75,target_sparsity=0.75,begin_pruning_step=0"
+    model = pks.prune(mlp(), one_shot)
+    assert pks.prune_now(model) == {"hidden/kernel": 0.75, "out/kernel": 0.75}
+    assert pks.weight_sparsity(model) == {"hidden/kernel": 0.75, "out/kernel": 0.75}
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".weights.h5"])
+def test_a_saved_model_resumes_bit_for_bit(tmp_path: Path, suffix: str) -> None:
+    whole = compiled(pks.prune(mlp(), SPEC))
+    fit(whole, 2)
+    first = compiled(pks.prune(mlp(), SPEC))
+    fit(first, 1)
+    path = tmp_path / f"half{suffix}"
+    if suffix == ".keras":
+        first.save(path)
+        resumed = keras.saving.load_model(path)
+    else:
+        first.save_weights(path)
+        resumed = compiled(pks.prune(mlp(), SPEC))
+        resumed.optimizer.build(resumed.trainable_variables)  # so that its state loads too
+        resumed.load_weights(path)
+    fit(resumed, 1)
+    expected, got = state(whole), state(resumed)
+    assert got.keys() == expected.keys()
+    masks = [path for path in got if path.endswith("_mask")]
+    assert len(masks) == 2
+    for path in masks:
+        np.testing.assert_array_equal(got[path], expected[path], err_msg=path)
+    for path, value in got.items():
+        assert value.tobytes() == expected[path].tobytes(), path
+
+
+def test_summaries_report_the_schedule_and_each_weight(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 2, log_dir=str(tmp_path))
+    events = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+
+    def last(tag: str) -> tuple[int, float]:
+        event = events.Tensors(tag)[-1]
+        return event.step, float(np.asarray(keras.ops.convert_to_numpy(_tensor(event))))
+
+    assert last("pruning/sparsity") == (16, pytest.approx(0.75))
+    assert last("pruning/hidden/kernel/sparsity") == (16, 0.75)
+    assert last("pruning/out/kernel/sparsity") == (16, 0.5)
+    assert last("pruning/last_mask_update_step") == (16, 16.0)
+    (hidden, _) = (layer.pruned_weights[0] for layer in pks.pruned_layers(model))
+    _, threshold = last("pruning/hidden/kernel/threshold")
+    assert threshold == pytest.approx(float(_numpy(hidden.threshold)))
+    assert [event.step for event in events.Tensors("pruning/sparsity")] == [8, 16]
+
+
+def _tensor(event: Any) -> Any:
+    from tensorboard.util import tensor_util  # noqa: PLC0415
+
+    return tensor_util.make_ndarray(event.tensor_proto)
+
+
+def test_strip_bakes_the_zeros_into_a_plain_model(tmp_path: Path) -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 2)
+    plain = pks.strip(model)
+    plain.save(tmp_path / "plain.keras")
+    loaded = keras.saving.load_model(tmp_path / "plain.keras")  # no custom objects needed
+    kernels = {
+        layer.name: _numpy(layer.kernel) for layer in loaded.layers if hasattr(layer, "kernel")
+    }
+    assert {name: float(np.mean(k == 0)) for name, k in kernels.items()} == {
+        "hidden": 0.75,
+        "out": 0.5,
+    }
+
+
+def test_export_tflite_writes_a_tensorflow_lite_file(tmp_path: Path) -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 1)
+    size = pks.export_tflite(model, tmp_path / "model.tflite")
+    data = (tmp_path / "model.tflite").read_bytes()
+    assert size == len(data) > 0
+    assert data[4:8] == b"TFL3"  # the flatbuffer's file identifier
+
+
+def test_the_spec_is_kept_in_the_saved_model(tmp_path: Path) -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    fit(model, 1)
+    model.save(tmp_path / "pruned.keras")
+    loaded = keras.saving.load_model(tmp_path / "pruned.keras")
+    (layer, _) = pks.pruned_layers(loaded)
+    assert layer.spec.fingerprint == parse_hparams(SPEC).fingerprint
+    # After step 8 of the schedule (k rounded to a whole number of the 512 values).
+    expected = parse_hparams(SPEC).sparsity_at(8, "hidden/kernel")
+    assert math.isclose(pks.weight_sparsity(loaded)["hidden/kernel"], expected, abs_tol=1 / 512)
