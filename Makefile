@@ -25,6 +25,8 @@ test: $(STAMP) lint bench-smoke dist-check
 	rm -f .coverage .coverage.*
 	mkdir -p build
 	$(PY) -m coverage run -m pytest -q
+	@# Keras picks its backend once per process: the backend-neutral Keras tests again, on JAX.
+	KERAS_BACKEND=jax $(PY) -m coverage run -m pytest -q tests/backends/keras/test_on_every_backend.py
 	$(PY) -m coverage combine --quiet
 	@# The total only, so that pytest's summary stays near the end; the table when it fails.
 	@$(PY) -m coverage report --format=total --precision=1 > build/coverage-total.txt \

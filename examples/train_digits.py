@@ -105,7 +105,7 @@ def compile_model(model: Any) -> None:
 def saved_sizes(model: Any, path: Path, *, sparse: bool) -> tuple[int, int, int]:
     """Bytes of the model's `.keras` file (no optimizer state), of it gzip-compressed, and
     of its TensorFlow Lite export (the pruned one stores its weights sparsely)."""
-    from pruning_spec.backends.tensorflow import keras as pks
+    from pruning_spec.backends import keras as pks
 
     model.save(path)
     data = path.read_bytes()
@@ -120,13 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     import keras
 
-    from pruning_spec.backends.tensorflow import keras as pks
+    from pruning_spec.backends import keras as pks
 
     keras.utils.set_random_seed(args.seed)
     out = Path(args.output_dir or tempfile.mkdtemp(prefix="digits-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     x_train, x_test, y_train, y_test = load_data(args.seed)
     print(f"digits: {len(x_train)} training and {len(x_test)} test images of 8x8 pixels")
+    print(f"Keras {keras.__version__} on its {keras.backend.backend()} backend (KERAS_BACKEND)")
     print(f"spec: {spec.to_hparams(include_defaults=False)}\n")
 
     print(f"== 1. dense training, {args.dense_epochs} epochs")

@@ -174,10 +174,12 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
                 )
                 own = own.inner
             variable.constraint = _MaskConstraint(mask, own)
+        # "int", as the optimizer's iterations: int64 on TensorFlow, int32 on JAX (which has
+        # no int64 without x64); the steps of a spec fit in int32 (`_spec_input`).
         self.last_mask_update_step = self.add_weight(
             name="last_mask_update_step",
             shape=(),
-            dtype="int64",
+            dtype="int",
             initializer="zeros",
             trainable=False,
         )
@@ -186,14 +188,14 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         self.pruning_step = self.add_weight(
             name="pruning_step",
             shape=(),
-            dtype="int64",
+            dtype="int",
             initializer=keras.initializers.Constant(_NO_RECORD[0]),
             trainable=False,
         )
         self.pruning_step_iterations = self.add_weight(
             name="pruning_step_iterations",
             shape=(),
-            dtype="int64",
+            dtype="int",
             initializer=keras.initializers.Constant(_NO_RECORD[1]),
             trainable=False,
         )

@@ -16,21 +16,27 @@ DEMO = Path(__file__).resolve().parents[2] / "examples" / "train_digits.py"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, backend: str = "tensorflow") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(DEMO), *args],
-        capture_output=True, text=True, env=ENV, check=False, timeout=300,
+        capture_output=True, text=True, env={**ENV, "KERAS_BACKEND": backend}, check=False,
+        timeout=300,
     )  # fmt: skip
 
 
-def test_a_short_run_prunes_to_the_spec_and_reports_it(tmp_path: Path) -> None:
+# `make demo` and `KERAS_BACKEND=jax make demo`: the same table and checks on both.
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_short_run_prunes_to_the_spec_and_reports_it(tmp_path: Path, backend: str) -> None:
     done = run(
         "--dense-epochs=4",
         "--pruning-epochs=4",
         "--pruning_hparams=sparsity_function_end_step=90,pruning_frequency=10",
         f"--output-dir={tmp_path}",
+        backend=backend,
     )
     assert done.returncode in (0, 1), done.stderr
+    assert f"on its {backend} backend" in done.stdout
+    assert "3 weights match the spec at the end of the run" in done.stdout
     rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if "/kernel" in line}
     assert rows["hidden_1/kernel"][1:] == ["64x256", "16384", "92.00%", "92.00%"]
     assert rows["hidden_2/kernel"][1:] == ["256x128", "32768", "92.00%", "92.00%"]

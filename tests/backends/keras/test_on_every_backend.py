@@ -88,6 +88,50 @@ def test_the_model_computes_with_its_pruned_weights() -> None:
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(X)), expected, rtol=1e-6, atol=1e-6)
 
 
+class _ForwardCheck(keras.callbacks.Callback):  # type: ignore[misc]
+    """Before each step: the model's output is the one of its masked kernels, by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checked = 0
+        self.largest_pruned_value = 0.0  # what the kernels hold where their masks are 0
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:  # JAX's fit keeps the state out of the variables between steps
+            sync()
+        hidden, out = (layer.layer for layer in pks.pruned_layers(self.model))
+        masked = {}
+        for layer in pks.pruned_layers(self.model):
+            (pruned,) = layer.pruned_weights
+            kernel, mask = _numpy(pruned.weight), _numpy(pruned.mask)
+            masked[layer.layer.name] = np.where(mask != 0, kernel, 0)
+            pruned_values = np.abs(kernel[mask == 0])
+            if pruned_values.size:
+                self.largest_pruned_value = max(self.largest_pruned_value, pruned_values.max())
+        activations = np.maximum(X[:16] @ masked["hidden"] + _numpy(hidden.bias), 0)
+        expected = activations @ masked["out"] + _numpy(out.bias)
+        got = keras.ops.convert_to_numpy(self.model.predict_on_batch(X[:16]))
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+        self.checked += 1
+
+
+def test_every_step_computes_with_the_masked_kernels() -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    check = _ForwardCheck()
+    model.fit(
+        X, Y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+        callbacks=[pks.PruningCallback(SPEC), check],
+    )  # fmt: skip
+    assert check.checked == 16
+    # On TensorFlow the optimizer's constraint zeroes the pruned values after each step; on
+    # JAX momentum moves them between updates, and the forward pass masks them.
+    if keras.backend.backend() == "jax":
+        assert check.largest_pruned_value > 0
+    else:
+        assert check.largest_pruned_value == 0
+
+
 def test_prune_now_prunes_to_the_target_at_once() -> None:
     one_shot = "initial_sparsity=0.75,target_sparsity=0.75,begin_pruning_step=0"
     model = pks.prune(mlp(), one_shot)
@@ -183,3 +227,20 @@ def test_the_spec_is_kept_in_the_saved_model(tmp_path: Path) -> None:
     # After step 8 of the schedule (k rounded to a whole number of the 512 values).
     expected = parse_hparams(SPEC).sparsity_at(8, "hidden/kernel")
     assert math.isclose(pks.weight_sparsity(loaded)["hidden/kernel"], expected, abs_tol=1 / 512)
+
+
+def test_a_checkpoint_written_during_fit_holds_the_zeros(tmp_path: Path) -> None:
+    model = compiled(pks.prune(mlp(), SPEC))
+    path = tmp_path / "checkpoint.keras"
+    # Listed first, so it saves before PruningCallback's own end-of-epoch work.
+    saver = keras.callbacks.ModelCheckpoint(path)
+    model.fit(
+        X, Y, batch_size=16, epochs=1, shuffle=False, verbose=0,
+        callbacks=[saver, pks.PruningCallback(SPEC)],
+    )  # fmt: skip
+    loaded = keras.saving.load_model(path)
+    for layer in pks.pruned_layers(loaded):
+        (pruned,) = layer.pruned_weights
+        mask, weight = _numpy(pruned.mask), _numpy(pruned.weight)
+        assert 0 < np.mean(mask == 0) < 1
+        assert (weight[mask == 0] == 0).all()
