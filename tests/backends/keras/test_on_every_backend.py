@@ -244,3 +244,47 @@ def test_a_checkpoint_written_during_fit_holds_the_zeros(tmp_path: Path) -> None
         mask, weight = _numpy(pruned.mask), _numpy(pruned.weight)
         assert 0 < np.mean(mask == 0) < 1
         assert (weight[mask == 0] == 0).all()
+
+
+class _StepLog(keras.callbacks.Callback):  # type: ignore[misc]
+    """Before each step (after PruningCallback): the optimizer's iterations, the last update."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, int]] = []
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+        (layer, _) = pks.pruned_layers(self.model)
+        iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.seen.append((iterations, int(_numpy(layer.last_mask_update_step))))
+
+
+def test_steps_an_optimizer_skips_do_not_count() -> None:
+    # The largest loss scale overflows the first gradients (the inputs are large): the
+    # optimizer skips those steps, halving the scale each time, so its iterations fall
+    # behind the batches.
+    model = pks.prune(mlp(), SPEC)
+    optimizer = keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.SGD(1e-9), initial_scale=float(np.finfo(np.float32).max)
+    )
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(True))
+    log = _StepLog()
+    model.fit(
+        X * 10, Y, batch_size=16, epochs=1, shuffle=False, verbose=0,
+        callbacks=[pks.PruningCallback(SPEC), log],
+    )  # fmt: skip
+    iterations = [seen[0] for seen in log.seen]
+    assert iterations[:2] == [0, 0] and iterations[-1] >= 3  # skipped, then stepping
+    spec = parse_hparams(SPEC)
+
+    def last_update(step: int) -> int:  # r1.15's updates at every step up to `step`
+        last = 0
+        for each in range(step + 1):
+            if spec.mask_update_due(each, last):
+                last = each
+        return last
+
+    assert [seen[1] for seen in log.seen] == [last_update(step) for step in iterations]
