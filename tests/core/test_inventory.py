@@ -90,6 +90,23 @@ def test_weight_claimed_by_two_rules_is_an_error_at_its_line() -> None:
     assert "dense_1/kernel" not in {p.weight.name for p in plans}
 
 
+def test_a_repeated_weight_is_planned_as_if_alone_at_each_of_its_lines() -> None:
+    # plan_weights resolves a name and shape once: each repeat still gets its own span.
+    spec = parse_hparams("weight_sparsity_map=[dense:0.5,dense_1:0.6],block_dims_map=[logits:1x-1]")
+    inventory = "logits/kernel 256,10\ndense_1/kernel 4,4\nlogits/kernel 256,10\n"
+    inventory += "logits/kernel 10,256\ndense_1/kernel 4,4\n"
+    weights, _ = parse_inventory(inventory, "inv.txt")
+    plans, problems = plan_weights(spec, weights)
+    assert [p.weight.span.line for p in plans] == [1, 3, 4]  # type: ignore[union-attr]
+    assert [p.block for p in plans] == [(1, 10), (1, 10), (1, 256)]
+    assert plans == [plan_weights(spec, [p.weight])[0][0] for p in plans]
+    assert [(d.code, d.span.line) for d in problems] == [  # type: ignore[union-attr]
+        ("ambiguous-rule", 2),
+        ("ambiguous-rule", 5),
+    ]
+    assert problems[0].message == problems[1].message
+
+
 @pytest.mark.parametrize(
     "line",
     [
