@@ -60,13 +60,14 @@ def parse_inventory(
     """The weights of an inventory text, and a diagnostic for each line that is not `name shape`."""
     weights: list[Weight] = []
     problems: list[Diagnostic] = []
+    shapes: dict[str, tuple[int, ...] | None] = {}  # see _parse_line
     with contextlib.suppress(TooManyProblemsError):
         for number, line in enumerate(text.split("\n"), start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
             span = Span(source, number, len(line) - len(line.lstrip()) + 1)
-            weight = _parse_line(stripped, span)
+            weight = _parse_line(stripped, span, shapes)
             if isinstance(weight, Weight):
                 weights.append(weight)
             else:
@@ -75,25 +76,35 @@ def parse_inventory(
     return weights, problems
 
 
-def _parse_line(line: str, span: Span) -> Weight | str:
+def _parse_line(line: str, span: Span, shapes: dict[str, tuple[int, ...] | None]) -> Weight | str:
     """The weight a stripped line lists, or what is wrong with the line.
 
     String methods only, each a single pass, so a line costs time linear in its length.
+    `shapes` holds the shapes read so far by their text: a model has a few shapes, each
+    on many lines, and reading one is most of a line's cost.
     """
     name, *rest = line.split(None, 1)
-    shape = rest[0].split("#", 1)[0].strip() if rest else ""  # a comment may follow the shape
-    if shape[:1] in ("[", "("):
-        shape = shape[1:]
-    if shape[-1:] in ("]", ")"):
-        shape = shape[:-1]
-    dims = _DIMENSION_SEPARATORS.split(shape.strip())
-    # At most 19 digits: int64's range, and far below int()'s limit on digit strings.
-    if not all(d.isascii() and d.isdigit() and len(d) <= 19 and int(d) > 0 for d in dims):
+    text = rest[0].split("#", 1)[0].strip() if rest else ""  # a comment may follow the shape
+    shape = shapes[text] if text in shapes else shapes.setdefault(text, _parse_shape(text))
+    if shape is None:
         return f"expected 'name shape', e.g. 'dense_1/kernel 784,256', got {shorten(line)}"
-    weight = Weight(name, tuple(int(d) for d in dims), span)
+    weight = Weight(name, shape, span)
     if weight.size > _LARGEST_SIZE:
         return f"weight {shorten(name)} has {weight.size:.3g} values, more than any tensor can hold"
     return weight
+
+
+def _parse_shape(text: str) -> tuple[int, ...] | None:
+    """The dimensions of a shape's text (`784,256`, `[256x10]`, `(10)`); None: not a shape."""
+    if text[:1] in ("[", "("):
+        text = text[1:]
+    if text[-1:] in ("]", ")"):
+        text = text[:-1]
+    dims = _DIMENSION_SEPARATORS.split(text.strip())
+    # At most 19 digits: int64's range, and far below int()'s limit on digit strings.
+    if not all(d.isascii() and d.isdigit() and len(d) <= 19 and int(d) > 0 for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
 
 
 def read_inventory(path: str) -> tuple[list[Weight], list[Diagnostic]]:

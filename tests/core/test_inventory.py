@@ -126,6 +126,19 @@ def test_hostile_lines_are_bad_lines_and_echoed_short(line: str) -> None:
     assert len(problem.message) < 200
 
 
+def test_a_shape_on_many_lines_is_read_alike_on_each() -> None:
+    # parse_inventory reads each distinct shape text once.
+    text = "a 3,0\nb [4x4]\nc 3,0\nd [4x4]\ne 99999999999,99999999999\nf 99999999999,99999999999\n"
+    weights, problems = parse_inventory(text, "inv.txt")
+    assert [(w.name, w.shape, w.span.line) for w in weights] == [  # type: ignore[union-attr]
+        ("b", (4, 4), 2),
+        ("d", (4, 4), 4),
+    ]
+    assert [p.span.line for p in problems] == [1, 3, 5, 6]  # type: ignore[union-attr]
+    assert [p.message.split(" got ")[-1] for p in problems[:2]] == ["'a 3,0'", "'c 3,0'"]
+    assert "'f' has" in problems[3].message
+
+
 def test_a_shape_whose_size_no_tensor_can_hold_is_refused() -> None:
     _, [problem] = parse_inventory("w 9999999999,9999999999\n")
     assert "more than any tensor can hold" in problem.message
