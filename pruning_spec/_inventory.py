@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import operator
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -59,13 +60,14 @@ def parse_inventory(
     """The weights of an inventory text, and a diagnostic for each line that is not `name shape`."""
     weights: list[Weight] = []
     problems: list[Diagnostic] = []
+    shapes: dict[str, tuple[int, ...] | None] = {}  # see _parse_line
     with contextlib.suppress(TooManyProblemsError):
         for number, line in enumerate(text.split("\n"), start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
             span = Span(source, number, len(line) - len(line.lstrip()) + 1)
-            weight = _parse_line(stripped, span)
+            weight = _parse_line(stripped, span, shapes)
             if isinstance(weight, Weight):
                 weights.append(weight)
             else:
@@ -74,25 +76,35 @@ def parse_inventory(
     return weights, problems
 
 
-def _parse_line(line: str, span: Span) -> Weight | str:
+def _parse_line(line: str, span: Span, shapes: dict[str, tuple[int, ...] | None]) -> Weight | str:
     """The weight a stripped line lists, or what is wrong with the line.
 
     String methods only, each a single pass, so a line costs time linear in its length.
+    `shapes` holds the shapes read so far by their text: a model has a few shapes, each
+    on many lines, and reading one is most of a line's cost.
     """
     name, *rest = line.split(None, 1)
-    shape = rest[0].split("#", 1)[0].strip() if rest else ""  # a comment may follow the shape
-    if shape[:1] in ("[", "("):
-        shape = shape[1:]
-    if shape[-1:] in ("]", ")"):
-        shape = shape[:-1]
-    dims = _DIMENSION_SEPARATORS.split(shape.strip())
-    # At most 19 digits: int64's range, and far below int()'s limit on digit strings.
-    if not all(d.isascii() and d.isdigit() and len(d) <= 19 and int(d) > 0 for d in dims):
+    text = rest[0].split("#", 1)[0].strip() if rest else ""  # a comment may follow the shape
+    shape = shapes[text] if text in shapes else shapes.setdefault(text, _parse_shape(text))
+    if shape is None:
         return f"expected 'name shape', e.g. 'dense_1/kernel 784,256', got {shorten(line)}"
-    weight = Weight(name, tuple(int(d) for d in dims), span)
+    weight = Weight(name, shape, span)
     if weight.size > _LARGEST_SIZE:
         return f"weight {shorten(name)} has {weight.size:.3g} values, more than any tensor can hold"
     return weight
+
+
+def _parse_shape(text: str) -> tuple[int, ...] | None:
+    """The dimensions of a shape's text (`784,256`, `[256x10]`, `(10)`); None: not a shape."""
+    if text[:1] in ("[", "("):
+        text = text[1:]
+    if text[-1:] in ("]", ")"):
+        text = text[:-1]
+    dims = _DIMENSION_SEPARATORS.split(text.strip())
+    # At most 19 digits: int64's range, and far below int()'s limit on digit strings.
+    if not all(d.isascii() and d.isdigit() and len(d) <= 19 and int(d) > 0 for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
 
 
 def read_inventory(path: str) -> tuple[list[Weight], list[Diagnostic]]:
@@ -198,6 +210,10 @@ def plan_weights(
     it, and here it gets a warning and no plan.
     """
     final_step = last_update_step(spec, total_steps)
+    # What the spec does to a weight depends on its name and shape only, and resolving
+    # the rules is most of the cost: an inventory that lists one name and shape many
+    # times (a 4 MiB inventory of one line repeated) resolves it once.
+    decided: dict[tuple[str, tuple[int, ...]], _Decision] = {}
     plans, problems = [], []
     for weight in weights:
         if weight.size == 0:
@@ -211,26 +227,51 @@ def plan_weights(
                 )
             )
             continue
-        try:
-            sparsity_rule = spec.rule_index("weight_sparsity_map", weight.name)
-            block_rule = spec.rule_index("block_dims_map", weight.name)
-            group_rule = spec.rule_index("global_group", weight.name)
-            group = spec.group_for(weight.name)
-            n_m = spec.n_m_for(weight.name, weight.shape)
-        except SpecError as error:
-            problems += [dataclasses.replace(d, span=weight.span) for d in error.diagnostics]
-            continue
-        if n_m is not None:
-            plans.append(_n_m_plan(weight, n_m, updated=final_step is not None))
-            continue
-        if final_step is None:
-            final = 0.0
-        elif group is not None:
-            final = spec.group_sparsity_at(final_step, group)
+        key = (weight.name, weight.shape)
+        decision = decided.get(key)
+        if decision is None:
+            decision = decided[key] = _decide(spec, weight, final_step)
+        if isinstance(decision, WeightPlan):
+            plans.append(decision if decision.weight is weight else _replan(decision, weight))
         else:
-            final = spec.sparsity_at(final_step, weight.name)
-        plans.append(_plan(spec, weight, (sparsity_rule, block_rule, group_rule), final, group))
+            problems += [dataclasses.replace(d, span=weight.span) for d in decision]
     return plans, problems
+
+
+# A weight's plan, or the diagnostics (without a span) of why it has none.
+_Decision = WeightPlan | list[Diagnostic]
+
+# The fields of a plan after its weight: the same for every weight of one name and shape.
+_DECIDED_FIELDS = operator.attrgetter(*[f.name for f in dataclasses.fields(WeightPlan)][1:])
+
+
+def _replan(plan: WeightPlan, weight: Weight) -> WeightPlan:
+    """`plan` for another weight of the same name and shape (its own span).
+
+    Built directly, not with dataclasses.replace, which costs twice as much.
+    """
+    return WeightPlan(weight, *_DECIDED_FIELDS(plan))
+
+
+def _decide(spec: NormalizedSpec, weight: Weight, final_step: int | None) -> _Decision:
+    """The plan of a weight with values, or the conflicts that leave it without one."""
+    try:
+        sparsity_rule = spec.rule_index("weight_sparsity_map", weight.name)
+        block_rule = spec.rule_index("block_dims_map", weight.name)
+        group_rule = spec.rule_index("global_group", weight.name)
+        group = spec.group_for(weight.name)
+        n_m = spec.n_m_for(weight.name, weight.shape)
+    except SpecError as error:
+        return list(error.diagnostics)
+    if n_m is not None:
+        return _n_m_plan(weight, n_m, updated=final_step is not None)
+    if final_step is None:
+        final = 0.0
+    elif group is not None:
+        final = spec.group_sparsity_at(final_step, group)
+    else:
+        final = spec.sparsity_at(final_step, weight.name)
+    return _plan(spec, weight, (sparsity_rule, block_rule, group_rule), final, group)
 
 
 def plan_groups(spec: NormalizedSpec, plans: Sequence[WeightPlan]) -> dict[str, GroupPlan]:

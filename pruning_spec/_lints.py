@@ -11,8 +11,9 @@ say when the schedule's fields or the global block shape apply to none of them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pruning_spec._diagnostics import (
     Diagnostic,
@@ -73,7 +74,9 @@ def schedule_lints(
 
 def scheduled_weights(spec: NormalizedSpec, plans: Sequence[WeightPlan]) -> list[WeightPlan]:
     """The plans of the weights the schedule prunes: neither N:M nor kept dense."""
-    return [p for p in plans if p.n_m is None and not spec.keeps_dense(p.weight.name)]
+    # Once a name: an inventory may list one name many times.
+    keeps_dense = functools.cache(spec.keeps_dense)
+    return [p for p in plans if p.n_m is None and not keeps_dense(p.weight.name)]
 
 
 def _n_m_plans(plans: Sequence[WeightPlan]) -> list[WeightPlan]:
@@ -231,10 +234,11 @@ def inventory_lints(
                 hint="remove it, or narrow the rules",
             )
         )
+    block_dims = functools.cache(spec.configured_block_dims)  # once a name, as above
     with contextlib.suppress(TooManyProblemsError):
         for plan in plans:
             span = plan.weight.span
-            for lint in _weight_lints(spec, plan, tolerance):
+            for lint in _weight_lints(plan, block_dims, tolerance):
                 stop_if_too_many(found, span.source if span else "<weights>", Severity.WARNING)
                 found.append(lint.with_span(span))
     return found
@@ -280,12 +284,15 @@ def _n_m_lints(spec: NormalizedSpec, plans: Sequence[WeightPlan]) -> list[Diagno
     return found
 
 
-def _weight_lints(spec: NormalizedSpec, plan: WeightPlan, tolerance: float) -> list[Diagnostic]:
+def _weight_lints(
+    plan: WeightPlan, block_dims: Callable[[str], tuple[int, int]], tolerance: float
+) -> list[Diagnostic]:
+    """Problems of one weight's plan; `block_dims`: the block shape the spec asks for a name."""
     weight = plan.weight
     found: list[Diagnostic] = []
     if plan.n_m is not None:  # no blocks, no schedule: what its pattern keeps is exact
         return found
-    dims = spec.configured_block_dims(weight.name)
+    dims = block_dims(weight.name)
     if dims != (1, 1) and plan.block == (1, 1):
         found.append(
             _warning(

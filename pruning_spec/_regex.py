@@ -301,10 +301,13 @@ class RuleMatcher:
     only the patterns whose pieces are present.
     """
 
-    __slots__ = ("_filter",)
+    __slots__ = ("_filter", "_last")
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self._filter: re2.Filter | None = None
+        # The last name matched and its matches: deciding what a spec does to a weight
+        # asks about its name several times in a row (plan_weights, keeps_dense).
+        self._last: tuple[str, tuple[int, ...]] | None = None
         if not patterns:
             return
         found = re2.Filter()
@@ -317,5 +320,8 @@ class RuleMatcher:
         """The indices of the patterns found in `name`, in increasing order."""
         if self._filter is None:
             return []
-        found = self._filter.Match(_encoded(name))
-        return sorted(found) if found else []
+        last = self._last  # one read: another thread may replace it
+        if last is None or last[0] != name:
+            found = self._filter.Match(_encoded(name))
+            last = self._last = (name, tuple(sorted(found)) if found else ())
+        return list(last[1])

@@ -319,12 +319,12 @@ class NormalizedSpec:
     def rule_for(self, weight_name: str) -> pruning_pb2.WeightSparsityRule | None:
         """The `weight_sparsity_map` rule found in `weight_name` (as `re.search` finds), if any."""
         index = self.rule_index("weight_sparsity_map", weight_name)
-        return None if index is None else self.weight_sparsity_map[index]
+        return None if index is None else _copy(self._proto.weight_sparsity_map[index])
 
     def block_rule_for(self, weight_name: str) -> pruning_pb2.BlockDimsRule | None:
         """The `block_dims_map` rule found in `weight_name` (as `re.search` finds), if any."""
         index = self.rule_index("block_dims_map", weight_name)
-        return None if index is None else self.block_dims_map[index]
+        return None if index is None else _copy(self._proto.block_dims_map[index])
 
     def target_sparsity_for(self, weight_name: str | None = None) -> float:
         """A weight's target: its map rule's, else its named group's, else target_sparsity.

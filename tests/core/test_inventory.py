@@ -90,6 +90,23 @@ def test_weight_claimed_by_two_rules_is_an_error_at_its_line() -> None:
     assert "dense_1/kernel" not in {p.weight.name for p in plans}
 
 
+def test_a_repeated_weight_is_planned_as_if_alone_at_each_of_its_lines() -> None:
+    # plan_weights resolves a name and shape once: each repeat still gets its own span.
+    spec = parse_hparams("weight_sparsity_map=[dense:0.5,dense_1:0.6],block_dims_map=[logits:1x-1]")
+    inventory = "logits/kernel 256,10\ndense_1/kernel 4,4\nlogits/kernel 256,10\n"
+    inventory += "logits/kernel 10,256\ndense_1/kernel 4,4\n"
+    weights, _ = parse_inventory(inventory, "inv.txt")
+    plans, problems = plan_weights(spec, weights)
+    assert [p.weight.span.line for p in plans] == [1, 3, 4]  # type: ignore[union-attr]
+    assert [p.block for p in plans] == [(1, 10), (1, 10), (1, 256)]
+    assert plans == [plan_weights(spec, [p.weight])[0][0] for p in plans]
+    assert [(d.code, d.span.line) for d in problems] == [  # type: ignore[union-attr]
+        ("ambiguous-rule", 2),
+        ("ambiguous-rule", 5),
+    ]
+    assert problems[0].message == problems[1].message
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -107,6 +124,19 @@ def test_hostile_lines_are_bad_lines_and_echoed_short(line: str) -> None:
     [problem] = problems
     assert problem.code == "bad-inventory-line"
     assert len(problem.message) < 200
+
+
+def test_a_shape_on_many_lines_is_read_alike_on_each() -> None:
+    # parse_inventory reads each distinct shape text once.
+    text = "a 3,0\nb [4x4]\nc 3,0\nd [4x4]\ne 99999999999,99999999999\nf 99999999999,99999999999\n"
+    weights, problems = parse_inventory(text, "inv.txt")
+    assert [(w.name, w.shape, w.span.line) for w in weights] == [  # type: ignore[union-attr]
+        ("b", (4, 4), 2),
+        ("d", (4, 4), 4),
+    ]
+    assert [p.span.line for p in problems] == [1, 3, 5, 6]  # type: ignore[union-attr]
+    assert [p.message.split(" got ")[-1] for p in problems[:2]] == ["'a 3,0'", "'c 3,0'"]
+    assert "'f' has" in problems[3].message
 
 
 def test_a_shape_whose_size_no_tensor_can_hold_is_refused() -> None:

@@ -140,6 +140,18 @@ def test_many_rules_each_found_where_it_is() -> None:
     assert matcher.matching("head/12/bias") == [2001]
 
 
+def test_a_name_asked_again_gets_the_same_answer_in_a_list_of_its_own() -> None:
+    # The matcher remembers its last name: a caller's edit to an answer must not stick.
+    matcher = RuleMatcher(["conv", "1/", "^conv1/k$"])
+    first = matcher.matching("conv1/k")
+    first.clear()
+    assert matcher.matching("conv1/k") == [0, 1, 2]
+    assert matcher.matching("conv2/k") == [0]
+    assert matcher.matching("dense") == []
+    assert matcher.matching("dense") == []
+    assert matcher.matching("conv1/k") == [0, 1, 2]
+
+
 # On printable ASCII names (no newline) every accepted pattern means what it means in Python.
 _NAME_ALPHABET = string.ascii_letters[:6] + string.digits[:3] + "_/.-:"
 _PIECES = [
