@@ -6,6 +6,10 @@ backend at import):
     KERAS_BACKEND=jax python parity_run.py OUT.npz [--epochs N] [--save F] [--resume F]
         [--learning-rate R] [--data-parallel]
 
+`--save F` saves the model as the first epoch ends (after the pruning's own end-of-epoch
+work), and the run goes on: `--resume F --epochs N-1` on any backend must then record
+what the whole run recorded from there.
+
 The model's initial weights come from numpy (the same on every backend); the optimizer's
 learning rate is 0, so the weights change only by pruning, and every backend's masks and
 thresholds must be equal to the bit. The spec exercises every kernel: element-wise with
@@ -109,11 +113,22 @@ def _on_every_device(value: Any) -> np.ndarray:
 DEVICES: set[int] = set()
 
 
+def _SaveFirstEpoch(path: str) -> Any:  # noqa: N802 - a class made once Keras is imported
+    import keras  # noqa: PLC0415
+
+    class SaveFirstEpoch(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if epoch == 0:
+                self.model.save(path)
+
+    return SaveFirstEpoch()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--save")
+    parser.add_argument("--save", help="a .keras file to save as the first epoch ends")
     parser.add_argument("--resume")
     parser.add_argument("--learning-rate", type=float, default=0.0)
     parser.add_argument("--data-parallel", action="store_true")
@@ -141,17 +156,12 @@ def main() -> int:
     x = rng.normal(size=(64, WIDTH)).astype(np.float32)
     y = rng.normal(size=(64, 4)).astype(np.float32)
     recorder = Recorder()
-    pruned.fit(
-        x,
-        y,
-        batch_size=8,
-        epochs=args.epochs,
-        shuffle=False,
-        verbose=0,
-        callbacks=[pks.PruningCallback(SPEC), recorder.callback()],
-    )
+    callbacks = [pks.PruningCallback(SPEC), recorder.callback()]
     if args.save:
-        pruned.save(args.save)
+        callbacks.append(_SaveFirstEpoch(args.save))
+    pruned.fit(
+        x, y, batch_size=8, epochs=args.epochs, shuffle=False, verbose=0, callbacks=callbacks
+    )
     record = dict(recorder.record)
     record["iterations"] = np.asarray(int(pruned.optimizer.iterations.numpy()))
     record["backend"] = np.asarray(keras.backend.backend())
