@@ -125,7 +125,7 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         self._pruned_keys = None if pruned is None else list(pruned)
         self._select = select or is_kernel
         self.supports_masking = bool(getattr(layer, "supports_masking", False))
-        self.pruning_clock: Any = None  # a `_keras_step.PruningClock` while one counts
+        self.pruning_clock: Any = None  # a `_step.PruningClock` while one counts
 
     def build(self, input_shape: Any = None) -> None:
         super().build(input_shape)
@@ -183,7 +183,7 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
             initializer="zeros",
             trainable=False,
         )
-        # The pruning step, recorded with the optimizer's iterations (`_keras_step`): -1 is
+        # The pruning step, recorded with the optimizer's iterations (`_step`): -1 is
         # no record yet. Created last: files saved before they existed lack only these two.
         self.pruning_step = self.add_weight(
             name="pruning_step",
