@@ -9,8 +9,9 @@ kernel module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from pruning_spec import NormalizedSpec
 from pruning_spec._groups import Group
@@ -18,39 +19,48 @@ from pruning_spec._groups import Group
 from ._weights import check_not_empty, known_dims
 
 
-class Kernels(Protocol):
-    """One framework's mask arithmetic (each function as in `backends/tensorflow/_kernels`)."""
+@dataclasses.dataclass(frozen=True)
+class Kernels:
+    """One framework's mask arithmetic, each function as in `backends/tensorflow/_kernels`.
 
-    def element_mask(
-        self, values: Any, sparsity: Any, threshold: Any, decay: float
-    ) -> tuple[Any, Any]: ...
+    `of` takes them from a framework's kernel module and N:M module, which name them alike;
+    the framework adds the three things only it knows.
+    """
 
-    def block_mask(
-        self,
-        values: Any,
-        sparsity: Any,
-        threshold: Any,
-        decay: float,
-        block: tuple[int, int],
-        pooling: str,
-    ) -> tuple[Any, Any]: ...
+    element_mask: Callable[..., tuple[Any, Any]]
+    block_mask: Callable[..., tuple[Any, Any]]
+    n_m_mask: Callable[..., Any]
+    group_keep_count: Callable[..., Any]
+    group_thresholds: Callable[..., Any]
+    smooth: Callable[..., Any]
+    group_masks: Callable[..., list[Any]]
+    zero_threshold: Callable[[Any], Any]  # a scalar 0 of a dtype
+    cast: Callable[[Any, Any], Any]  # a value in a dtype, as TensorFlow's CPU casts it
+    # Tells the user, once, that a weight's block dims do not apply to its shape.
+    block_ignored: Callable[[str, tuple[int, int], list[Any]], None]
 
-    def n_m_mask(self, values: Any, n: int, m: int, axis: int, remainder: str) -> Any: ...
-
-    def zero_threshold(self, dtype: Any) -> Any: ...
-
-    def cast(self, value: Any, dtype: Any) -> Any: ...
-
-    def group_keep_count(self, size: int, sparsity: Any) -> Any: ...
-
-    def group_thresholds(self, values: list[Any], keep: Any, floors: Sequence[int]) -> Any: ...
-
-    def smooth(self, current: Any, old_threshold: Any, decay: float) -> Any: ...
-
-    def group_masks(self, values: list[Any], thresholds: Any) -> list[Any]: ...
-
-    def block_ignored(self, name: str, dims: tuple[int, int], shape: list[int | None]) -> None:
-        """Tells the user, once, that a weight's block dims do not apply to its shape."""
+    @classmethod
+    def of(
+        cls,
+        kernels: Any,
+        n_m: Any,
+        *,
+        zero_threshold: Callable[[Any], Any],
+        cast: Callable[[Any, Any], Any],
+        block_ignored: Callable[[str, tuple[int, int], list[Any]], None],
+    ) -> Kernels:
+        return cls(
+            element_mask=kernels.element_mask,
+            block_mask=kernels.block_mask,
+            n_m_mask=n_m.n_m_mask,
+            group_keep_count=kernels.group_keep_count,
+            group_thresholds=kernels.group_thresholds,
+            smooth=kernels.smooth,
+            group_masks=kernels.group_masks,
+            zero_threshold=zero_threshold,
+            cast=cast,
+            block_ignored=block_ignored,
+        )
 
 
 def threshold_and_mask(

@@ -445,13 +445,17 @@ class NormalizedSpec:
 
     def group_sparsity_at(self, step: int, group: str) -> float:
         """The scheduled sparsity of a group as a whole at `step` (float32, as r1.15)."""
+        return self.schedule_at(step, self.group_target(group))
+
+    def schedule_at(self, step: int, target: float) -> float:
+        """r1.15's polynomial schedule of this spec at `step`, ending at `target` (float32)."""
         spec = self._proto
         return _schedule.polynomial_sparsity(
             step,
             begin_step=spec.sparsity_function_begin_step,
             end_step=spec.sparsity_function_end_step,
             initial_sparsity=spec.initial_sparsity,
-            target_sparsity=self.group_target(group),
+            target_sparsity=target,
             exponent=spec.sparsity_function_exponent,
         )
 
@@ -535,20 +539,12 @@ class NormalizedSpec:
         with the rule's sparsity as its target; one the spec keeps dense is at 0. An
         N:M weight has no schedule: its sparsity is 1 - n/m from its first update on.
         """
-        spec = self._proto
         if weight_name is not None and self.keeps_dense(weight_name):
             return 0.0
         n_m = self.n_m_rule_for(weight_name) if weight_name is not None else None
         if n_m is not None:
             return _schedule.float32(1.0 - n_m.n / n_m.m)
-        return _schedule.polynomial_sparsity(
-            step,
-            begin_step=spec.sparsity_function_begin_step,
-            end_step=spec.sparsity_function_end_step,
-            initial_sparsity=spec.initial_sparsity,
-            target_sparsity=self.target_sparsity_for(weight_name),
-            exponent=spec.sparsity_function_exponent,
-        )
+        return self.schedule_at(step, self.target_sparsity_for(weight_name))
 
     def mask_update_due(self, step: int, last_update_step: int = 0) -> bool:
         """Whether r1.15's conditional mask update runs at `step`."""

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pruning_spec import NormalizedSpec, _schedule
+from pruning_spec import NormalizedSpec
 from pruning_spec._groups import partition
 
 from .. import _dispatch
@@ -27,37 +27,23 @@ from . import _kernels, _n_m
 Array = jax.Array
 
 
-class _JaxKernels:
-    """JAX's kernels, as `backends/_dispatch` calls them."""
-
-    element_mask = staticmethod(_kernels.element_mask)
-    block_mask = staticmethod(_kernels.block_mask)
-    n_m_mask = staticmethod(_n_m.n_m_mask)
-    group_keep_count = staticmethod(_kernels.group_keep_count)
-    group_thresholds = staticmethod(_kernels.group_thresholds)
-    smooth = staticmethod(_kernels.smooth)
-    group_masks = staticmethod(_kernels.group_masks)
-
-    @staticmethod
-    def zero_threshold(dtype: Any) -> Array:
-        return jnp.zeros((), dtype)
-
-    @staticmethod
-    def cast(value: Any, dtype: Any) -> Array:
-        return _kernels._tf_cast(jnp.asarray(value), np.dtype(dtype))
-
-    @staticmethod
-    def block_ignored(name: str, dims: tuple[int, int], shape: list[int | None]) -> None:
-        # Traced once per compiled update: TensorFlow's backend warns once per trace too.
-        warnings.warn(
-            f"Block dims {list(dims)} do not apply to {name} of shape {shape} (not rank 2 "
-            "after squeezing); it is pruned element-wise.",
-            UserWarning,
-            stacklevel=2,
-        )
+def _block_ignored(name: str, dims: tuple[int, int], shape: list[int | None]) -> None:
+    # Traced once per compiled update: TensorFlow's backend warns once per trace too.
+    warnings.warn(
+        f"Block dims {list(dims)} do not apply to {name} of shape {shape} (not rank 2 "
+        "after squeezing); it is pruned element-wise.",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
-KERNELS = _JaxKernels()
+KERNELS = _dispatch.Kernels.of(
+    _kernels,
+    _n_m,
+    zero_threshold=lambda dtype: jnp.zeros((), dtype),
+    cast=lambda value, dtype: _kernels._tf_cast(jnp.asarray(value), np.dtype(dtype)),
+    block_ignored=_block_ignored,
+)
 
 
 class KerasUpdater:
@@ -80,7 +66,7 @@ class KerasUpdater:
         self._compiled = jax.jit(self._compute)
 
     def update(self, step: int) -> None:
-        sparsities = [np.float32(self._sparsity(step, target)) for target in self._targets]
+        sparsities = [np.float32(self.spec.schedule_at(step, target)) for target in self._targets]
         thresholds, masks, values = self._compiled(
             [p.weight.value for p in self.weights],
             [p.mask.value for p in self.weights],
@@ -95,17 +81,6 @@ class KerasUpdater:
             pruned.weight.assign(value)
         for last in self.last_update_steps:
             last.assign(step)
-
-    def _sparsity(self, step: int, target: float) -> float:
-        spec = self.spec
-        return _schedule.polynomial_sparsity(
-            step,
-            begin_step=spec.sparsity_function_begin_step,
-            end_step=spec.sparsity_function_end_step,
-            initial_sparsity=spec.initial_sparsity,
-            target_sparsity=target,
-            exponent=spec.sparsity_function_exponent,
-        )
 
     def _compute(
         self,

@@ -44,42 +44,28 @@ def update_due(spec: NormalizedSpec, step: tf.Tensor, last_update_step: Any) -> 
     return tf.logical_and(in_window, last + spec.pruning_frequency <= step)
 
 
-class _TensorFlowKernels:
-    """TensorFlow's kernels, as `backends/_dispatch` calls them."""
-
-    element_mask = staticmethod(_kernels.element_mask)
-    block_mask = staticmethod(_kernels.block_mask)
-    n_m_mask = staticmethod(_n_m.n_m_mask)
-    group_keep_count = staticmethod(_kernels.group_keep_count)
-    group_thresholds = staticmethod(_kernels.group_thresholds)
-    smooth = staticmethod(_kernels.smooth)
-    group_masks = staticmethod(_kernels.group_masks)
-
-    @staticmethod
-    def zero_threshold(dtype: Any) -> tf.Tensor:
-        return tf.zeros([], dtype)
-
-    @staticmethod
-    def cast(value: Any, dtype: Any) -> tf.Tensor:
-        return tf.cast(tf.convert_to_tensor(value), dtype)
-
-    @staticmethod
-    def block_ignored(name: str, dims: tuple[int, int], shape: list[int | None]) -> None:
-        # Every trace of an update builds the ops again: warn once per spec, weight and shape.
-        key = (name, dims, tuple(shape))
-        if key not in _WARNED_BLOCKS:
-            _WARNED_BLOCKS.add(key)
-            tf_logging.warning(
-                "Block dims %s do not apply to %s of shape %s (not rank 2 after squeezing); "
-                "it is pruned element-wise.",
-                list(dims),
-                name,
-                shape,
-            )
+def _block_ignored(name: str, dims: tuple[int, int], shape: list[int | None]) -> None:
+    # Every trace of an update builds the ops again: warn once per weight, dims and shape.
+    key = (name, dims, tuple(shape))
+    if key not in _WARNED_BLOCKS:
+        _WARNED_BLOCKS.add(key)
+        tf_logging.warning(
+            "Block dims %s do not apply to %s of shape %s (not rank 2 after squeezing); "
+            "it is pruned element-wise.",
+            list(dims),
+            name,
+            shape,
+        )
 
 
-KERNELS = _TensorFlowKernels()
 _WARNED_BLOCKS: set[tuple[str, tuple[int, int], tuple[int | None, ...]]] = set()
+KERNELS = _dispatch.Kernels.of(
+    _kernels,
+    _n_m,
+    zero_threshold=lambda dtype: tf.zeros([], dtype),
+    cast=lambda value, dtype: tf.cast(tf.convert_to_tensor(value), dtype),
+    block_ignored=_block_ignored,
+)
 
 
 def threshold_and_mask(

@@ -8,30 +8,7 @@ imports `pruning_spec.backends.keras`.
 
 from __future__ import annotations
 
-from ..keras import (
-    PrunedLayer,
-    PrunedWeight,
-    PruningCallback,
-    baked_weights,
-    export_tflite,
-    is_kernel,
-    prune,
-    prune_now,
-    pruned_layers,
-    strip,
-    weight_sparsity,
-)
+from .. import keras as _keras
+from ..keras import *  # noqa: F403
 
-__all__ = [
-    "PrunedLayer",
-    "PrunedWeight",
-    "PruningCallback",
-    "baked_weights",
-    "export_tflite",
-    "is_kernel",
-    "prune",
-    "prune_now",
-    "pruned_layers",
-    "strip",
-    "weight_sparsity",
-]
+__all__ = list(_keras.__all__)
