@@ -62,7 +62,8 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/bench_global.py --json benchmarks/results/global.json
 	$(PY) benchmarks/bench_n_m.py --json benchmarks/results/n_m.json
 	$(PY) benchmarks/bench_jax_kernels.py --json benchmarks/results/jax_kernels.json
-	$(PY) benchmarks/bench_train_step.py --json benchmarks/results/train_step.json
+	KERAS_BACKEND=tensorflow $(PY) benchmarks/bench_train_step.py --json benchmarks/results/train_step.json
+	KERAS_BACKEND=jax $(PY) benchmarks/bench_train_step.py --json benchmarks/results/train_step_jax.json
 	$(PY) benchmarks/bench_cli.py --json benchmarks/results/cli.json
 	$(PY) benchmarks/bench_hparams.py --json benchmarks/results/hparams.json
 	$(PY) benchmarks/bench_hostile.py --json benchmarks/results/hostile.json
@@ -87,7 +88,8 @@ bench-smoke: $(STAMP)
 	$(PY) benchmarks/bench_global.py --quick --json build/bench-smoke/global.json
 	$(PY) benchmarks/bench_n_m.py --quick --json build/bench-smoke/n_m.json
 	$(PY) benchmarks/bench_jax_kernels.py --quick --json build/bench-smoke/jax_kernels.json
-	$(PY) benchmarks/bench_train_step.py --quick --json build/bench-smoke/train_step.json
+	KERAS_BACKEND=tensorflow $(PY) benchmarks/bench_train_step.py --quick --json build/bench-smoke/train_step.json
+	KERAS_BACKEND=jax $(PY) benchmarks/bench_train_step.py --quick --json build/bench-smoke/train_step_jax.json
 	$(PY) benchmarks/bench_hostile.py --quick --json build/bench-smoke/hostile.json
 	$(PY) benchmarks/report.py build/bench-smoke
 

@@ -13,7 +13,7 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,20 +22,32 @@ MIB = 1 << 20
 
 
 def median_times(
-    calls: dict[str, Callable[[], object]], repeats: int, warmups: int = 2
+    calls: Mapping[str, Callable[[], object]],
+    repeats: int,
+    warmups: int = 2,
+    setups: Mapping[str, Callable[[], object]] | None = None,
 ) -> dict[str, float]:
     """Median wall time of each call; runs interleaved so drift hits every call alike.
 
     Every other round runs the calls in reverse order, so that none always runs
     right after a particular other one (caches, CPU frequency, collector pauses).
+    `setups[name]`, where given, runs before each of that call's runs, untimed (to give
+    a call that changes its inputs the same inputs every time).
     """
-    for call in calls.values():  # warm-up: tracing, graph optimisation, allocator pools
+    setups = setups or {}
+
+    def no_setup() -> None:
+        return None
+
+    for name, call in calls.items():  # warm-up: tracing, graph optimisation, allocator pools
         for _ in range(warmups):
+            setups.get(name, no_setup)()
             call()
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for round_number in range(repeats):
         order = list(calls.items())
         for name, call in order if round_number % 2 == 0 else reversed(order):
+            setups.get(name, no_setup)()
             start = time.perf_counter()
             call()
             samples[name].append(time.perf_counter() - start)

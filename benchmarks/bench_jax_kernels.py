@@ -7,19 +7,34 @@ Figures (issue 18):
     and against one element-wise pass (`(abs(w) >= c).astype(w.dtype)`, the floor).
     Targets: at least 20x faster than the baseline, at most 4x the floor;
   - the same at 1M values and at sparsity 0.5 (informative);
+  - the same update end to end through Keras 3 on JAX: `KerasUpdater.update(step)`
+    (`pruning_spec.backends.jax._update`, what `PruningCallback` and `prune_now` run) on
+    the kernel of a built `Dense` layer wrapped by `pks.prune`, holding the same weight:
+    the host schedule, one jitted call (the pruned values zeroed, threshold and mask,
+    the weight zeroed where pruned) and the assignment of the threshold, the mask, the
+    weight and the last update step. Against the same two baselines, with the same
+    targets, and against the kernel alone (informative: what the Keras path adds).
+    Before each timed update the variables are given back the dense weight, a mask of
+    ones and a threshold of 0 (untimed), so every update ranks what the kernel ranks;
   - a 2:4 N:M mask along axis 0 of the same weight (`_n_m.n_m_mask`) against the floor
     (target: at most 3x, as for the TensorFlow kernel) and against `jax.lax.top_k` over
     each group, the groups' axis moved last (informative).
 Every function is jitted and compiled before timing (the compile times are noted); each
 time is the median of several runs after a warm-up, the functions interleaved
-(`_common.median_times`), each run waiting for its result. The benchmark fails
-(AssertionError) unless our threshold and mask equal the baseline's exactly (and the N:M
-mask the numpy reference's).
+(`_common.median_times`), each run waiting for its result (the Keras update: for every
+variable it assigns). The benchmark fails (AssertionError) unless our threshold and mask
+equal the baseline's exactly, the Keras update's equal the kernel's (and the N:M mask the
+numpy reference's).
 
     python benchmarks/bench_jax_kernels.py [--quick] [--json PATH]
 """
 
 from __future__ import annotations
+
+import os
+
+# The Keras figure is of Keras's JAX backend, whatever the environment says.
+os.environ["KERAS_BACKEND"] = "jax"
 
 import argparse
 import sys
@@ -30,11 +45,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 from _common import Figure, Report, load_average, machine, median_times
 
 from pruning_spec import _n_m as reference
+from pruning_spec.backends import keras as pks
 from pruning_spec.backends.jax import _kernels, _n_m
+from pruning_spec.backends.jax._update import KerasUpdater
 
 SIZES = {"1M": (1024, 1024), "16.7M": (4096, 4096)}
 QUICK_SIZES = {"0.26M": (512, 512)}
@@ -48,6 +66,10 @@ SPEEDUP_TARGET = 20.0  # ours at least this many times faster than the top_k bas
 FLOOR_TARGET = 4.0  # the mask update at most this many times one element-wise pass
 N_M_FLOOR_TARGET = 3.0  # the 2:4 mask at most this many times one element-wise pass
 N, M = 2, 4
+# The Keras update's spec and step: past the schedule's end, at exactly TARGET_SPARSITY
+# (threshold_decay is r1.15's default 0, as DECAY).
+KERAS_SPEC = f"target_sparsity={TARGET_SPARSITY},sparsity_function_end_step=100"
+KERAS_STEP = 1000
 
 
 def make_weights(shape: tuple[int, int]) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -175,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             add_figures(report, case, times, targeted)
     weights_np = make_weights(sizes[target_size])
     weights = jnp.asarray(weights_np)
+    seconds[f"{target_size} s={TARGET_SPARSITY} Keras"] = keras_figures(
+        report, target_size, weights, quick=args.quick
+    )
     compiled = compile_seconds(ours_n_m, weights)
     kept = check_n_m(weights_np, ours=ours_n_m(weights), baseline=baseline_n_m(weights))
     print(f"  {N}:{M}: masks identical to the reference ({kept:,} kept)")
@@ -207,6 +232,89 @@ def main(argv: list[str] | None = None) -> int:
     report.note(f"{case}: our first call (trace, compile, run) took {compiled:.2f} s")
     report.write(args.json, seconds=seconds)
     return 0
+
+
+def keras_figures(report: Report, label: str, weights: jax.Array, quick: bool) -> dict[str, float]:
+    """`KerasUpdater.update` on a pruned Dense layer's kernel against the kernel's baselines."""
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    rows, cols = weights.shape
+    dense = keras.layers.Dense(cols, use_bias=False)
+    dense.build((None, rows))
+    layer = pks.prune(dense, KERAS_SPEC)
+    layer.build((None, rows))
+    (pruned,) = layer.pruned_weights
+    updater = KerasUpdater(layer.spec, [pruned], [layer.last_mask_update_step])
+    ones = jnp.ones_like(weights)
+    zero = jnp.zeros((), weights.dtype)
+
+    def dense_again() -> None:
+        """The update's inputs as the kernel's: the dense weight, a mask of ones, T = 0."""
+        pruned.weight.assign(weights)
+        pruned.mask.assign(ones)
+        pruned.threshold.assign(zero)
+        layer.last_mask_update_step.assign(0)
+
+    def update() -> None:
+        updater.update(KERAS_STEP)
+        jax.block_until_ready(
+            [v.value for v in (pruned.weight, pruned.mask, pruned.threshold)]
+            + [layer.last_mask_update_step.value]
+        )
+
+    dense_again()
+    start = time.perf_counter()
+    update()
+    compiled = time.perf_counter() - start
+    sparsity, old = jnp.float32(TARGET_SPARSITY), jnp.float32(0.0)
+    case = f"{label} s={TARGET_SPARSITY} Keras on JAX"
+    expected = ours(weights, sparsity, old)
+    kept = check_identical(case, (pruned.threshold.value, pruned.mask.value), expected)
+    zeroed = np.where(np.asarray(expected[1]) != 0, np.asarray(weights), 0)
+    assert np.array_equal(np.asarray(pruned.weight.value), zeroed), f"{case}: weight not zeroed"
+    assert int(layer.last_mask_update_step.value) == KERAS_STEP, case
+    print(f"  {case}: threshold and mask identical to the kernel's ({kept:,} kept)")
+    times = median_times(
+        {
+            "keras": update,
+            "ours": ready(ours, weights, sparsity, old),
+            "baseline": ready(baseline, weights, sparsity, old),
+            "floor": ready(floor, weights, jnp.float32(FLOOR_CONSTANT)),
+        },
+        2 if quick else 7,
+        warmups=1,
+        setups={"keras": dense_again},
+    )
+    speedup, over_floor = times["baseline"] / times["keras"], times["keras"] / times["floor"]
+    name = f"{case}: update vs full top_k"
+    report.add(
+        Figure(
+            name,
+            times["keras"],
+            times["baseline"],
+            "s",
+            speedup,
+            f">= {SPEEDUP_TARGET:g}x",
+            speedup >= SPEEDUP_TARGET,
+        )
+    )
+    report.add(
+        Figure(
+            f"{case}: update vs one pass (floor)",
+            times["keras"],
+            times["floor"],
+            "s",
+            over_floor,
+            f"<= {FLOOR_TARGET:g}x",
+            over_floor <= FLOOR_TARGET,
+        )
+    )
+    over_kernel = times["keras"] / times["ours"]
+    name = f"{case}: update vs the kernel alone"
+    report.add(Figure(name, times["keras"], times["ours"], "s", over_kernel, "", None))
+    report.note(
+        f"{case}: the updater's first call (trace, compile, run, assign) took {compiled:.2f} s"
+    )
+    return times
 
 
 def add_figures(report: Report, case: str, times: dict[str, float], targeted: bool) -> None:
