@@ -38,27 +38,24 @@ def known_dims(shape: Any) -> tuple[int | None, ...] | None:
         return None
 
 
-def zero_fractions(weights: Iterable[PrunedWeight], *, masked: bool = False) -> dict[str, float]:
-    """The fraction of zeros of each weight as it stands (what an export holds), exactly.
-
-    `masked`: of the values the model computes with, the weight where its mask keeps it
-    and 0 elsewhere (on JAX, the pruned values are zeroed at updates, epoch ends and saves,
-    and masked in the forward pass between: `backends/keras/_backends`).
-    """
-    return {p.name: _zeros(p, masked) / size(p.weight) for p in weights}
+def zero_fractions(weights: Iterable[PrunedWeight]) -> dict[str, float]:
+    """The fraction of zeros of each weight as it stands (what an export holds), exactly."""
+    return {p.name: _zeros(p.weight) / size(p.weight) for p in weights}
 
 
-def overall_zero_fraction(weights: Sequence[PrunedWeight], *, masked: bool = False) -> float:
+def overall_zero_fraction(weights: Sequence[PrunedWeight]) -> float:
     """The fraction of zeros over the weights together."""
     total = sum(size(p.weight) for p in weights)
-    return sum(_zeros(p, masked) for p in weights) / total if total else 0.0
+    return sum(_zeros(p.weight) for p in weights) / total if total else 0.0
 
 
-def _zeros(pruned: PrunedWeight, masked: bool) -> int:
-    values = to_numpy(pruned.weight)
-    if masked:
-        values = np.where(to_numpy(pruned.mask) != 0, values, 0)
-    return values.size - int(np.count_nonzero(values))
+def _zeros(variable: Any) -> int:
+    value = getattr(variable, "value", None)
+    if value is not None and not callable(value):  # a Keras variable: counted where it lives
+        import keras  # noqa: PLC0415 - imported already, by whoever made the variable
+
+        return size(variable) - int(keras.ops.count_nonzero(value))
+    return size(variable) - int(np.count_nonzero(to_numpy(variable)))
 
 
 def to_numpy(variable: Any) -> np.ndarray[Any, Any]:

@@ -63,6 +63,9 @@ class KerasUpdater:
         targets = [spec.target_sparsity_for(name) for name in self._alone]
         targets += [spec.group_target(group.name) for group in self._groups]
         self._targets = list(dict.fromkeys(targets))
+        # Not donating the old buffers (which would halve a large weight's update): a Keras
+        # variable may share its array with the caller's (`assign` keeps it), and donation
+        # would delete the caller's array.
         self._compiled = jax.jit(self._compute)
 
     def update(self, step: int) -> None:

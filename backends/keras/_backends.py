@@ -39,6 +39,9 @@ class KerasUpdater(Protocol):
 
 def check_backend() -> str:
     """The Keras backend, or ImportError saying what is missing for it."""
+    chosen = os.environ.get("KERAS_BACKEND")
+    if chosen and chosen not in UPDATERS:  # before Keras fails on a framework not installed
+        raise ImportError(unsupported(chosen))
     try:
         import keras  # noqa: PLC0415 - a clear error when Keras's backend fails to load
     except ImportError as error:
@@ -53,20 +56,6 @@ def check_backend() -> str:
     if backend not in UPDATERS:
         raise ImportError(unsupported(backend))
     return backend
-
-
-def constraint_holds_masks() -> bool:
-    """Whether the optimizer's constraint keeps the pruned values at 0 after each step.
-
-    On TensorFlow it does (`_layer._MaskConstraint` reads the mask variable). JAX's
-    stateless training step applies constraints in a scope that holds only the trainable
-    and optimizer variables, so the mask would read as its initial ones: there the
-    forward pass masks instead (`PrunedLayer.call`), and the pruned values are set to 0
-    at every mask update, at each epoch's end and before saving.
-    """
-    import keras  # noqa: PLC0415
-
-    return str(keras.backend.backend()) == "tensorflow"
 
 
 def unsupported(backend: str) -> str:

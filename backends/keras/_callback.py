@@ -65,8 +65,8 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 f"model {self.model.name!r} has no pruned layers: call "
                 "pruning_spec.backends.keras.prune(model, spec) before fit"
             )
-        if all(layer.built for layer in layers):
-            self._start(layers)
+        # The rest waits for the first epoch: other callbacks' on_train_begin (a
+        # BackupAndRestore listed after this one) may restore the weights and steps first.
 
     def _start(self, layers: list[PrunedLayer]) -> KerasUpdater:
         updater = _model_updater(self.model, layers, self._spec)
@@ -110,6 +110,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
     # thread of their own unless a callback overrides one. Before step t+1 nothing has changed
     # since step t, and `on_epoch_end` catches the last step.
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._ready()
         self._epoch_iterations = scalar(self.model.optimizer.iterations)
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -122,10 +123,8 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError(f"model {self.model.name!r}: its PrunedLayers were never built")
         if self._clock is not None:
             self._clock.record()
-        if not _backends.constraint_holds_masks():
-            zero_pruned_values(updater.weights)
         if logs is not None:
-            logs["sparsity"] = overall_zero_fraction(updater.weights, masked=True)
+            logs["sparsity"] = overall_zero_fraction(updater.weights)
         if self._update_freq == "epoch":
             self._write(step)
 
@@ -178,7 +177,7 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._clock is not None:
             self._clock.record()
-        if self._updater is not None and not _backends.constraint_holds_masks():
+        if self._updater is not None:  # `use_ema` has written its averages by now
             zero_pruned_values(self._updater.weights)
         if self._writer is not None:
             self._writer.flush()
@@ -236,7 +235,7 @@ def prune_now(model: Any, step: int | None = None) -> dict[str, float]:
     clock = PruningClock(model, layers, start=step)
     clock.record()
     updater.update(clock.step)
-    return zero_fractions(updater.weights, masked=True)
+    return zero_fractions(updater.weights)
 
 
 def _model_updater(
@@ -257,13 +256,10 @@ def _model_updater(
 
 
 def weight_sparsity(model: Any) -> dict[str, float]:
-    """The fraction of zeros of each pruned weight of a model, by weight name.
-
-    Of the values the model computes with: the weight where its mask keeps it, 0 elsewhere.
-    """
+    """The fraction of zeros of each pruned weight of a model, by weight name."""
     _sync(model)
     weights = [pruned for layer in pruned_layers(model) for pruned in layer.pruned_weights]
-    return zero_fractions(weights, masked=True)
+    return zero_fractions(weights)
 
 
 def _model_spec(layers: list[PrunedLayer], given: NormalizedSpec | None) -> NormalizedSpec:

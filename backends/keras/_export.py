@@ -122,8 +122,13 @@ def _export_in_tensorflow(plain: Any, path: str | os.PathLike[str], sparse: bool
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        last = lines[-1] if lines else "no output"
+        reason = next((line for line in reversed(lines) if "Error" in line), last)
         raise RuntimeError(
-            "export_tflite: the conversion on Keras's TensorFlow backend failed:\n"
-            + done.stderr.strip()[-2000:]
+            "export_tflite: converting the stripped model in a process on Keras's TensorFlow "
+            f"backend failed: {reason}\nThat process loads the model from a .keras file: a "
+            "custom layer must be registered (keras.saving.register_keras_serializable) in a "
+            "module that process can import. Its output:\n" + done.stderr.strip()[-3000:]
         )
     return int(done.stdout.strip().splitlines()[-1])

@@ -4,12 +4,9 @@ A `PrunedLayer` wraps one layer and owns, for each pruned weight of it, a mask a
 a threshold, plus the step of the last mask update and the record of the pruning
 step (`_step`): all Keras weights, so `.keras` and `.weights.h5` files (and
 `tf.train.Checkpoint` on TensorFlow) save and restore them. The pruned weights
-themselves are zeroed in place at each mask update, so the forward pass, a checkpoint
-and an export all see exactly the masked values. Between updates, on TensorFlow, a
-constraint the optimizer applies after every step keeps them at zero; on JAX, whose
-stateless step cannot read the mask there (`_backends.constraint_holds_masks`), the
-forward pass masks them, and they are set to zero again at each epoch's end and
-before saving: the masked values the model computes with are the same.
+themselves are zeroed in place at each mask update, and by a constraint the optimizer
+applies after every step (on JAX too: `_MaskConstraint`), so the forward pass, a
+checkpoint and an export all see exactly the masked values.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from pruning_spec._lints import inventory_lints
 
 from .._spec_input import SpecInput, coerce_spec
 from .._weights import PrunedWeight, check_not_empty
-from ._backends import constraint_holds_masks
 
 VariableFilter = Callable[[Any], bool]
 
@@ -66,21 +62,52 @@ def is_kernel(variable: Any) -> bool:
 
 
 class _MaskConstraint:
-    """Re-applies a mask after every optimizer step, after the layer's own constraint."""
+    """Re-applies a mask after every optimizer step, after the layer's own constraint.
+
+    JAX's training step is stateless: the optimizer applies constraints in a scope that
+    maps only the trainable and optimizer variables, so the mask variable cannot be read
+    there (it would read as its initial ones, or as a constant of the trace). The forward
+    pass of the same step hands over the mask's value from its own scope (`step_mask`,
+    set by `PrunedLayer.call`), so the pruned values are zeroed after each step on JAX
+    exactly as on TensorFlow.
+    """
 
     def __init__(self, mask: Any, inner: Callable[[Any], Any] | None) -> None:
         self.mask = mask
         self.inner = inner
+        self.step_mask: Any = None
+        self._warned = False
 
     def __call__(self, value: Any) -> Any:
         if self.inner is not None:
             value = self.inner(value)
         scope = get_stateless_scope()
-        if scope is not None and scope.get_current_value(self.mask) is None:
-            # JAX's optimizer step maps only the trainable and optimizer variables: the mask
-            # cannot be read here. The forward pass masks instead (`PrunedLayer.call`).
-            return value
-        return value * self.mask
+        if scope is None or scope.get_current_value(self.mask) is not None:
+            return value * self.mask
+        if _live(self.step_mask):
+            return value * self.step_mask
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"the optimizer step of {self.mask.path!r} ran in a stateless scope without "
+                "the forward pass of the same step: its pruned values are not held at zero "
+                "after the step. Call the model (stateless_call) and the optimizer "
+                "(stateless_apply) in one traced function, as Keras's fit does.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return value
+
+
+def _live(value: Any) -> bool:
+    """Whether a value may be used now: not None, and not a tracer of a finished trace."""
+    if value is None:
+        return False
+    if getattr(value, "_trace", None) is None:  # not a JAX tracer
+        return True
+    from ..jax._tracing import traced_here  # noqa: PLC0415 - only JAX has tracers
+
+    return traced_here(value)
 
 
 @keras.saving.register_keras_serializable(package="pruning_spec")
@@ -203,8 +230,6 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
     def save_own_variables(self, store: Any) -> None:
         if self.pruning_clock is not None:  # the step as of now, not of the last record
             self.pruning_clock.record()
-        if not constraint_holds_masks():  # saved before the wrapped layer's own weights
-            zero_pruned_values(self.pruned_weights)
         super().save_own_variables(store)
 
     def load_own_variables(self, store: Any) -> None:
@@ -222,17 +247,18 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         return {str(first + i): np.array(value, np.int64) for i, value in enumerate(_NO_RECORD)}
 
     def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        scope = get_stateless_scope()
-        if scope is not None:
-            # A stateless call (JAX's training, evaluation and prediction steps) reads the
-            # weights from the scope: there the pruned values are set to 0 for this call,
-            # which no optimizer step will undo (the scope's trainable values are dropped).
+        if get_stateless_scope() is not None:  # JAX's steps: see `_MaskConstraint`
             for pruned in self.pruned_weights:
-                pruned.weight.assign(_zeroed(pruned.weight, pruned.mask))
+                constraint = pruned.weight.constraint
+                if isinstance(constraint, _MaskConstraint):
+                    constraint.step_mask = pruned.mask.value
         return self.layer(inputs, *args, **kwargs)
 
     def compute_output_spec(self, *args: Any, **kwargs: Any) -> Any:
         return self.layer.compute_output_spec(*args, **kwargs)
+
+    def compute_output_shape(self, *args: Any, **kwargs: Any) -> Any:
+        return self.layer.compute_output_shape(*args, **kwargs)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         return self.layer.compute_mask(inputs, mask)
@@ -261,18 +287,17 @@ class PrunedLayer(keras.layers.Wrapper):  # type: ignore[misc]
         return config
 
 
-def _zeroed(weight: Any, mask: Any) -> Any:
-    # Not `weight * mask`: a pruned NaN or inf times 0 is NaN, not 0. `.value`: the value in
-    # a StatelessScope, where there is one.
-    value = weight.value
-    return keras.ops.where(keras.ops.not_equal(mask.value, 0), value, keras.ops.zeros_like(value))
-
-
 def zero_pruned_values(weights: tuple[PrunedWeight, ...]) -> None:
-    """Sets the pruned values of weights that hold values to 0, in place."""
+    """Sets the pruned values to 0 in place: after what writes weights past the constraint.
+
+    An optimizer with `use_ema=True` writes its moving averages into the weights when
+    `fit` ends, after the last step's constraint.
+    """
     for pruned in weights:
-        if getattr(pruned.weight, "_value", True) is not None:  # JAX's fit may have let go
-            pruned.weight.assign(_zeroed(pruned.weight, pruned.mask))
+        value, mask = pruned.weight.value, pruned.mask.value
+        # Not `value * mask`, which would keep a pruned NaN or inf as NaN.
+        zeroed = keras.ops.where(keras.ops.not_equal(mask, 0), value, keras.ops.zeros_like(value))
+        pruned.weight.assign(zeroed)
 
 
 def _required(spec: SpecInput, caller: str) -> SpecInput:
@@ -490,10 +515,11 @@ def _leaf_layers(model: Any, scope: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def pruned_layers(model: Any) -> list[PrunedLayer]:
-    """Every `PrunedLayer` in a model, nested models and subclassed models included."""
+    """Every `PrunedLayer` in a model: in nested models, subclassed models, custom layers,
+    RNN cells and wrappers (`TimeDistributed`, `Bidirectional`) too."""
     if isinstance(model, PrunedLayer):
         return [model]
-    found: list[PrunedLayer] = []
-    for layer in getattr(model, "layers", []):
-        found += pruned_layers(layer)
-    return found
+    flatten = getattr(model, "_flatten_layers", None)  # Keras's walk of every sublayer
+    if flatten is None:
+        return []
+    return [layer for layer in flatten(include_self=False) if isinstance(layer, PrunedLayer)]

@@ -51,14 +51,14 @@ def write(
         "pruning/sparsity": spec.sparsity_at(step),
         "pruning/last_mask_update_step": float(last_update_step),
     }
-    sparsities = zero_fractions(weights, masked=True)
+    sparsities = zero_fractions(weights)
     for pruned in weights:
         values[f"pruning/{pruned.name}/sparsity"] = sparsities[pruned.name]
         values[f"pruning/{pruned.name}/threshold"] = _float(pruned.threshold)
     by_name = {pruned.name: pruned for pruned in weights}
     for group in groups_of(spec, ((p.name, size(p.weight)) for p in weights)).values():
         members = [by_name[member.name] for member in group.members]
-        values[f"pruning/group/{group.name}/sparsity"] = overall_zero_fraction(members, masked=True)
+        values[f"pruning/group/{group.name}/sparsity"] = overall_zero_fraction(members)
         values[f"pruning/group/{group.name}/threshold"] = _float(members[0].threshold)
     with writer.as_default():
         for tag, value in values.items():

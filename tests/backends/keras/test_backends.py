@@ -22,12 +22,21 @@ def _import(module: str, backend: str, script: str = "") -> subprocess.Completed
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_torch_without_torch_fails_at_import_saying_what_is_missing(module: str) -> None:
+def test_keras_backend_torch_fails_at_import_saying_what_is_missing(module: str) -> None:
     done = _import(module, "torch")  # PyTorch is not installed where the tests run
     assert done.returncode == 1
     last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line == f"ImportError: {_backends.unsupported('torch')}"
+    assert "no kernels for Keras's 'torch' backend" in last_line
+
+
+def test_keras_that_fails_to_load_its_backend_is_reported_with_the_reason() -> None:
+    # The backend is a supported one, but its framework is missing (jax, hidden here).
+    done = _import(MODULES[0], "jax", "import sys; sys.modules['jax'] = None; ")
+    assert done.returncode == 1
+    last_line = done.stderr.strip().splitlines()[-1]
     assert last_line.startswith("ImportError: pruning_spec.backends.keras needs Keras 3 with")
-    assert "failed to load its 'torch' backend (No module named 'torch')" in last_line
+    assert "failed to load its 'jax' backend" in last_line
 
 
 def test_a_backend_without_kernels_fails_at_import_saying_what_is_missing() -> None:

@@ -146,7 +146,7 @@ def test_data_parallel_training_keeps_the_pruned_values_at_zero_on_every_device(
     training = runs["data parallel, training"]
     assert training.pop("devices").tolist() == [2]
     assert _steps(training) == [0, 3, 6, 9, 12, 15, 18, 21, 24]
-    # As each update and each epoch left them (between, on JAX, the forward pass masks).
+    # As each update and each epoch left them (and every step: the mask constraint).
     for when in [*_steps(training)[1:], "epoch0", "epoch1", "epoch2"]:
         for name in ("element", "block", "left", "right", "nm", "out"):
             mask = training[f"{when}/{name}/kernel/mask"]
