@@ -158,7 +158,13 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
         assert self._clock is not None
         if batch is not None and self._epoch_iterations is not None:
             bound = self._epoch_iterations + batch + self._clock.offset
-            summary = isinstance(self._update_freq, int) and bound % self._update_freq == 0
+            # The step reaches every multiple of update_freq (it grows by at most 1 a batch):
+            # look once the bound has reached the next one after the last summary.
+            summary = (
+                self._writer is not None
+                and isinstance(self._update_freq, int)
+                and bound >= self._next_summary()
+            )
             could_be_due = (
                 not self._past_end
                 and bound >= spec.begin_pruning_step
@@ -183,6 +189,11 @@ class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self._writer.flush()
             self._writer.close()
             self._writer = None
+
+    def _next_summary(self) -> int:
+        """The first step after the last summary written at which one is due."""
+        assert isinstance(self._update_freq, int)
+        return (self._last_written // self._update_freq + 1) * self._update_freq
 
     def _write(self, step: int | None) -> None:
         if self._writer is None or self._updater is None or step in (None, self._last_written):

@@ -397,3 +397,29 @@ def test_a_run_restored_by_backup_and_restore_goes_on_with_the_schedule(tmp_path
         assert int(_numpy(got.last_mask_update_step)) == 28
         (mine, theirs) = (got.pruned_weights[0], expected.pruned_weights[0])
         np.testing.assert_array_equal(_numpy(mine.mask), _numpy(theirs.mask))
+
+
+def test_summaries_every_n_steps_count_the_steps_an_optimizer_takes(tmp_path: Path) -> None:
+    # No update is due (so nothing else reads the step), and the first steps are skipped.
+    spec = "begin_pruning_step=1000,target_sparsity=0.5"
+    model = pks.prune(mlp(), spec)
+    optimizer = keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.SGD(1e-9), initial_scale=float(np.finfo(np.float32).max)
+    )
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(True))
+    log = _StepLog()
+    callback = pks.PruningCallback(spec, log_dir=str(tmp_path), update_freq=4)
+    model.fit(
+        X * 10, Y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[callback, log]
+    )
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+
+    events = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+    written = sorted({event.step for event in events.Tensors("pruning/sparsity")})
+    iterations = [seen[0] for seen in log.seen]
+    assert iterations[:2] == [0, 0]  # skipped
+    final = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    # Every fourth step the optimizer reached, the last one included.
+    assert written == sorted({s for s in [*iterations, final] if s % 4 == 0})
+    assert len(written) >= 2
